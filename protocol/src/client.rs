@@ -1,0 +1,99 @@
+//! Frames a client sends over a WebSocket (and, later, any bidirectional transport).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{MAX_ROOM_NAME_CHARS, MAX_TEXT_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN};
+use crate::user::User;
+
+/// A frame from client to server, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Join a room, leaving the current one first if there is one. The server answers with
+    /// `room_joined` and tells the other members with `user_joined`.
+    Join {
+        /// The room to join.
+        room: RoomName,
+        /// Who is joining. With authentication on, the server takes the identity from the token
+        /// instead.
+        user: User,
+        /// The last position this client saw in the room, to receive what it missed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<StreamPosition>,
+    },
+    /// Leave the current room. The server answers with `room_left` and tells the others with
+    /// `user_left`.
+    Leave {},
+    /// Say something in the current room; every member, the sender included, receives it.
+    Chat {
+        /// The message text. HTML is sanitised: only `b`, `i`, `em` and `strong` survive, without
+        /// attributes.
+        #[schemars(length(max = MAX_TEXT_CHARS))]
+        text: String,
+    },
+    /// Tell the other members of the room whether this user is typing.
+    Typing {
+        /// `true` while the user types, `false` when they stop.
+        #[serde(rename = "isTyping")]
+        is_typing: bool,
+    },
+    /// Send a message to every connection of one user.
+    PrivateMessage {
+        /// The id of the user to reach.
+        #[schemars(length(min = 1, max = MAX_USER_ID_CHARS))]
+        target: String,
+        /// The message text, sanitised like chat text.
+        #[schemars(length(max = MAX_TEXT_CHARS))]
+        text: String,
+    },
+    /// An application-level ping (browsers cannot send WebSocket pings); answered with `pong`.
+    Ping {},
+}
+
+impl ClientMessage {
+    /// Every `type` a client may send.
+    pub const TYPES: [&'static str; 6] =
+        ["join", "leave", "chat", "typing", "private_message", "ping"];
+}
+
+/// A room's name.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct RoomName(
+    #[schemars(length(min = 1, max = MAX_ROOM_NAME_CHARS), regex(pattern = ROOM_NAME_PATTERN))]
+    pub String,
+);
+
+impl RoomName {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RoomName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for RoomName {
+    fn from(name: &str) -> Self {
+        RoomName(name.to_owned())
+    }
+}
+
+/// A position in a room's message stream: the offset of the last message seen and the epoch of
+/// the stream it belongs to. Offsets from another epoch cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamPosition {
+    /// The offset of the last message the client saw (0 when it saw none).
+    pub offset: u64,
+    /// The epoch of the room's stream, from `room_joined`.
+    #[schemars(length(min = 1, max = 64))]
+    pub epoch: String,
+}

@@ -1,0 +1,110 @@
+//! Error codes. Every `error` frame and every HTTP error body carries one of these as a stable,
+//! machine-readable `code`; the human text may change, the code does not.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not an object with a string `type`
+    /// (message text: `Invalid message format`).
+    InvalidFormat,
+    /// The frame's `type` is not one the server knows (message text: `Unknown message type`).
+    UnknownType,
+    /// The frame has a known `type` but breaks its schema: a missing or mistyped field, a value
+    /// over a limit, or a field the schema does not allow. The message names the JSON path.
+    InvalidMessage,
+    /// `chat`, `typing`, `leave` or `private_message` before a `join`
+    /// (message text: `Not in a room`).
+    NotInRoom,
+    /// A private message's target is unknown or has no open connection.
+    UserNotFound,
+    /// The client sends faster than its message rate allows.
+    RateLimited,
+    /// The client's identity does not allow this action (a room outside its grant, say).
+    Forbidden,
+    /// Authentication is required and was missing or invalid.
+    Unauthorized,
+    /// An HTTP request body is not valid JSON.
+    InvalidJson,
+    /// An HTTP request body is JSON but does not match its schema.
+    InvalidRequest,
+    /// An HTTP request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// An HTTP request asked for a path the server does not serve.
+    NotFound,
+    /// An HTTP request used a method the path does not accept.
+    MethodNotAllowed,
+    /// The request's `Content-Type` is not `application/json`.
+    UnsupportedMediaType,
+    /// The server refuses more connections (its connection limit is reached).
+    Overloaded,
+    /// The request's `Origin` is not on the server's allowlist.
+    OriginNotAllowed,
+    /// Something failed inside the server; the request may be retried.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidFormat => "invalid_format",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Every code, for metrics and documentation.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::InvalidFormat,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidMessage,
+        ErrorCode::NotInRoom,
+        ErrorCode::UserNotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::Forbidden,
+        ErrorCode::Unauthorized,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Overloaded,
+        ErrorCode::OriginNotAllowed,
+        ErrorCode::Internal,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The texts the chapter's clients may match on, kept word for word.
+pub mod text {
+    /// Sent with [`super::ErrorCode::InvalidFormat`].
+    pub const INVALID_FORMAT: &str = "Invalid message format";
+    /// Sent with [`super::ErrorCode::UnknownType`].
+    pub const UNKNOWN_TYPE: &str = "Unknown message type";
+    /// Sent with [`super::ErrorCode::NotInRoom`].
+    pub const NOT_IN_ROOM: &str = "Not in a room";
+}
