@@ -1,1 +1,147 @@
-fn main() {}
+//! `conformance run | record | import-har`: see `conformance/README.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Conformance suite for the Herald wire protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay every session against a running server.
+    Run {
+        /// The server's base URL, such as http://127.0.0.1:8080.
+        #[arg(long, env = "CONFORMANCE_TARGET")]
+        target: String,
+        /// Run only sessions whose name contains this text (or matches this glob with `*`;
+        /// several separated by commas).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// The directory of session files.
+        #[arg(long, default_value_os_t = conformance::default_sessions_dir())]
+        sessions: PathBuf,
+        /// Default timeout of one step, in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+        /// How many independent sessions run at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+    },
+    /// Run a recording proxy in front of a server and write what passes through as sessions.
+    Record {
+        /// Where the proxy listens, such as 127.0.0.1:9000.
+        #[arg(long)]
+        listen: String,
+        /// The server's base URL.
+        #[arg(long)]
+        target: String,
+        /// Where to write the session files.
+        #[arg(long)]
+        out: PathBuf,
+        /// The recorded session's name.
+        #[arg(long, default_value = "recorded")]
+        name: String,
+        /// Stop and write after this many seconds without traffic (default: run until Ctrl-C).
+        #[arg(long)]
+        idle_secs: Option<u64>,
+    },
+    /// Turn a browser HAR export into a session.
+    ImportHar {
+        /// The .har file.
+        file: PathBuf,
+        /// Where to write the session file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The session's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            target,
+            filter,
+            junit,
+            sessions,
+            timeout_ms,
+            parallel,
+        } => {
+            let mut all = conformance::Session::load_dir(&sessions)?;
+            if let Some(f) = &filter {
+                all.retain(|s| conformance::filter_matches(f, s.name()));
+            }
+            let mut opts = conformance::Options::new(target);
+            opts.step_timeout = Duration::from_millis(timeout_ms);
+            opts.parallel = parallel;
+            opts.verbose = true;
+            println!("running {} session(s) against {}", all.len(), opts.target);
+            let outcomes = conformance::run_all(all, &opts).await;
+            if let Some(path) = junit {
+                std::fs::write(&path, conformance::report::junit(&outcomes, &opts.target))?;
+            }
+            let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
+            if !failed.is_empty() {
+                println!();
+                println!("failed sessions:");
+                for o in &failed {
+                    println!("  {}", o.name);
+                }
+            }
+            println!("{}", conformance::summary(&outcomes));
+            Ok(if failed.is_empty() && !outcomes.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Record {
+            listen,
+            target,
+            out,
+            name,
+            idle_secs,
+        } => {
+            let files = conformance::record::record(
+                &listen,
+                &target,
+                &out,
+                &name,
+                idle_secs.map(Duration::from_secs),
+            )
+            .await?;
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportHar { file, out, name } => {
+            let path = conformance::har::import_file(&file, &out, name.as_deref())?;
+            println!("wrote {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Turns what was observed on the wire (by the recording proxy or in a HAR file) into a session:
+//! server-made ids become captures, timestamps become `$timestamp`, member lists become
+//! `$unordered`, and later uses of a captured id become `${NAME}`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::matcher::is_rfc3339;
+use crate::session::{
+    Action, ActorKind, Connect, Disconnect, ExpectClose, ExpectEvent, Header, Http, HttpExpect,
+    SendRaw, Session, Step,
+};
+
+/// One thing seen on the wire, in the order it was seen.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    /// A WebSocket or SSE stream opened.
+    Connect {
+        /// The actor's name.
+        actor: String,
+        /// WebSocket or SSE.
+        kind: ActorKind,
+        /// The request path.
+        path: String,
+        /// The query parameters.
+        query: BTreeMap<String, String>,
+        /// SSE only: the status answered.
+        status: Option<u16>,
+    },
+    /// A text frame from client to server.
+    Send {
+        /// The actor.
+        actor: String,
+        /// The frame.
+        text: String,
+    },
+    /// A text frame from server to client.
+    Receive {
+        /// The actor.
+        actor: String,
+        /// The frame.
+        text: String,
+    },
+    /// The server closed the WebSocket.
+    ServerClose {
+        /// The actor.
+        actor: String,
+        /// The close code, if any.
+        code: Option<u16>,
+    },
+    /// The client closed the WebSocket (cleanly with a close frame, or not).
+    ClientClose {
+        /// The actor.
+        actor: String,
+        /// Whether a close frame was sent.
+        clean: bool,
+    },
+    /// An SSE event.
+    Event {
+        /// The actor.
+        actor: String,
+        /// The event name.
+        event: String,
+        /// The data.
+        data: String,
+    },
+    /// An HTTP exchange.
+    Http {
+        /// The actor.
+        actor: String,
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+        /// The query parameters.
+        query: BTreeMap<String, String>,
+        /// The request's `Content-Type`, if any.
+        content_type: Option<String>,
+        /// The request body.
+        body: String,
+        /// The response status.
+        status: u16,
+        /// The response body.
+        response: String,
+    },
+}
+
+/// Keys whose string values the server makes up: captured on first sight.
+const ID_KEYS: [&str; 4] = ["clientId", "id", "notificationId", "epoch"];
+
+#[derive(Default)]
+struct State {
+    /// Captured value → variable name.
+    captured: HashMap<String, String>,
+    /// Every string the clients sent: never turned into a capture.
+    client_strings: HashSet<String>,
+    counters: HashMap<String, usize>,
+}
+
+impl State {
+    fn learn_client(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => {
+                self.client_strings.insert(s.clone());
+            }
+            Value::Array(a) => a.iter().for_each(|x| self.learn_client(x)),
+            Value::Object(m) => m.values().for_each(|x| self.learn_client(x)),
+            _ => {}
+        }
+    }
+
+    /// A client value with captured ids replaced by `${NAME}`.
+    fn client_value(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => match self.captured.get(s) {
+                Some(name) => Value::String(format!("${{{name}}}")),
+                None => Value::String(s.clone()),
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.client_value(x)).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.client_value(x)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// A server value turned into a pattern.
+    fn server_pattern(&mut self, key: Option<&str>, v: &Value) -> Value {
+        match v {
+            Value::String(s) => {
+                if let Some(name) = self.captured.get(s) {
+                    return Value::String(format!("${{{name}}}"));
+                }
+                if key == Some("timestamp") || is_rfc3339(s) {
+                    return Value::String("$timestamp".into());
+                }
+                if let Some(k) = key.filter(|k| ID_KEYS.contains(k)) {
+                    if !self.client_strings.contains(s) {
+                        let n = self.counters.entry(k.to_owned()).or_insert(0);
+                        *n += 1;
+                        let name = format!("{k}{n}");
+                        self.captured.insert(s.clone(), name.clone());
+                        return Value::String(format!("$capture:{name}"));
+                    }
+                }
+                if s.starts_with('$') {
+                    return Value::String(format!("${s}"));
+                }
+                Value::String(s.clone())
+            }
+            Value::Number(_) if key == Some("offset") => Value::String("$number".into()),
+            Value::Array(items) => {
+                let pats: Vec<Value> = items.iter().map(|x| self.server_pattern(None, x)).collect();
+                if key == Some("users") && pats.len() > 1 {
+                    let mut m = Map::new();
+                    m.insert("$unordered".into(), Value::Array(pats));
+                    Value::Object(m)
+                } else {
+                    Value::Array(pats)
+                }
+            }
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.server_pattern(Some(k), x)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+fn step(actor: &str, action: Action) -> Step {
+    Step {
+        actor: Some(actor.to_owned()),
+        action,
+        timeout_ms: None,
+        comment: None,
+        line: 0,
+    }
+}
+
+fn raw_send(text: &str) -> SendRaw {
+    let mut chars = text.chars();
+    if let Some(first) = chars.next() {
+        if text.len() > 256 && chars.all(|c| c == first) {
+            return SendRaw {
+                text: first.to_string(),
+                repeat: Some(text.chars().count()),
+            };
+        }
+    }
+    SendRaw {
+        text: text.to_owned(),
+        repeat: None,
+    }
+}
+
+/// Builds a session from observations.
+pub fn build_session(name: &str, observed: &[Observed]) -> Session {
+    let mut state = State::default();
+    let mut actors = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut isolated = false;
+    for o in observed {
+        match o {
+            Observed::Connect {
+                actor,
+                kind,
+                path,
+                query,
+                status,
+            } => {
+                actors.insert(actor.clone(), *kind);
+                let mut c = Connect {
+                    path: path.clone(),
+                    query: query.clone(),
+                    ..Connect::default()
+                };
+                if *kind == ActorKind::Sse {
+                    c.status = status.filter(|s| *s != 200).map(Value::from);
+                }
+                steps.push(step(actor, Action::Connect(c)));
+            }
+            Observed::Send { actor, text } => match serde_json::from_str::<Value>(text) {
+                Ok(v) => {
+                    let sent = state.client_value(&v);
+                    state.learn_client(&v);
+                    steps.push(step(actor, Action::Send(sent)));
+                }
+                Err(_) => steps.push(step(actor, Action::SendRaw(raw_send(text)))),
+            },
+            Observed::Receive { actor, text } => {
+                let v = serde_json::from_str::<Value>(text).unwrap_or(Value::String(text.clone()));
+                let p = state.server_pattern(None, &v);
+                steps.push(step(actor, Action::Expect(p)));
+            }
+            Observed::ServerClose { actor, code } => steps.push(step(
+                actor,
+                Action::ExpectClose(ExpectClose { code: *code }),
+            )),
+            Observed::ClientClose { actor, clean } => steps.push(step(
+                actor,
+                Action::Disconnect(if *clean {
+                    Disconnect::Clean
+                } else {
+                    Disconnect::Abrupt
+                }),
+            )),
+            Observed::Event { actor, event, data } => {
+                let v = serde_json::from_str::<Value>(data).unwrap_or(Value::String(data.clone()));
+                let p = state.server_pattern(None, &v);
+                steps.push(step(
+                    actor,
+                    Action::ExpectEvent(ExpectEvent {
+                        event: event.clone(),
+                        data: p,
+                    }),
+                ));
+            }
+            Observed::Http {
+                actor,
+                method,
+                path,
+                query,
+                content_type,
+                body,
+                status,
+                response,
+            } => {
+                actors.insert(actor.clone(), ActorKind::Http);
+                let mut h = Http {
+                    method: method.clone(),
+                    path: path.clone(),
+                    query: query.clone(),
+                    ..Http::default()
+                };
+                let parsed = serde_json::from_str::<Value>(body).ok();
+                let is_json = content_type
+                    .as_deref()
+                    .is_none_or(|c| c.starts_with("application/json"));
+                match parsed {
+                    Some(v) if is_json && !body.is_empty() => {
+                        if method == "POST"
+                            && (path == "/updates"
+                                || (path == "/notifications" && v.get("userId").is_none()))
+                        {
+                            isolated = true;
+                        }
+                        h.body = Some(state.client_value(&v));
+                        state.learn_client(&v);
+                    }
+                    _ if body.is_empty() => {}
+                    _ => {
+                        h.raw_body = Some(body.clone());
+                        if let Some(ct) = content_type {
+                            h.headers.insert("content-type".into(), ct.clone());
+                        }
+                    }
+                }
+                let resp = if response.is_empty() {
+                    None
+                } else {
+                    Some(
+                        serde_json::from_str::<Value>(response)
+                            .map(|v| state.server_pattern(None, &v))
+                            .unwrap_or(Value::String(response.clone())),
+                    )
+                };
+                h.expect = HttpExpect {
+                    status: Value::from(*status),
+                    headers: BTreeMap::new(),
+                    body: resp,
+                };
+                steps.push(step(actor, Action::Http(h)));
+            }
+        }
+    }
+    Session {
+        header: Header {
+            session: name.to_owned(),
+            description: Some("Recorded; review before adding to the suite.".into()),
+            covers: Vec::new(),
+            isolated,
+            timeout_ms: None,
+            actors,
+        },
+        steps,
+        path: PathBuf::from(format!("{name}.jsonl")),
+    }
+}
+
+/// Splits a query string into decoded parameters.
+pub fn parse_query(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn captures_and_reuses_ids() {
+        let obs = vec![
+            Observed::Connect {
+                actor: "ws1".into(),
+                kind: ActorKind::Ws,
+                path: "/ws".into(),
+                query: parse_query("a=b%20c"),
+                status: None,
+            },
+            Observed::Receive {
+                actor: "ws1".into(),
+                text: r#"{"type":"welcome","clientId":"k1"}"#.into(),
+            },
+            Observed::Send {
+                actor: "ws1".into(),
+                text: r#"{"type":"join","room":"r","user":{"id":"u1","name":"U"}}"#.into(),
+            },
+            Observed::Receive {
+                actor: "ws1".into(),
+                text: r#"{"type":"room_joined","room":"r","users":[{"id":"u1","name":"U"}],"epoch":"e","offset":0}"#.into(),
+            },
+            Observed::Send {
+                actor: "ws1".into(),
+                text: r#"{"type":"private_message","target":"k1","text":"x"}"#.into(),
+            },
+        ];
+        let s = build_session("t", &obs);
+        let lines: Vec<Value> = s.steps.iter().map(|s| s.to_json()).collect();
+        assert_eq!(lines[0]["connect"]["query"]["a"], json!("b c"));
+        assert_eq!(lines[1]["expect"]["clientId"], json!("$capture:clientId1"));
+        assert_eq!(lines[3]["expect"]["users"][0]["id"], json!("u1"));
+        assert_eq!(lines[3]["expect"]["epoch"], json!("$capture:epoch1"));
+        assert_eq!(lines[3]["expect"]["offset"], json!("$number"));
+        assert_eq!(lines[4]["send"]["target"], json!("${clientId1}"));
+        let text = s.to_jsonl();
+        let back = Session::parse(&text, std::path::Path::new("t.jsonl")).unwrap();
+        assert_eq!(back.steps.len(), 5);
+    }
+}

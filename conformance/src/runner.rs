@@ -1,0 +1,821 @@
+//! Replays sessions against a running server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::matcher::{matches, Mismatch, Vars};
+use crate::schema::Schemas;
+use crate::session::{Action, Connect, Disconnect, Http, Session, Step};
+use crate::sse::SseParser;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server's base URL, such as `http://127.0.0.1:8080`.
+    pub target: String,
+    /// Default timeout of one step.
+    pub step_timeout: Duration,
+    /// How many independent sessions run at once.
+    pub parallel: usize,
+    /// Print each result as it completes.
+    pub verbose: bool,
+}
+
+impl Options {
+    /// Options with the defaults for `target`.
+    pub fn new(target: impl Into<String>) -> Options {
+        Options {
+            target: target.into().trim_end_matches('/').to_owned(),
+            step_timeout: Duration::from_secs(3),
+            parallel: 8,
+            verbose: false,
+        }
+    }
+}
+
+/// The result of one session.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The session's name.
+    pub name: String,
+    /// The session file.
+    pub file: String,
+    /// `None` when the session passed; otherwise what went wrong, readable.
+    pub failure: Option<String>,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+impl Outcome {
+    /// Whether the session passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The result as printed by the runner.
+    pub fn render(&self) -> String {
+        match &self.failure {
+            None => format!("PASS {} ({} ms)", self.name, self.duration.as_millis()),
+            Some(f) => {
+                let mut s = format!(
+                    "FAIL {} ({} ms) [{}]\n",
+                    self.name,
+                    self.duration.as_millis(),
+                    self.file
+                );
+                for line in f.lines() {
+                    s.push_str("     ");
+                    s.push_str(line);
+                    s.push('\n');
+                }
+                s.trim_end().to_owned()
+            }
+        }
+    }
+}
+
+/// Runs every session: the independent ones in parallel, then the isolated ones one at a time.
+/// Returns the outcomes in the sessions' order.
+pub async fn run_all(sessions: Vec<Session>, opts: &Options) -> Vec<Outcome> {
+    let total = sessions.len();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
+    let (parallel, isolated): (Vec<_>, Vec<_>) = sessions
+        .into_iter()
+        .enumerate()
+        .partition(|(_, s)| !s.header.isolated);
+
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, session) in parallel {
+        let sem = semaphore.clone();
+        let opts = opts.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            (i, run_session(&session, &opts).await)
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        let (i, outcome) = done.expect("session task panicked");
+        if opts.verbose {
+            println!("{}", outcome.render());
+        }
+        outcomes[i] = Some(outcome);
+    }
+    for (i, session) in isolated {
+        let outcome = run_session(&session, opts).await;
+        if opts.verbose {
+            println!("{}", outcome.render());
+        }
+        outcomes[i] = Some(outcome);
+    }
+    outcomes.into_iter().map(|o| o.expect("ran")).collect()
+}
+
+/// Runs one session.
+pub async fn run_session(session: &Session, opts: &Options) -> Outcome {
+    let start = Instant::now();
+    let mut run = Run::new(session, opts);
+    let mut failure = None;
+    for (i, step) in session.steps.iter().enumerate() {
+        if let Err(e) = run.step(step).await {
+            failure = Some(describe_failure(i + 1, step, &e));
+            break;
+        }
+        if let Some(v) = run.violations() {
+            failure = Some(format!(
+                "schema violation noticed after step {} (line {}):\n{v}",
+                i + 1,
+                step.line
+            ));
+            break;
+        }
+    }
+    if failure.is_none() {
+        // Give frames already on the wire a moment to arrive, so they are schema-checked too.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(v) = run.violations() {
+            failure = Some(format!("schema violation:\n{v}"));
+        }
+    } else if let Some(v) = run.violations() {
+        failure = failure.map(|f| format!("{f}\nalso, schema violation:\n{v}"));
+    }
+    run.shutdown().await;
+    Outcome {
+        name: session.name().to_owned(),
+        file: session.path.display().to_string(),
+        failure,
+        duration: start.elapsed(),
+    }
+}
+
+fn describe_failure(n: usize, step: &Step, e: &str) -> String {
+    let who = step
+        .actor
+        .as_deref()
+        .map(|a| format!("{a} "))
+        .unwrap_or_default();
+    let mut s = format!("step {n} (line {}): {who}{}", step.line, step.action.name());
+    if let Some(c) = &step.comment {
+        s.push_str(&format!(" -- {c}"));
+    }
+    s.push('\n');
+    s.push_str(e);
+    s
+}
+
+type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+
+/// Something that arrived on a connection.
+#[derive(Debug)]
+enum Incoming {
+    /// A JSON text frame.
+    Frame(Value),
+    /// A text frame that is not JSON.
+    Text(String),
+    /// A binary frame.
+    Binary(usize),
+    /// A close frame.
+    Close(Option<u16>, String),
+    /// The connection ended (with the reason).
+    Ended(String),
+    /// An SSE event.
+    Event { event: String, data: String },
+}
+
+impl Incoming {
+    fn describe(&self) -> String {
+        match self {
+            Incoming::Frame(v) => format!("frame {v}"),
+            Incoming::Text(t) => format!("non-JSON text frame {t:?}"),
+            Incoming::Binary(n) => format!("binary frame of {n} bytes"),
+            Incoming::Close(Some(c), r) => format!("close frame, code {c} {r:?}"),
+            Incoming::Close(None, _) => "close frame without a code".into(),
+            Incoming::Ended(why) => format!("end of connection ({why})"),
+            Incoming::Event { event, data } => format!("SSE event `{event}` with data {data}"),
+        }
+    }
+}
+
+struct Conn {
+    sink: Option<WsSink>,
+    rx: UnboundedReceiver<Incoming>,
+    reader: JoinHandle<()>,
+    closed: bool,
+}
+
+struct Run<'a> {
+    session: &'a Session,
+    opts: &'a Options,
+    vars: Vars,
+    conns: HashMap<String, Conn>,
+    violations: Arc<Mutex<Vec<String>>>,
+    reported: usize,
+    http: reqwest::Client,
+}
+
+fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:08x}", h.finish() as u32)
+}
+
+/// Percent-encodes a query component.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl<'a> Run<'a> {
+    fn new(session: &'a Session, opts: &'a Options) -> Self {
+        let mut vars = Vars::default();
+        vars.set("run", Value::String(token()));
+        vars.set("session", Value::String(session.name().to_owned()));
+        Run {
+            session,
+            opts,
+            vars,
+            conns: HashMap::new(),
+            violations: Arc::new(Mutex::new(Vec::new())),
+            reported: 0,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    fn violations(&mut self) -> Option<String> {
+        let v = self.violations.lock().expect("lock");
+        if v.len() > self.reported {
+            let text = v[self.reported..].join("\n");
+            self.reported = v.len();
+            Some(text)
+        } else {
+            None
+        }
+    }
+
+    fn timeout(&self, step: &Step) -> Duration {
+        step.timeout_ms
+            .or(self.session.header.timeout_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(self.opts.step_timeout)
+    }
+
+    fn url(
+        &self,
+        path: &str,
+        query: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        let path = self.vars.interpolate(path)?;
+        let mut url = format!("{}{}", self.opts.target, path);
+        let mut sep = if path.contains('?') { '&' } else { '?' };
+        for (k, v) in query {
+            let v = self.vars.interpolate(v)?;
+            url.push(sep);
+            url.push_str(&encode_component(k));
+            url.push('=');
+            url.push_str(&encode_component(&v));
+            sep = '&';
+        }
+        Ok(url)
+    }
+
+    fn conn(&mut self, actor: &str) -> Result<&mut Conn, String> {
+        self.conns
+            .get_mut(actor)
+            .ok_or_else(|| format!("{actor} is not connected (add a `connect` step first)"))
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), String> {
+        let timeout = self.timeout(step);
+        let actor = step.actor.clone().unwrap_or_default();
+        let kind = self.session.header.actors.get(&actor).copied();
+        match &step.action {
+            Action::Sleep(ms) => {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                Ok(())
+            }
+            Action::Connect(c) => match kind {
+                Some(crate::session::ActorKind::Ws) => self.connect_ws(&actor, c, timeout).await,
+                _ => self.connect_sse(&actor, c, timeout).await,
+            },
+            Action::Send(v) => {
+                let v = self.vars.substitute(v)?;
+                self.send(&actor, Message::text(v.to_string())).await
+            }
+            Action::SendRaw(r) => {
+                let text = r.text.repeat(r.repeat.unwrap_or(1));
+                self.send(&actor, Message::text(text)).await
+            }
+            Action::Expect(pattern) => {
+                let got = self
+                    .next(&actor, timeout, false)
+                    .await
+                    .map_err(|e| format!("{e}\n  expected: {}", pretty(pattern)))?;
+                match got {
+                    Incoming::Frame(v) => self.check(pattern, &v, "frame"),
+                    other => Err(format!(
+                        "expected a frame, got {}\n  expected: {}",
+                        other.describe(),
+                        pretty(pattern)
+                    )),
+                }
+            }
+            Action::ExpectEvent(ev) => {
+                let got = self
+                    .next(&actor, timeout, ev.event != "ping")
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{e}\n  expected: SSE event `{}` with data {}",
+                            ev.event,
+                            pretty(&ev.data)
+                        )
+                    })?;
+                match got {
+                    Incoming::Event { event, data } => {
+                        if event != ev.event {
+                            return Err(format!(
+                                "expected SSE event `{}`, got `{event}` with data {data}",
+                                ev.event
+                            ));
+                        }
+                        let parsed: Value =
+                            serde_json::from_str(&data).unwrap_or(Value::String(data.clone()));
+                        self.check(&ev.data, &parsed, "event data")
+                    }
+                    other => Err(format!(
+                        "expected SSE event `{}`, got {}",
+                        ev.event,
+                        other.describe()
+                    )),
+                }
+            }
+            Action::ExpectNone(n) => {
+                let skip_ping = kind == Some(crate::session::ActorKind::Sse);
+                match self
+                    .next(&actor, Duration::from_millis(n.ms), skip_ping)
+                    .await
+                {
+                    Ok(got) => Err(format!(
+                        "expected nothing for {} ms, got {}",
+                        n.ms,
+                        got.describe()
+                    )),
+                    Err(_) => Ok(()),
+                }
+            }
+            Action::ExpectClose(c) => {
+                let got = self.next(&actor, timeout, false).await?;
+                let want = c
+                    .code
+                    .map(|c| format!("a close with code {c}"))
+                    .unwrap_or_else(|| "a close".into());
+                let result = match got {
+                    Incoming::Close(code, _) if c.code.is_none() || code == c.code => Ok(()),
+                    Incoming::Ended(_) if c.code.is_none() => Ok(()),
+                    other => Err(format!("expected {want}, got {}", other.describe())),
+                };
+                if let Ok(conn) = self.conn(&actor) {
+                    conn.closed = true;
+                }
+                result
+            }
+            Action::Disconnect(mode) => {
+                let mut conn = self
+                    .conns
+                    .remove(&actor)
+                    .ok_or_else(|| format!("{actor} is not connected"))?;
+                match (mode, conn.sink.as_mut()) {
+                    (Disconnect::Clean, Some(sink)) if !conn.closed => {
+                        let _ = sink
+                            .send(Message::Close(Some(CloseFrame {
+                                code: CloseCode::Normal,
+                                reason: "bye".into(),
+                            })))
+                            .await;
+                        // Wait briefly for the server's close reply, then let go.
+                        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                            while let Some(i) = conn.rx.recv().await {
+                                if matches!(i, Incoming::Close(..) | Incoming::Ended(_)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        conn.reader.abort();
+                    }
+                    _ => conn.reader.abort(),
+                }
+                drop(conn);
+                Ok(())
+            }
+            Action::Http(h) => self.http_step(h, timeout).await,
+        }
+    }
+
+    fn check(&mut self, pattern: &Value, actual: &Value, what: &str) -> Result<(), String> {
+        matches(pattern, actual, &mut self.vars)
+            .map_err(|errs| mismatch_report(what, pattern, actual, &errs))
+    }
+
+    async fn next(
+        &mut self,
+        actor: &str,
+        timeout: Duration,
+        skip_ping: bool,
+    ) -> Result<Incoming, String> {
+        let conn = self.conn(actor)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, conn.rx.recv()).await {
+                Err(_) => return Err(format!("nothing arrived within {} ms", timeout.as_millis())),
+                Ok(None) => return Err("the connection is gone".into()),
+                Ok(Some(Incoming::Event { event, .. })) if skip_ping && event == "ping" => continue,
+                Ok(Some(i)) => return Ok(i),
+            }
+        }
+    }
+
+    async fn send(&mut self, actor: &str, msg: Message) -> Result<(), String> {
+        let conn = self.conn(actor)?;
+        let sink = conn
+            .sink
+            .as_mut()
+            .ok_or_else(|| format!("{actor} cannot send"))?;
+        sink.send(msg)
+            .await
+            .map_err(|e| format!("sending failed: {e}"))
+    }
+
+    async fn connect_ws(
+        &mut self,
+        actor: &str,
+        c: &Connect,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let url = self.url(&c.path, &c.query)?;
+        let url = if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            url
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad WebSocket URL {url}: {e}"))?;
+        for (k, v) in &c.headers {
+            let v = self.vars.interpolate(v)?;
+            request.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?,
+                v.parse().map_err(|e| format!("bad header {k}: {e}"))?,
+            );
+        }
+        let (ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| format!("WebSocket connect to {url} timed out"))?
+            .map_err(|e| format!("WebSocket connect to {url} failed: {e}"))?;
+        let (sink, mut stream) = ws.split();
+        let (tx, rx) = unbounded_channel();
+        let violations = self.violations.clone();
+        let name = actor.to_owned();
+        let reader = tokio::spawn(async move {
+            let schemas = Schemas::get();
+            while let Some(msg) = stream.next().await {
+                let incoming = match msg {
+                    Ok(Message::Text(t)) => match serde_json::from_str::<Value>(t.as_str()) {
+                        Ok(v) => {
+                            if let Err(e) = schemas.check_server_frame(&v) {
+                                violations
+                                    .lock()
+                                    .expect("lock")
+                                    .push(format!("frame to {name}: {e}"));
+                            }
+                            Incoming::Frame(v)
+                        }
+                        Err(_) => {
+                            violations
+                                .lock()
+                                .expect("lock")
+                                .push(format!("frame to {name} is not JSON: {:?}", t.as_str()));
+                            Incoming::Text(t.to_string())
+                        }
+                    },
+                    Ok(Message::Binary(b)) => {
+                        violations.lock().expect("lock").push(format!(
+                            "binary frame to {name} ({} bytes); every frame is JSON text",
+                            b.len()
+                        ));
+                        Incoming::Binary(b.len())
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let (code, reason) = frame
+                            .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                            .unwrap_or((None, String::new()));
+                        let _ = tx.send(Incoming::Close(code, reason));
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let _ = tx.send(Incoming::Ended(e.to_string()));
+                        return;
+                    }
+                };
+                if tx.send(incoming).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Incoming::Ended("stream ended".into()));
+        });
+        self.conns.insert(
+            actor.to_owned(),
+            Conn {
+                sink: Some(sink),
+                rx,
+                reader,
+                closed: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn connect_sse(
+        &mut self,
+        actor: &str,
+        c: &Connect,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let url = self.url(&c.path, &c.query)?;
+        let mut req = self.http.get(&url).header("accept", "text/event-stream");
+        for (k, v) in &c.headers {
+            req = req.header(k.as_str(), self.vars.interpolate(v)?);
+        }
+        let resp = tokio::time::timeout(timeout, req.send())
+            .await
+            .map_err(|_| format!("GET {url} timed out"))?
+            .map_err(|e| format!("GET {url} failed: {e}"))?;
+        let status = resp.status().as_u16();
+        let want_status = c.status.clone().unwrap_or(Value::from(200));
+        self.check(&want_status, &Value::from(status), "status")?;
+        if let Some(headers) = &c.expect_headers {
+            self.check_headers(headers, resp.headers())?;
+        }
+        let (tx, rx) = unbounded_channel();
+        let violations = self.violations.clone();
+        let name = actor.to_owned();
+        let reader = tokio::spawn(sse_reader(resp, tx, violations, name));
+        self.conns.insert(
+            actor.to_owned(),
+            Conn {
+                sink: None,
+                rx,
+                reader,
+                closed: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn check_headers(
+        &mut self,
+        expected: &std::collections::BTreeMap<String, Value>,
+        actual: &reqwest::header::HeaderMap,
+    ) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for (name, pattern) in expected {
+            let values: Vec<String> = actual
+                .get_all(name.as_str())
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            if pattern.is_null() {
+                if !values.is_empty() {
+                    errors.push(format!(
+                        "header {name}: expected absent, got {:?}",
+                        values.join(", ")
+                    ));
+                }
+                continue;
+            }
+            if values.is_empty() {
+                errors.push(format!("header {name}: missing (expected {pattern})"));
+                continue;
+            }
+            let got = Value::String(values.join(", "));
+            if let Err(errs) = matches(pattern, &got, &mut self.vars) {
+                for e in errs {
+                    errors.push(format!("header {name}: {}", e.reason));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let all: Vec<String> = actual
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            Err(format!(
+                "response headers differ:\n  - {}\n  headers received: {}",
+                errors.join("\n  - "),
+                all.join(" | ")
+            ))
+        }
+    }
+
+    async fn http_step(&mut self, h: &Http, timeout: Duration) -> Result<(), String> {
+        let url = self.url(&h.path, &h.query)?;
+        let method = reqwest::Method::from_bytes(h.method.as_bytes())
+            .map_err(|e| format!("bad method {}: {e}", h.method))?;
+        let mut req = self.http.request(method.clone(), &url);
+        let has_ct = h
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in &h.headers {
+            req = req.header(k.as_str(), self.vars.interpolate(v)?);
+        }
+        if let Some(body) = &h.body {
+            let body = self.vars.substitute(body)?;
+            if !has_ct {
+                req = req.header("content-type", "application/json");
+            }
+            req = req.body(body.to_string());
+        } else if let Some(raw) = &h.raw_body {
+            if !has_ct {
+                req = req.header("content-type", "application/json");
+            }
+            req = req.body(raw.clone());
+        }
+        let resp = tokio::time::timeout(timeout, req.send())
+            .await
+            .map_err(|_| format!("{method} {url} timed out"))?
+            .map_err(|e| format!("{method} {url} failed: {e}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = tokio::time::timeout(timeout, resp.text())
+            .await
+            .map_err(|_| format!("{method} {url}: reading the body timed out"))?
+            .map_err(|e| format!("{method} {url}: reading the body failed: {e}"))?;
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let path = h.path.split('?').next().unwrap_or("");
+        match &parsed {
+            Some(v) => {
+                if let Err(e) = Schemas::get().check_http(path, status, v) {
+                    self.violations.lock().expect("lock").push(format!(
+                        "{method} {path} answered {status} with a body that {e}"
+                    ));
+                }
+            }
+            None if status >= 400 && !text.is_empty() => {
+                self.violations.lock().expect("lock").push(format!(
+                    "{method} {path} answered {status} with a body that is not JSON: {text:?}"
+                ));
+            }
+            None => {}
+        }
+        let body_value = parsed.clone().unwrap_or(Value::String(text.clone()));
+        let mut problems = Vec::new();
+        if let Err(errs) = matches(&h.expect.status, &Value::from(status), &mut self.vars) {
+            problems.push(format!(
+                "status: {} (body: {})",
+                errs[0].reason,
+                trim(&text)
+            ));
+        }
+        if let Err(e) = self.check_headers(&h.expect.headers, &headers) {
+            problems.push(e);
+        }
+        if let Some(pattern) = &h.expect.body {
+            if let Err(errs) = matches(pattern, &body_value, &mut self.vars) {
+                problems.push(mismatch_report("body", pattern, &body_value, &errs));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{method} {url}\n{}", problems.join("\n")))
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for (_, mut conn) in self.conns.drain() {
+            if let Some(sink) = conn.sink.as_mut() {
+                if !conn.closed {
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        sink.send(Message::Close(None)),
+                    )
+                    .await;
+                }
+            }
+            conn.reader.abort();
+        }
+    }
+}
+
+fn trim(text: &str) -> String {
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &text[..end])
+    } else {
+        text.to_owned()
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let s = v.to_string();
+    trim(&s)
+}
+
+fn mismatch_report(what: &str, pattern: &Value, actual: &Value, errs: &[Mismatch]) -> String {
+    let mut s = format!(
+        "{what} does not match\n  expected: {}\n  got:      {}",
+        pretty(pattern),
+        pretty(actual)
+    );
+    for e in errs {
+        s.push_str(&format!("\n  - {e}"));
+    }
+    s
+}
+
+async fn sse_reader(
+    resp: reqwest::Response,
+    tx: UnboundedSender<Incoming>,
+    violations: Arc<Mutex<Vec<String>>>,
+    name: String,
+) {
+    let schemas = Schemas::get();
+    let mut parser = SseParser::default();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Incoming::Ended(e.to_string()));
+                return;
+            }
+        };
+        for ev in parser.push(&chunk) {
+            match serde_json::from_str::<Value>(&ev.data) {
+                Ok(v) => {
+                    if let Err(e) = schemas.check_sse(&ev.event, &v) {
+                        violations
+                            .lock()
+                            .expect("lock")
+                            .push(format!("SSE event `{}` to {name}: {e}", ev.event));
+                    }
+                }
+                Err(_) => violations.lock().expect("lock").push(format!(
+                    "SSE event `{}` to {name} has data that is not JSON: {:?}",
+                    ev.event, ev.data
+                )),
+            }
+            if tx
+                .send(Incoming::Event {
+                    event: ev.event,
+                    data: ev.data,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Incoming::Ended("stream ended".into()));
+}
