@@ -1,0 +1,259 @@
+//! What every scenario shares: the clock, the target and its source addresses, and the counters
+//! and latency histogram a run fills.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
+/// a message is one of these, and sender and receiver live in this same process.
+pub fn now_ns() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Where the server is and which loopback addresses client sockets are bound to.
+pub struct Net {
+    pub target: SocketAddr,
+    sources: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl Net {
+    /// `target` is `host:port`, optionally with an `http://` or `ws://` prefix. Only loopback
+    /// addresses are accepted. `n_sources` IPv4 source addresses 127.0.0.1 .. 127.0.0.N are used
+    /// (IPv6 has only ::1).
+    pub fn new(target: &str, n_sources: usize) -> Result<Net> {
+        let t = target
+            .trim()
+            .trim_start_matches("http://")
+            .trim_start_matches("ws://")
+            .trim_end_matches('/');
+        let addrs: Vec<SocketAddr> = t
+            .to_socket_addrs()
+            .with_context(|| format!("resolving target {target:?}"))?
+            .collect();
+        let Some(&addr) = addrs.first() else {
+            bail!("target {target:?} resolves to nothing");
+        };
+        if let Some(bad) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            bail!("refusing non-loopback target {bad} (this tool only loads 127.0.0.0/8 or ::1)");
+        }
+        let sources = match addr {
+            SocketAddr::V4(_) => (1..=n_sources.clamp(1, 250))
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8)))
+                .collect(),
+            SocketAddr::V6(_) => vec![addr.ip()],
+        };
+        Ok(Net {
+            target: addr,
+            sources,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn n_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// A TCP connection to the target from the next source address (round robin). With `reset`,
+    /// closing the socket sends RST, which leaves no TIME_WAIT behind (for connection churn).
+    pub async fn connect(&self, reset: bool) -> std::io::Result<TcpStream> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let src = self.sources[i % self.sources.len()];
+        let sock = match self.target {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        sock.bind(SocketAddr::new(src, 0))?;
+        sock.set_nodelay(true)?;
+        if reset {
+            // A zero linger makes close send RST at once; it never blocks.
+            #[allow(deprecated)]
+            sock.set_linger(Some(Duration::ZERO))?;
+        }
+        sock.connect(self.target).await
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Counters and the latency histogram of one run, shared by every client task.
+pub struct Metrics {
+    /// Start and end (ns, see [`now_ns`]) of the measurement window; messages are counted by the
+    /// send timestamp they carry.
+    pub window_start: AtomicU64,
+    pub window_end: AtomicU64,
+    pub sent: AtomicU64,
+    pub expected: AtomicU64,
+    pub delivered: AtomicU64,
+    pub delivered_outside: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub conn_closed: AtomicU64,
+    pub other_frames: AtomicU64,
+    hist: Vec<Mutex<Histogram<u64>>>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            window_start: AtomicU64::new(u64::MAX),
+            window_end: AtomicU64::new(u64::MAX),
+            sent: AtomicU64::new(0),
+            expected: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            delivered_outside: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            conn_closed: AtomicU64::new(0),
+            other_frames: AtomicU64::new(0),
+            hist: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+        }
+    }
+
+    /// Whether a send timestamp falls in the measurement window.
+    pub fn in_window(&self, ts: u64) -> bool {
+        ts >= self.window_start.load(Ordering::Relaxed)
+            && ts < self.window_end.load(Ordering::Relaxed)
+    }
+
+    /// Counts a send made at `ts` that `fanout` receivers should get.
+    pub fn on_send(&self, ts: u64, fanout: u64) {
+        if self.in_window(ts) {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            self.expected.fetch_add(fanout, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a delivery of a message sent at `ts`, received now, by client `who`.
+    pub fn on_delivery(&self, ts: u64, who: usize) {
+        if self.in_window(ts) {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            let lat = now_ns().saturating_sub(ts).max(1);
+            self.hist[who % SHARDS]
+                .lock()
+                .unwrap()
+                .saturating_record(lat);
+        } else {
+            self.delivered_outside.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a latency (ns) regardless of the window, for handshakes.
+    pub fn record(&self, ns: u64, who: usize) {
+        self.hist[who % SHARDS]
+            .lock()
+            .unwrap()
+            .saturating_record(ns.max(1));
+    }
+
+    /// The merged latency histogram.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut all = new_hist();
+        for h in &self.hist {
+            all.add(&*h.lock().unwrap()).expect("same bounds");
+        }
+        all
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 ns .. 10 min, 3 significant figures.
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Latency percentiles in microseconds.
+pub fn latency_json(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return Value::Null;
+    }
+    let us = |v: u64| (v as f64 / 1000.0 * 10.0).round() / 10.0;
+    json!({
+        "count": h.len(),
+        "p50_us": us(h.value_at_quantile(0.50)),
+        "p90_us": us(h.value_at_quantile(0.90)),
+        "p99_us": us(h.value_at_quantile(0.99)),
+        "p999_us": us(h.value_at_quantile(0.999)),
+        "max_us": us(h.max()),
+        "mean_us": (h.mean() / 100.0).round() / 10.0,
+    })
+}
+
+/// Server figures read from `/proc` (when its pid is known) and the generator's own CPU use.
+pub struct ProcProbe {
+    pub pid: Option<u32>,
+    t0: Instant,
+    server_cpu0: Option<f64>,
+    self_cpu0: Option<f64>,
+}
+
+impl ProcProbe {
+    pub fn start(pid: Option<u32>) -> ProcProbe {
+        ProcProbe {
+            pid,
+            t0: Instant::now(),
+            server_cpu0: pid.and_then(|p| crate::sys::cpu_seconds(Some(p))),
+            self_cpu0: crate::sys::cpu_seconds(None),
+        }
+    }
+
+    /// CPU use since `start`, in percent of one core, for the server and for this tool.
+    pub fn cpu_json(&self) -> Value {
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-9);
+        let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => json!(((b - a) / secs * 1000.0).round() / 10.0),
+            _ => Value::Null,
+        };
+        json!({
+            "server_cpu_pct": pct(self.server_cpu0, self.pid.and_then(|p| crate::sys::cpu_seconds(Some(p)))),
+            "loadgen_cpu_pct": pct(self.self_cpu0, crate::sys::cpu_seconds(None)),
+        })
+    }
+}
+
+/// Rounds to one decimal.
+pub fn r1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Rounds to two decimals.
+pub fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Polls `done()` every 10 ms until it is true or `timeout` passes; returns whether it became true.
+pub async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `counter` has stopped moving for `quiet` (or `timeout` passes).
+pub async fn wait_quiet(counter: &AtomicU64, quiet: Duration, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = counter.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let v = counter.load(Ordering::Relaxed);
+        if v != last {
+            last = v;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}

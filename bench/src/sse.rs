@@ -1,0 +1,301 @@
+//! The `sse` scenario: many `GET /events` streams while `POST /updates` runs at a fixed rate.
+//! Each update's `data` carries `{"benchTs": <ns>}`, its send time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1;
+use hyper::{header, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+
+use crate::common::{latency_json, now_ns, r1, wait_until, Metrics, Net, ProcProbe};
+
+#[derive(Debug, Clone)]
+pub struct SseConfig {
+    pub streams: usize,
+    pub per_sec: f64,
+    pub posters: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub drain: Duration,
+    pub connect_concurrency: usize,
+    pub setup_timeout: Duration,
+}
+
+/// Finds `"benchTs":<digits>` in an update's data line.
+fn parse_ts(data: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(data, b"\"benchTs\":")? + 10;
+    let digits = data[at..]
+        .iter()
+        .skip_while(|c| **c == b' ')
+        .take_while(|c| c.is_ascii_digit());
+    let mut v = 0u64;
+    let mut any = false;
+    for d in digits {
+        v = v * 10 + (d - b'0') as u64;
+        any = true;
+    }
+    any.then_some(v)
+}
+
+/// Handles one complete SSE event block (lines without the blank separator).
+fn on_event(block: &[u8], m: &Metrics, who: usize) {
+    let mut is_update = false;
+    let mut ts = None;
+    for line in block.split(|c| *c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(ev) = line.strip_prefix(b"event:") {
+            is_update = ev.trim_ascii() == b"update";
+        } else if let Some(data) = line.strip_prefix(b"data:") {
+            ts = ts.or_else(|| parse_ts(data));
+        }
+    }
+    match (is_update, ts) {
+        (true, Some(ts)) => m.on_delivery(ts, who),
+        _ => {
+            m.other_frames.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn stream(
+    i: usize,
+    net: Arc<Net>,
+    m: Arc<Metrics>,
+    sem: Arc<Semaphore>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opened = async {
+        let _permit = sem.acquire().await?;
+        let tcp = net.connect(false).await?;
+        let (mut send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let req = Request::get("/events")
+            .header(header::HOST, net.target.to_string())
+            .header(header::ACCEPT, "text/event-stream")
+            .body(Empty::<Bytes>::new())?;
+        let resp = send.send_request(req).await?;
+        if !resp.status().is_success() {
+            bail!("GET /events answered {}", resp.status());
+        }
+        anyhow::Ok((send, resp.into_body()))
+    }
+    .await;
+    let (_send, mut body) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            if failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!("stream {i}: {e:#}");
+            }
+            return;
+        }
+    };
+    ok.fetch_add(1, Ordering::Relaxed);
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            biased;
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            f = body.frame() => match f {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                        // Events end with a blank line (\n\n, or \r\n\r\n).
+                        loop {
+                            let lf = memchr::memmem::find(&buf, b"\n\n").map(|p| (p, 2));
+                            let crlf = memchr::memmem::find(&buf, b"\r\n\r\n").map(|p| (p, 4));
+                            let Some((p, n)) = (match (lf, crlf) {
+                                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                                (a, b) => a.or(b),
+                            }) else { break };
+                            on_event(&buf[..p], &m, i);
+                            buf.drain(..p + n);
+                        }
+                    }
+                }
+                _ => {
+                    m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn poster(
+    p: usize,
+    cfg: SseConfig,
+    net: Arc<Net>,
+    m: Arc<Metrics>,
+    streams: Arc<AtomicU64>,
+    http_errors: Arc<AtomicU64>,
+) -> Result<()> {
+    let tcp = net.connect(false).await?;
+    let (mut send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let period = Duration::from_secs_f64(cfg.posters as f64 / cfg.per_sec);
+    let offset = period.mul_f64(p as f64 / cfg.posters as f64);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let end = m.window_end.load(Ordering::Relaxed);
+    loop {
+        tick.tick().await;
+        let ts = now_ns();
+        if ts >= end {
+            return Ok(());
+        }
+        let body = format!(
+            "{{\"resource\":\"bench\",\"action\":\"tick\",\"data\":{{\"benchTs\":{ts},\"poster\":{p}}}}}"
+        );
+        let req = Request::post("/updates")
+            .header(header::HOST, net.target.to_string())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        send.ready().await.context("update connection")?;
+        let resp = send.send_request(req).await.context("POST /updates")?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            m.on_send(ts, streams.load(Ordering::Relaxed));
+        } else if http_errors.fetch_add(1, Ordering::Relaxed) < 3 {
+            eprintln!("POST /updates answered {status}");
+        }
+    }
+}
+
+pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<Value> {
+    if cfg.per_sec <= 0.0 || cfg.posters == 0 {
+        bail!("--rate and --posters must be positive");
+    }
+    let m = Arc::new(Metrics::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sem = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let rss_before = pid.and_then(crate::sys::rss_kib);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..cfg.streams {
+        tasks.push(tokio::spawn(stream(
+            i,
+            net.clone(),
+            m.clone(),
+            sem.clone(),
+            ok.clone(),
+            failed.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let n = cfg.streams as u64;
+    wait_until(cfg.setup_timeout, || {
+        ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) >= n
+    })
+    .await;
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let streams = Arc::new(AtomicU64::new(ok.load(Ordering::Relaxed)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_open = pid.and_then(crate::sys::rss_kib);
+
+    let start = now_ns() + cfg.warmup.as_nanos() as u64;
+    m.window_start.store(start, Ordering::Relaxed);
+    m.window_end
+        .store(start + cfg.duration.as_nanos() as u64, Ordering::Relaxed);
+    let http_errors = Arc::new(AtomicU64::new(0));
+    let mut posters = Vec::new();
+    for p in 0..cfg.posters {
+        posters.push(tokio::spawn(poster(
+            p,
+            cfg.clone(),
+            net.clone(),
+            m.clone(),
+            streams.clone(),
+            http_errors.clone(),
+        )));
+    }
+    tokio::time::sleep(cfg.warmup).await;
+    let probe = ProcProbe::start(pid);
+    tokio::time::sleep(cfg.duration).await;
+    let cpu = probe.cpu_json();
+    tokio::time::sleep(cfg.drain).await;
+    let _ = stop_tx.send(true);
+    let mut poster_errors = Vec::new();
+    for p in posters {
+        match tokio::time::timeout(Duration::from_secs(5), p).await {
+            Ok(Ok(Err(e))) => poster_errors.push(format!("{e:#}")),
+            Err(_) => poster_errors.push("poster still running after drain".to_owned()),
+            _ => {}
+        }
+    }
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let secs = cfg.duration.as_secs_f64();
+    let connected = streams.load(Ordering::Relaxed);
+    let sent = m.sent.load(Ordering::Relaxed);
+    let expected = m.expected.load(Ordering::Relaxed);
+    let delivered = m.delivered.load(Ordering::Relaxed);
+    Ok(json!({
+        "params": {
+            "streams": cfg.streams,
+            "updates_per_sec": cfg.per_sec,
+            "posters": cfg.posters,
+            "warmup_s": cfg.warmup.as_secs_f64(),
+            "duration_s": secs,
+            "drain_s": cfg.drain.as_secs_f64(),
+            "source_addrs": net.n_sources(),
+        },
+        "setup": {
+            "connected": connected,
+            "connect_failed": failed.load(Ordering::Relaxed),
+            "connects_per_sec": r1(connected as f64 / connect_secs.max(1e-9)),
+        },
+        "memory": {
+            "server_pid": pid,
+            "rss_before_kib": rss_before,
+            "rss_open_kib": rss_open,
+            "bytes_per_stream": match (rss_before, rss_open) {
+                (Some(b), Some(a)) if connected > 0 => json!(r1((a as f64 - b as f64) * 1024.0 / connected as f64)),
+                _ => Value::Null,
+            },
+        },
+        "results": {
+            "sent": sent,
+            "sends_per_sec": r1(sent as f64 / secs),
+            "expected_deliveries": expected,
+            "delivered": delivered,
+            "deliveries_per_sec": r1(delivered as f64 / secs),
+            "lost": expected.saturating_sub(delivered),
+            "loss_pct": if expected > 0 { json!((1.0 - delivered as f64 / expected as f64) * 100.0) } else { Value::Null },
+            "http_errors": http_errors.load(Ordering::Relaxed),
+            "poster_errors": poster_errors,
+            "streams_closed_early": m.conn_closed.load(Ordering::Relaxed),
+            "latency": latency_json(&m.histogram()),
+        },
+        "cpu": cpu,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ts;
+
+    #[test]
+    fn finds_the_timestamp() {
+        let d = br#" {"resource":"bench","action":"tick","data":{"benchTs":98765,"poster":0},"timestamp":"x"}"#;
+        assert_eq!(parse_ts(d), Some(98765));
+        assert_eq!(parse_ts(b"{}"), None);
+    }
+}

@@ -1,0 +1,513 @@
+//! WebSocket scenarios: `idle`, `fanout`, `fanout-max` and `handshake`.
+//!
+//! Everything here is plain JSON over the wire contract: `welcome` on connect, `join` answered by
+//! `room_joined`, `chat` delivered to every member of the room, the sender included.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::common::{
+    latency_json, now_ns, r1, r2, wait_quiet, wait_until, Metrics, Net, ProcProbe,
+};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// What the publishers do during the run.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// Nobody publishes: connections only.
+    Idle,
+    /// `publishers` clients send chat at a fixed total rate (messages/s), open loop.
+    Rate { publishers: usize, per_sec: f64 },
+    /// `publishers` clients each keep `window` chats in flight, sending the next one when their
+    /// own chat comes back (closed loop).
+    Max { publishers: usize, window: usize },
+}
+
+/// One rooms run.
+#[derive(Debug, Clone)]
+pub struct RoomsConfig {
+    pub clients: usize,
+    pub room_size: usize,
+    pub load: Load,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub drain: Duration,
+    pub connect_concurrency: usize,
+    pub payload: usize,
+    pub setup_timeout: Duration,
+}
+
+const CONNECT: u8 = 0;
+const JOIN: u8 = 1;
+const RUN: u8 = 2;
+const STOP: u8 = 3;
+
+struct Ctx {
+    net: Arc<Net>,
+    cfg: RoomsConfig,
+    phase: watch::Receiver<u8>,
+    sem: Semaphore,
+    connected: AtomicU64,
+    connect_failed: AtomicU64,
+    joined: AtomicU64,
+    join_failed: AtomicU64,
+    handshake: Metrics,
+    m: Metrics,
+    padding: String,
+}
+
+impl Ctx {
+    fn room_of(&self, i: usize) -> usize {
+        i / self.cfg.room_size
+    }
+    fn room_len(&self, room: usize) -> usize {
+        let start = room * self.cfg.room_size;
+        self.cfg.room_size.min(self.cfg.clients - start)
+    }
+    fn rooms(&self) -> usize {
+        self.cfg.clients.div_ceil(self.cfg.room_size)
+    }
+    /// The publisher index of client `i`, if it publishes: publisher p sits in room p % rooms,
+    /// at member position p / rooms.
+    fn publisher_of(&self, i: usize) -> Option<usize> {
+        let publishers = match self.cfg.load {
+            Load::Idle => return None,
+            Load::Rate { publishers, .. } | Load::Max { publishers, .. } => publishers,
+        };
+        let rooms = self.rooms();
+        let room = self.room_of(i);
+        let pos = i - room * self.cfg.room_size;
+        let p = pos * rooms + room;
+        (p < publishers).then_some(p)
+    }
+}
+
+/// Opens a WebSocket to the target and waits for its `welcome` frame.
+async fn open(net: &Net, reset: bool) -> Result<Ws> {
+    let tcp = net.connect(reset).await?;
+    let url = format!("ws://{}/", net.target);
+    let (mut ws, _resp) = tokio_tungstenite::client_async(url, tcp).await?;
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => bail!("no welcome frame within 30 s"),
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) if t.as_str().contains("\"welcome\"") => return Ok(ws),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("closed before welcome"),
+            }
+        }
+    }
+}
+
+/// Extracts (publisher, send timestamp) from a chat frame whose text this tool wrote
+/// (`b<publisher>x<ns>`), without a full JSON parse.
+fn parse_chat(frame: &str) -> Option<(usize, u64)> {
+    let head = &frame[..frame.len().min(24)];
+    if !(head.contains("\"type\":\"chat\"") || frame.contains("\"type\":\"chat\"")) {
+        return None;
+    }
+    let at = memchr::memmem::find(frame.as_bytes(), b"\"text\":\"b")? + 9;
+    let rest = &frame.as_bytes()[at..];
+    let mut publisher = 0usize;
+    let mut i = 0;
+    while i < rest.len() && rest[i].is_ascii_digit() {
+        publisher = publisher * 10 + (rest[i] - b'0') as usize;
+        i += 1;
+    }
+    if rest.get(i) != Some(&b'x') {
+        return None;
+    }
+    i += 1;
+    let mut ts = 0u64;
+    let start = i;
+    while i < rest.len() && rest[i].is_ascii_digit() {
+        ts = ts * 10 + (rest[i] - b'0') as u64;
+        i += 1;
+    }
+    (i > start).then_some((publisher, ts))
+}
+
+async fn send_chat(ws: &mut Ws, ctx: &Ctx, publisher: usize, fanout: u64) -> bool {
+    let ts = now_ns();
+    let frame = format!(
+        "{{\"type\":\"chat\",\"text\":\"b{publisher}x{ts}{}\"}}",
+        ctx.padding
+    );
+    ctx.m.on_send(ts, fanout);
+    if ws.send(Message::text(frame)).await.is_err() {
+        ctx.m.send_errors.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
+async fn client(i: usize, ctx: Arc<Ctx>) {
+    let mut phase = ctx.phase.clone();
+    let t0 = now_ns();
+    let ws = {
+        let _permit = ctx.sem.acquire().await.expect("semaphore open");
+        open(&ctx.net, false).await
+    };
+    let mut ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            if ctx.connect_failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!("client {i}: connect failed: {e:#}");
+            }
+            return;
+        }
+    };
+    ctx.handshake.record(now_ns() - t0, i);
+    ctx.connected.fetch_add(1, Ordering::Relaxed);
+
+    if phase.wait_for(|p| *p >= JOIN).await.is_err() {
+        return;
+    }
+    let room = ctx.room_of(i);
+    let join = format!("{{\"type\":\"join\",\"room\":\"bench-{room}\",\"user\":\"u{i}\"}}");
+    if ws.send(Message::text(join)).await.is_err() {
+        ctx.join_failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let s = t.as_str();
+                if s.contains("\"room_joined\"") {
+                    break;
+                }
+                if s.contains("\"error\"") && ctx.join_failed.load(Ordering::Relaxed) < 3 {
+                    eprintln!("client {i}: join answered with {s}");
+                }
+                ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Ok(_)) => {}
+            _ => {
+                ctx.join_failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    ctx.joined.fetch_add(1, Ordering::Relaxed);
+
+    if phase.wait_for(|p| *p >= RUN).await.is_err() {
+        return;
+    }
+    let fanout = ctx.room_len(room) as u64;
+    let publisher = ctx.publisher_of(i);
+    let end = ctx.m.window_end.load(Ordering::Relaxed);
+    let mut sending = publisher.is_some();
+    let mut ticker = None;
+    match (publisher, ctx.cfg.load) {
+        (
+            Some(p),
+            Load::Rate {
+                publishers,
+                per_sec,
+            },
+        ) => {
+            let period = Duration::from_secs_f64(publishers as f64 / per_sec);
+            let offset = period.mul_f64(p as f64 / publishers as f64);
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            ticker = Some(t);
+        }
+        (Some(p), Load::Max { window, .. }) => {
+            for _ in 0..window {
+                if !send_chat(&mut ws, &ctx, p, fanout).await {
+                    sending = false;
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    loop {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(t) => t.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = async { let _ = phase.wait_for(|p| *p >= STOP).await; } => break,
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some((from, ts)) = parse_chat(t.as_str()) {
+                        ctx.m.on_delivery(ts, i);
+                        if matches!(ctx.cfg.load, Load::Max { .. })
+                            && publisher == Some(from)
+                            && sending
+                            && now_ns() < end
+                            && !send_chat(&mut ws, &ctx, from, fanout).await
+                        {
+                            sending = false;
+                        }
+                    } else {
+                        ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            },
+            _ = tick, if sending => {
+                sending = now_ns() < end
+                    && send_chat(&mut ws, &ctx, publisher.unwrap_or(0), fanout).await;
+            }
+        }
+    }
+    // Wait for the stop signal even if the connection ended early, then close quietly.
+    let _ = phase.wait_for(|p| *p >= STOP).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+}
+
+/// Runs one rooms scenario and returns its JSON result.
+pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Result<Value> {
+    if cfg.clients == 0 || cfg.room_size == 0 {
+        bail!("--clients and --room-size must be positive");
+    }
+    let (phase_tx, phase_rx) = watch::channel(CONNECT);
+    let ctx = Arc::new(Ctx {
+        net,
+        phase: phase_rx,
+        sem: Semaphore::new(cfg.connect_concurrency.max(1)),
+        connected: AtomicU64::new(0),
+        connect_failed: AtomicU64::new(0),
+        joined: AtomicU64::new(0),
+        join_failed: AtomicU64::new(0),
+        handshake: Metrics::new(),
+        m: Metrics::new(),
+        padding: "a".repeat(cfg.payload),
+        cfg: cfg.clone(),
+    });
+    let n = cfg.clients as u64;
+    let rss_before = pid.and_then(crate::sys::rss_kib);
+
+    let t_connect = Instant::now();
+    let mut tasks = Vec::with_capacity(cfg.clients);
+    for i in 0..cfg.clients {
+        tasks.push(tokio::spawn(client(i, ctx.clone())));
+    }
+    wait_until(cfg.setup_timeout, || {
+        ctx.connected.load(Ordering::Relaxed) + ctx.connect_failed.load(Ordering::Relaxed) >= n
+    })
+    .await;
+    let connect_secs = t_connect.elapsed().as_secs_f64();
+    let connected = ctx.connected.load(Ordering::Relaxed);
+
+    let _ = phase_tx.send(JOIN);
+    let t_join = Instant::now();
+    wait_until(cfg.setup_timeout, || {
+        ctx.joined.load(Ordering::Relaxed) + ctx.join_failed.load(Ordering::Relaxed) >= connected
+    })
+    .await;
+    let join_secs = t_join.elapsed().as_secs_f64();
+    let joined = ctx.joined.load(Ordering::Relaxed);
+    // Let presence traffic (user_joined to every member) die down before measuring.
+    wait_quiet(
+        &ctx.m.other_frames,
+        Duration::from_millis(300),
+        cfg.setup_timeout,
+    )
+    .await;
+    let settle_secs = t_join.elapsed().as_secs_f64() - join_secs;
+    let rss_joined = pid.and_then(crate::sys::rss_kib);
+
+    let start = now_ns() + cfg.warmup.as_nanos() as u64;
+    ctx.m.window_start.store(start, Ordering::Relaxed);
+    ctx.m
+        .window_end
+        .store(start + cfg.duration.as_nanos() as u64, Ordering::Relaxed);
+    let _ = phase_tx.send(RUN);
+    tokio::time::sleep(cfg.warmup).await;
+    let probe = ProcProbe::start(pid);
+    tokio::time::sleep(cfg.duration).await;
+    let cpu = probe.cpu_json();
+    let rss_end = pid.and_then(crate::sys::rss_kib);
+    tokio::time::sleep(cfg.drain).await;
+    let _ = phase_tx.send(STOP);
+    let m = &ctx.m;
+    let sent = m.sent.load(Ordering::Relaxed);
+    let expected = m.expected.load(Ordering::Relaxed);
+    let delivered = m.delivered.load(Ordering::Relaxed);
+    let closed = m.conn_closed.load(Ordering::Relaxed);
+    let send_errors = m.send_errors.load(Ordering::Relaxed);
+    let hist = m.histogram();
+    let hs = ctx.handshake.histogram();
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+
+    let secs = cfg.duration.as_secs_f64();
+    let per_conn = |after: Option<u64>| match (rss_before, after) {
+        (Some(b), Some(a)) if connected > 0 => {
+            json!(r1((a as f64 - b as f64) * 1024.0 / connected as f64))
+        }
+        _ => Value::Null,
+    };
+    let (load, publishers) = match cfg.load {
+        Load::Idle => (json!({"kind": "idle"}), 0),
+        Load::Rate {
+            publishers,
+            per_sec,
+        } => (
+            json!({"kind": "rate", "publishers": publishers, "messages_per_sec": per_sec}),
+            publishers,
+        ),
+        Load::Max { publishers, window } => (
+            json!({"kind": "closed_loop", "publishers": publishers, "window": window}),
+            publishers,
+        ),
+    };
+    let _ = publishers;
+    Ok(json!({
+        "params": {
+            "clients": cfg.clients,
+            "room_size": cfg.room_size,
+            "rooms": ctx.rooms(),
+            "load": load,
+            "payload_bytes": cfg.payload,
+            "warmup_s": cfg.warmup.as_secs_f64(),
+            "duration_s": secs,
+            "drain_s": cfg.drain.as_secs_f64(),
+            "source_addrs": ctx.net.n_sources(),
+        },
+        "setup": {
+            "connected": connected,
+            "connect_failed": ctx.connect_failed.load(Ordering::Relaxed),
+            "connect_s": r2(connect_secs),
+            "handshakes_per_sec": r1(connected as f64 / connect_secs.max(1e-9)),
+            "handshake_latency": latency_json(&hs),
+            "joined": joined,
+            "join_failed": ctx.join_failed.load(Ordering::Relaxed),
+            "join_s": r2(join_secs),
+            "joins_per_sec": r1(joined as f64 / join_secs.max(1e-9)),
+            "settle_s": r2(settle_secs),
+        },
+        "memory": {
+            "server_pid": pid,
+            "rss_before_kib": rss_before,
+            "rss_joined_kib": rss_joined,
+            "rss_end_kib": rss_end,
+            "bytes_per_conn_joined": per_conn(rss_joined),
+            "bytes_per_conn_end": per_conn(rss_end),
+        },
+        "results": {
+            "sent": sent,
+            "sends_per_sec": r1(sent as f64 / secs),
+            "expected_deliveries": expected,
+            "delivered": delivered,
+            "deliveries_per_sec": r1(delivered as f64 / secs),
+            "lost": expected.saturating_sub(delivered),
+            "loss_pct": if expected > 0 { json!((1.0 - delivered as f64 / expected as f64) * 100.0) } else { Value::Null },
+            "send_errors": send_errors,
+            "connections_closed_early": closed,
+            "latency": latency_json(&hist),
+        },
+        "cpu": cpu,
+    }))
+}
+
+/// One handshake-rate run: `concurrency` loops each connect, wait for `welcome`, and close (with
+/// RST, so no TIME_WAIT piles up), for warmup + duration.
+pub async fn run_handshakes(
+    net: Arc<Net>,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    pid: Option<u32>,
+) -> Result<Value> {
+    let m = Arc::new(Metrics::new());
+    let start = now_ns() + warmup.as_nanos() as u64;
+    let end = start + duration.as_nanos() as u64;
+    m.window_start.store(start, Ordering::Relaxed);
+    m.window_end.store(end, Ordering::Relaxed);
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..concurrency.max(1) {
+        let (net, m, done, failed) = (net.clone(), m.clone(), done.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while now_ns() < end {
+                let t0 = now_ns();
+                match open(&net, true).await {
+                    Ok(ws) => {
+                        if m.in_window(t0) {
+                            m.record(now_ns() - t0, w);
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        drop(ws);
+                    }
+                    Err(e) => {
+                        if failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("handshake failed: {e:#}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    let probe = ProcProbe::start(pid);
+    tokio::time::sleep(duration).await;
+    let cpu = probe.cpu_json();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
+    }
+    let n = done.load(Ordering::Relaxed);
+    Ok(json!({
+        "params": {
+            "concurrency": concurrency,
+            "warmup_s": warmup.as_secs_f64(),
+            "duration_s": duration.as_secs_f64(),
+            "source_addrs": net.n_sources(),
+        },
+        "results": {
+            "handshakes": n,
+            "handshakes_per_sec": r1(n as f64 / duration.as_secs_f64()),
+            "failed": failed.load(Ordering::Relaxed),
+            "latency": latency_json(&m.histogram()),
+        },
+        "cpu": cpu,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_chat;
+
+    #[test]
+    fn parses_own_chat_frames() {
+        let f = r#"{"type":"chat","id":"x","user":"u1","text":"b12x3456aaa","timestamp":"t","room":"r","offset":1}"#;
+        assert_eq!(parse_chat(f), Some((12, 3456)));
+        assert_eq!(parse_chat(r#"{"type":"user_joined","text":"b1x2"}"#), None);
+        assert_eq!(
+            parse_chat(r#"{"type":"chat","text":"hello"}"#),
+            None,
+            "foreign chat text is not counted"
+        );
+    }
+}
