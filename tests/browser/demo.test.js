@@ -217,4 +217,27 @@ describe('demo page', () => {
   it('raised no errors in the pages', () => {
     assert.deepEqual(pageErrors, []);
   });
+
+  it('reconnects with backoff and rejoins its room after the server restarts', async () => {
+    await join(bob, 'bob');
+    await alice.locator('#members li[data-user-id="bob"]').waitFor();
+    const address = new URL(server.url).host;
+    await server.stop();
+    for (const page of [alice, bob]) {
+      await page.locator('#ws-status[data-state="reconnecting"]').waitFor();
+    }
+    server = await startServer({ listen: address });
+    for (const page of [alice, bob]) {
+      await page.locator('#ws-status[data-state="connected"]').waitFor({ timeout: 20_000 });
+    }
+    // Both pages join again on their own, so each sees the other again.
+    await alice.locator('#members li[data-user-id="bob"]').waitFor();
+    await bob.locator('#members li[data-user-id="alice"]').waitFor();
+    await alice.fill('#message', 'back again');
+    await alice.click('#send');
+    await message(bob, 'back again').waitFor();
+    await bob.locator('#sse-status[data-state="connected"]').waitFor({ timeout: 20_000 });
+    await post('/notifications', { userId: 'bob', message: 'after restart', type: 'info' });
+    await toast(bob, 'after restart').waitFor();
+  });
 });

@@ -12,16 +12,17 @@ export const HERALD_BIN = process.env.HERALD_BIN || resolve(REPO, 'target', 'deb
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 
 /**
- * Runs `herald serve --listen 127.0.0.1:0` and resolves once it prints its address.
+ * Runs `herald serve --listen 127.0.0.1:0` (or the `listen` address given) and resolves once it
+ * prints its address.
  * The returned object has `url` (e.g. http://127.0.0.1:41234), `output()` (everything the server
  * printed so far, for failure messages) and `stop()`.
  */
-export async function startServer({ extraArgs = [], timeoutMs = 30_000 } = {}) {
+export async function startServer({ listen = '127.0.0.1:0', extraArgs = [], timeoutMs = 30_000 } = {}) {
   if (!existsSync(HERALD_BIN)) {
     throw new Error(`no server binary at ${HERALD_BIN}: run \`cargo build -p herald-server\` ` +
       'or set HERALD_BIN');
   }
-  const child = spawn(HERALD_BIN, ['serve', '--listen', '127.0.0.1:0', ...extraArgs], {
+  const child = spawn(HERALD_BIN, ['serve', '--listen', listen, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });

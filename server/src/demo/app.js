@@ -86,7 +86,7 @@
     members: [], // users in the room, as the server sent them
     typing: new Map(), // user id -> name
     position: new Map(), // room -> {epoch, offset} of the last chat seen, for resuming
-    seenChat: new Set(), // chat ids already shown (a resume may repeat some)
+    seenChat: new Set(), // room/epoch/id of chats already shown (a resume may repeat some)
     seenNotifications: new Set(), // notifications arrive over SSE and WebSocket alike
     amTyping: false,
     typingTimer: null,
@@ -245,11 +245,13 @@
 
   function onChat(frame) {
     if (frame.room && frame.room !== state.room) return;
-    if (frame.id) {
-      if (state.seenChat.has(frame.id)) return;
-      state.seenChat.add(frame.id);
-    }
     const seen = state.position.get(frame.room);
+    if (frame.id) {
+      // Ids are unique within a room's stream; a restarted stream (new epoch) may reuse them.
+      const key = `${frame.room}\n${seen ? seen.epoch : ''}\n${frame.id}`;
+      if (state.seenChat.has(key)) return;
+      state.seenChat.add(key);
+    }
     if (seen && typeof frame.offset === 'number' && frame.offset > seen.offset) {
       seen.offset = frame.offset;
     }
