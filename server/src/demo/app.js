@@ -134,6 +134,8 @@
         if (this.ws !== ws) return;
         this.ws = null;
         state.room = null;
+        state.amTyping = false;
+        clearTimeout(state.typingTimer);
         renderRoom();
         if (event.code === 1000) {
           setStatus($('ws-status'), 'Chat', 'disconnected');
@@ -166,7 +168,9 @@
     join(room, resuming) {
       const frame = { type: 'join', room, user: state.me };
       const seen = state.position.get(room);
-      if (resuming && seen) frame.since = { offset: seen.offset, epoch: seen.epoch };
+      if (resuming && seen && typeof seen.epoch === 'string') {
+        frame.since = { offset: seen.offset, epoch: seen.epoch };
+      }
       this.send(frame);
     },
   };
@@ -233,9 +237,9 @@
     state.room = frame.room;
     state.members = Array.isArray(frame.users) ? frame.users : [];
     state.typing.clear();
-    const seen = state.position.get(frame.room);
-    if (!seen || seen.epoch !== frame.epoch) {
-      // A new room, or its stream restarted: start counting from its latest message.
+    if (frame.recovered !== true) {
+      // A fresh join, or a resume that was impossible: count from the room's latest message.
+      // (On a successful resume the missed messages follow and advance the position.)
       state.position.set(frame.room, { epoch: frame.epoch, offset: frame.offset || 0 });
     }
     if (frame.recovered === false) notice('Reconnected; some messages may have been missed.');
