@@ -1,0 +1,81 @@
+// A small client written only against the TypeScript types generated from schemas/*.schema.json.
+// check.sh type-checks it with `tsc --noEmit --strict`: if a schema change breaks a field this
+// client relies on, the check fails.
+
+import type { ClientMessage } from './generated/client-message';
+import type { ServerMessage } from './generated/server-message';
+import type { Notification } from './generated/sse-notification';
+import type { NotifyRequest } from './generated/notify-request';
+import type { ErrorResponse } from './generated/error-response';
+
+type User = string | { id: string; name: string; avatar?: string | null; [k: string]: unknown };
+
+const me: User = { id: 'user123', name: 'John Doe', avatar: 'https://example.com/a.png', color: '#f80' };
+
+export const outgoing: ClientMessage[] = [
+  { type: 'join', room: 'general', user: me },
+  { type: 'join', room: 'general', user: 'JohnDoe', since: { offset: 41, epoch: 'e1' } },
+  { type: 'chat', text: 'hi <b>all</b>' },
+  { type: 'typing', isTyping: true },
+  { type: 'private_message', target: 'user456', text: 'psst' },
+  { type: 'leave' },
+  { type: 'ping' },
+];
+
+export function encode(message: ClientMessage): string {
+  return JSON.stringify(message);
+}
+
+function nameOf(user: User): string {
+  return typeof user === 'string' ? user : user.name;
+}
+
+function showNotification(n: Notification): string {
+  const to = n.userId ?? 'everyone';
+  return `[${n.type}] ${n.message} (for ${to}, ${new Date(n.timestamp).toISOString()}, id ${n.id})`;
+}
+
+/** Handles one frame from the server; returns a line to show, if any. */
+export function handle(message: ServerMessage): string | undefined {
+  switch (message.type) {
+    case 'welcome':
+      return `connected as ${message.clientId}`;
+    case 'room_joined':
+      return `joined ${message.room} (${message.users.map(nameOf).join(', ')}) at ${message.epoch}/${message.offset}`;
+    case 'user_joined':
+      return `${nameOf(message.user)} joined; ${message.users.length} here`;
+    case 'room_left':
+      return `left ${message.room}`;
+    case 'user_left':
+      return `${nameOf(message.user)} left ${message.room}`;
+    case 'chat':
+      return `${message.timestamp} #${message.room} <${nameOf(message.user)}> ${message.text}`;
+    case 'typing':
+      return message.isTyping ? `${nameOf(message.user)} is typing` : undefined;
+    case 'private_message':
+      return `(private) ${nameOf(message.from)}: ${message.text}`;
+    case 'notification':
+      return showNotification(message.content);
+    case 'pong':
+      return undefined;
+    case 'error': {
+      const code: string = message.code;
+      return `error ${code}: ${message.message}`;
+    }
+    default: {
+      // Every variant is handled: a new one in the schema makes this line fail to compile.
+      const unreachable: never = message;
+      return unreachable;
+    }
+  }
+}
+
+export function decode(text: string): ServerMessage {
+  return JSON.parse(text) as ServerMessage;
+}
+
+export const publish: NotifyRequest = { userId: 'u1', message: 'hi', type: 'info' };
+
+export function describeFailure(body: ErrorResponse): string {
+  return body.success ? 'impossible' : `${body.error.code}: ${body.error.message}`;
+}
