@@ -14,6 +14,7 @@
 //! | `{"$unordered": [p, ...]}` | an array with exactly these members, in any order |
 //! | `{"$one_of": [p, ...]}` | a value matching at least one of the patterns |
 //! | `{"$regex": "RE"}` | a string matching the regular expression |
+//! | `{"$not": p}` | a value that does not match `p` |
 //!
 //! Objects must have exactly the keys of the pattern; arrays the same length and order.
 
@@ -177,6 +178,18 @@ fn match_at(pattern: &Value, actual: &Value, vars: &mut Vars, path: &str, out: &
                         short(arg),
                         short(actual)
                     ));
+                }
+                "$not" => {
+                    let mut scratch = vars.clone();
+                    let mut errs = Vec::new();
+                    match_at(arg, actual, &mut scratch, path, &mut errs);
+                    if errs.is_empty() {
+                        fail(format!(
+                            "expected anything but {}, got {}",
+                            short(arg),
+                            short(actual)
+                        ));
+                    }
                 }
                 "$regex" => {
                     let Some(re) = arg.as_str() else {

@@ -211,6 +211,7 @@ impl Incoming {
 
 struct Conn {
     sink: Option<WsSink>,
+    pending: std::collections::VecDeque<Incoming>,
     rx: UnboundedReceiver<Incoming>,
     reader: JoinHandle<()>,
     closed: bool,
@@ -350,6 +351,18 @@ impl<'a> Run<'a> {
                     )),
                 }
             }
+            Action::ExpectOptional(pattern) => {
+                let Ok(got) = self.next(&actor, timeout, false).await else {
+                    return Ok(());
+                };
+                if let Incoming::Frame(v) = &got {
+                    if matches(pattern, v, &mut self.vars).is_ok() {
+                        return Ok(());
+                    }
+                }
+                self.conn(&actor)?.pending.push_front(got);
+                Ok(())
+            }
             Action::ExpectEvent(ev) => {
                 let got = self
                     .next(&actor, timeout, ev.event != "ping")
@@ -456,6 +469,9 @@ impl<'a> Run<'a> {
     ) -> Result<Incoming, String> {
         let conn = self.conn(actor)?;
         let deadline = tokio::time::Instant::now() + timeout;
+        if let Some(i) = conn.pending.pop_front() {
+            return Ok(i);
+        }
         loop {
             match tokio::time::timeout_at(deadline, conn.rx.recv()).await {
                 Err(_) => return Err(format!("nothing arrived within {} ms", timeout.as_millis())),
@@ -562,6 +578,7 @@ impl<'a> Run<'a> {
             actor.to_owned(),
             Conn {
                 sink: Some(sink),
+                pending: Default::default(),
                 rx,
                 reader,
                 closed: false,
@@ -599,6 +616,7 @@ impl<'a> Run<'a> {
             actor.to_owned(),
             Conn {
                 sink: None,
+                pending: Default::default(),
                 rx,
                 reader,
                 closed: false,

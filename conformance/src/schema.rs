@@ -61,7 +61,7 @@ impl Schemas {
             // A `oneOf` failure names every variant; point at the stray or missing field of the
             // variant the frame's `type` selects, which is what a reader wants to know.
             match hint_for_frame(value) {
-                Some(hint) => format!("{hint}; {e}"),
+                Some(hint) => format!("{hint} (schema server-message) in {}", trim(value)),
                 None => e,
             }
         })
@@ -96,6 +96,15 @@ impl Schemas {
     }
 }
 
+fn trim(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 300 {
+        format!("{}...", &text[..text.floor_char_boundary_compat(300)])
+    } else {
+        text
+    }
+}
+
 fn summarize(errors: &[String], value: &Value) -> String {
     let mut s = errors
         .iter()
@@ -106,13 +115,7 @@ fn summarize(errors: &[String], value: &Value) -> String {
     if errors.len() > 3 {
         s.push_str(&format!(" (and {} more)", errors.len() - 3));
     }
-    let text = value.to_string();
-    let text = if text.len() > 300 {
-        format!("{}...", &text[..text.floor_char_boundary_compat(300)])
-    } else {
-        text
-    };
-    format!("{s} in {text}")
+    format!("{s} in {}", trim(value))
 }
 
 trait FloorBoundary {

@@ -172,6 +172,9 @@ pub enum Action {
     SendRaw(SendRaw),
     /// The next frame on this WebSocket matches the pattern.
     Expect(Value),
+    /// If the next frame matches the pattern it is consumed; otherwise it stays for the next
+    /// step. For frames the protocol allows but does not require.
+    ExpectOptional(Value),
     /// Nothing arrives on this actor for a while.
     ExpectNone(ExpectNone),
     /// The next thing on this WebSocket is a close (with this code).
@@ -194,6 +197,7 @@ impl Action {
             Action::Send(_) => "send",
             Action::SendRaw(_) => "send_raw",
             Action::Expect(_) => "expect",
+            Action::ExpectOptional(_) => "expect_optional",
             Action::ExpectNone(_) => "expect_none",
             Action::ExpectClose(_) => "expect_close",
             Action::ExpectEvent(_) => "expect_event",
@@ -352,15 +356,17 @@ fn parse_step(value: Value, line: usize, header: &Header) -> anyhow::Result<Step
     };
     if map.len() != 1 {
         let keys: Vec<_> = map.keys().collect();
-        bail!("a step has exactly one action (connect, send, send_raw, expect, expect_none, expect_close, expect_event, http, disconnect, sleep); found {keys:?}");
+        bail!("a step has exactly one action (connect, send, send_raw, expect, expect_optional, expect_none, expect_close, expect_event, http, disconnect, sleep); found {keys:?}");
     }
     let action: Action = serde_json::from_value(Value::Object(map))?;
     let needs = match &action {
         Action::Sleep(_) => None,
         Action::Connect(_) => Some(&[ActorKind::Ws, ActorKind::Sse][..]),
-        Action::Send(_) | Action::SendRaw(_) | Action::Expect(_) | Action::ExpectClose(_) => {
-            Some(&[ActorKind::Ws][..])
-        }
+        Action::Send(_)
+        | Action::SendRaw(_)
+        | Action::Expect(_)
+        | Action::ExpectOptional(_)
+        | Action::ExpectClose(_) => Some(&[ActorKind::Ws][..]),
         Action::ExpectEvent(_) => Some(&[ActorKind::Sse][..]),
         Action::Http(_) => Some(&[ActorKind::Http][..]),
         Action::ExpectNone(_) | Action::Disconnect(_) => Some(&[ActorKind::Ws, ActorKind::Sse][..]),
