@@ -200,3 +200,31 @@ fn asyncapi_covers_the_contract() {
         );
     }
 }
+
+#[test]
+fn asyncapi_examples_match_their_payloads() {
+    let doc = generate::asyncapi();
+    let mut checked = 0;
+    for (name, message) in doc["components"]["messages"].as_object().unwrap() {
+        // A schema whose root is the payload, with every component reachable from it.
+        let schema = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": message["payload"]["$ref"],
+            "components": doc["components"],
+        });
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("payload of {name} does not compile: {e}"));
+        let examples = message["examples"].as_array();
+        for example in examples.into_iter().flatten() {
+            let errors: Vec<String> = validator
+                .iter_errors(&example["payload"])
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "example of {name}: {errors:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 28, "only {checked} examples");
+}

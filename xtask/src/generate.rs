@@ -5,6 +5,11 @@
 //! include it (`#[path]`) and snapshot exactly what the xtask writes.
 
 use herald_protocol::sse::event;
+use herald_protocol::{
+    ClientMessage, Connected, ErrorCode, ErrorResponse, NewsItem, Notification, NotifyRequest,
+    NotifyResponse, Ping, ServerMessage, StockUpdate, StreamPosition, Update, UpdateRequest,
+    UpdateResponse, User, UserObject,
+};
 use serde_json::{json, Map, Value};
 
 /// One file the generator owns, relative to `schemas/`.
@@ -320,6 +325,13 @@ pub fn asyncapi() -> Value {
         messages.insert(name.to_owned(), msg);
     }
 
+    for (name, examples) in examples() {
+        let message = messages
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("an example for {name}, which is no message"));
+        message["examples"] = Value::Array(examples);
+    }
+
     let websocket_all: Vec<String> = websocket_in.iter().chain(&websocket_out).cloned().collect();
     let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let notifications = names(&["NotifyRequest", "NotifyResponse", "ErrorResponse"]);
@@ -474,4 +486,312 @@ pub fn asyncapi() -> Value {
             "messages": messages,
         },
     })
+}
+
+/// One named example payload. (A macro rather than a function generic over `Serialize`, so this
+/// file needs no dependency beyond `serde_json`.)
+macro_rules! example {
+    ($name:expr, $payload:expr $(,)?) => {
+        json!({
+            "name": $name,
+            "payload": serde_json::to_value($payload).expect("examples serialise"),
+        })
+    };
+}
+
+/// Example payloads for the messages, built from the protocol's types so that they cannot
+/// disagree with the schemas. They follow the wire contract's examples.
+fn examples() -> Vec<(&'static str, Vec<Value>)> {
+    const TS: &str = "2026-01-15T09:30:00.000Z";
+    let john = || User::Name("JohnDoe".to_owned());
+    let object_user = || {
+        User::Object(UserObject {
+            id: "user123".to_owned(),
+            name: "John Doe".to_owned(),
+            avatar: Some("https://example.com/avatars/john.jpg".to_owned()),
+            extra: Map::new(),
+        })
+    };
+    let general = || "general".into();
+    let notification = || Notification {
+        id: "n-8c1f".to_owned(),
+        user_id: Some("u1".to_owned()),
+        message: "hi".to_owned(),
+        kind: "info".to_owned(),
+        timestamp: TS.to_owned(),
+    };
+    vec![
+        (
+            "ClientJoin",
+            vec![
+                example!(
+                    "string user",
+                    ClientMessage::Join {
+                        room: general(),
+                        user: john(),
+                        since: None,
+                    },
+                ),
+                example!(
+                    "object user, resuming",
+                    ClientMessage::Join {
+                        room: general(),
+                        user: object_user(),
+                        since: Some(StreamPosition {
+                            offset: 41,
+                            epoch: "e-5d2a".to_owned(),
+                        }),
+                    },
+                ),
+            ],
+        ),
+        (
+            "ClientLeave",
+            vec![example!("leave", ClientMessage::Leave {})],
+        ),
+        (
+            "ClientChat",
+            vec![example!(
+                "chat",
+                ClientMessage::Chat {
+                    text: "hi".to_owned(),
+                },
+            )],
+        ),
+        (
+            "ClientTyping",
+            vec![example!(
+                "typing",
+                ClientMessage::Typing { is_typing: true },
+            )],
+        ),
+        (
+            "ClientPrivateMessage",
+            vec![example!(
+                "private message",
+                ClientMessage::PrivateMessage {
+                    target: "user123".to_owned(),
+                    text: "psst".to_owned(),
+                },
+            )],
+        ),
+        ("ClientPing", vec![example!("ping", ClientMessage::Ping {})]),
+        (
+            "ServerWelcome",
+            vec![example!(
+                "welcome",
+                ServerMessage::Welcome {
+                    client_id: "c-7f3a".to_owned(),
+                },
+            )],
+        ),
+        (
+            "ServerRoomJoined",
+            vec![example!(
+                "joined",
+                ServerMessage::RoomJoined {
+                    room: general(),
+                    users: vec![object_user(), john()],
+                    epoch: "e-5d2a".to_owned(),
+                    offset: 41,
+                    recovered: None,
+                },
+            )],
+        ),
+        (
+            "ServerUserJoined",
+            vec![example!(
+                "someone joined",
+                ServerMessage::UserJoined {
+                    user: john(),
+                    users: vec![object_user(), john()],
+                    room: general(),
+                },
+            )],
+        ),
+        (
+            "ServerRoomLeft",
+            vec![example!(
+                "left",
+                ServerMessage::RoomLeft { room: general() }
+            )],
+        ),
+        (
+            "ServerUserLeft",
+            vec![example!(
+                "someone left",
+                ServerMessage::UserLeft {
+                    user: john(),
+                    room: general(),
+                },
+            )],
+        ),
+        (
+            "ServerChat",
+            vec![example!(
+                "chat",
+                ServerMessage::Chat {
+                    id: "m-19b0".to_owned(),
+                    user: john(),
+                    text: "hi".to_owned(),
+                    timestamp: TS.to_owned(),
+                    room: general(),
+                    offset: 42,
+                },
+            )],
+        ),
+        (
+            "ServerTyping",
+            vec![example!(
+                "typing",
+                ServerMessage::Typing {
+                    user: john(),
+                    is_typing: true,
+                    room: general(),
+                },
+            )],
+        ),
+        (
+            "ServerPrivateMessage",
+            vec![example!(
+                "private message",
+                ServerMessage::PrivateMessage {
+                    id: "m-19b1".to_owned(),
+                    from: john(),
+                    text: "psst".to_owned(),
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "ServerNotification",
+            vec![example!(
+                "notification",
+                ServerMessage::Notification {
+                    content: notification(),
+                },
+            )],
+        ),
+        ("ServerPong", vec![example!("pong", ServerMessage::Pong {})]),
+        (
+            "ServerError",
+            vec![example!(
+                "not in a room",
+                ServerMessage::error(
+                    ErrorCode::NotInRoom,
+                    herald_protocol::error::text::NOT_IN_ROOM,
+                ),
+            )],
+        ),
+        (
+            "SseConnect",
+            vec![example!(
+                "connect",
+                Connected::Connected {
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "SsePing",
+            vec![example!(
+                "ping",
+                Ping {
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "SseNotification",
+            vec![example!("notification", notification())],
+        ),
+        (
+            "SseUpdate",
+            vec![example!(
+                "update",
+                Update {
+                    resource: "order".to_owned(),
+                    action: "created".to_owned(),
+                    data: Some(json!({"id": 42, "total": 9.5})),
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "SseStockUpdate",
+            vec![example!(
+                "stock update",
+                StockUpdate {
+                    symbol: "ACME".to_owned(),
+                    price: 101.25,
+                    change: -0.0125,
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "SseNews",
+            vec![example!(
+                "news",
+                NewsItem {
+                    id: "news-1".to_owned(),
+                    headline: "Markets calm".to_owned(),
+                    timestamp: TS.to_owned(),
+                },
+            )],
+        ),
+        (
+            "NotifyRequest",
+            vec![
+                example!(
+                    "to one user",
+                    NotifyRequest {
+                        user_id: Some("u1".to_owned()),
+                        message: "hi".to_owned(),
+                        kind: Some("info".to_owned()),
+                    },
+                ),
+                example!(
+                    "to everyone",
+                    NotifyRequest {
+                        user_id: None,
+                        message: "maintenance at noon".to_owned(),
+                        kind: None,
+                    },
+                ),
+            ],
+        ),
+        (
+            "NotifyResponse",
+            vec![example!(
+                "accepted",
+                NotifyResponse {
+                    success: true,
+                    notification_id: "n-8c1f".to_owned(),
+                },
+            )],
+        ),
+        (
+            "UpdateRequest",
+            vec![example!(
+                "order created",
+                UpdateRequest {
+                    resource: "order".to_owned(),
+                    action: "created".to_owned(),
+                    data: Some(json!({"id": 42, "total": 9.5})),
+                },
+            )],
+        ),
+        (
+            "UpdateResponse",
+            vec![example!("accepted", UpdateResponse { success: true })],
+        ),
+        (
+            "ErrorResponse",
+            vec![example!(
+                "invalid JSON",
+                ErrorResponse::new(ErrorCode::InvalidJson, "body is not valid JSON"),
+            )],
+        ),
+    ]
 }
