@@ -46,8 +46,12 @@ pub struct UpdateRequest {
     /// What happened to it.
     #[schemars(length(min = 1, max = MAX_LABEL_CHARS))]
     pub action: String,
-    /// Any JSON value, passed to the streams unchanged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Any JSON value, passed to the streams unchanged (`null` included).
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<Value>,
 }
 
@@ -92,4 +96,12 @@ impl ErrorResponse {
             },
         }
     }
+}
+
+/// Deserialises a field that may hold any JSON value: present (even as `null`) is `Some`, absent
+/// is `None` (with `#[serde(default)]`), so an explicit `null` survives a round trip.
+pub(crate) fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }

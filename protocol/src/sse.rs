@@ -70,7 +70,11 @@ pub struct Update {
     /// What happened to it (`created`, `updated`, ...).
     pub action: String,
     /// The publisher's data, passed through unchanged; absent when the publisher sent none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::http::present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<Value>,
     /// When the server accepted it (RFC 3339).
     #[schemars(extend("format" = "date-time"))]

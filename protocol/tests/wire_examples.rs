@@ -317,6 +317,18 @@ fn http_bodies_from_the_contract() {
         &json!({"resource": "order", "action": "created", "data": [1, "two", false]}),
     );
 
+    // `data` is passed on unchanged, an explicit `null` included.
+    let null_data: UpdateRequest = round_trip(
+        "update-request",
+        &json!({"resource": "order", "action": "cleared", "data": null}),
+    );
+    assert_eq!(null_data.data, Some(Value::Null));
+    let event: Update = round_trip(
+        "sse-update",
+        &json!({"resource": "order", "action": "cleared", "data": null, "timestamp": TS}),
+    );
+    assert_eq!(event.data, Some(Value::Null));
+
     let ok: UpdateResponse = round_trip("update-response", &json!({"success": true}));
     assert!(ok.success);
 
