@@ -2,15 +2,14 @@
 // check.sh type-checks it with `tsc --noEmit --strict`: if a schema change breaks a field this
 // client relies on, the check fails.
 
-import type { ClientMessage } from './generated/client-message';
-import type { ServerMessage } from './generated/server-message';
+import type { ClientMessage, UserObject } from './generated/client-message';
+import type { ServerMessage, User } from './generated/server-message';
 import type { Notification } from './generated/sse-notification';
 import type { NotifyRequest } from './generated/notify-request';
 import type { ErrorResponse } from './generated/error-response';
 
-type User = string | { id: string; name: string; avatar?: string | null; [k: string]: unknown };
-
-const me: User = { id: 'user123', name: 'John Doe', avatar: 'https://example.com/a.png', color: '#f80' };
+// Object users are open: extra fields such as `color` are allowed and echoed back.
+const me: UserObject = { id: 'user123', name: 'John Doe', avatar: 'https://example.com/a.png', color: '#f80' };
 
 export const outgoing: ClientMessage[] = [
   { type: 'join', room: 'general', user: me },
@@ -27,6 +26,7 @@ export function encode(message: ClientMessage): string {
 }
 
 function nameOf(user: User): string {
+  // A string user is its own name and id; an object user has both.
   return typeof user === 'string' ? user : user.name;
 }
 
