@@ -1,1 +1,136 @@
+//! Herald: a real-time API server. See ARCHITECTURE.md for the map.
+//!
+//! [`start`] binds the listener and runs the server in the background; the `herald` binary is a
+//! thin CLI over it.
 
+pub mod config;
+mod demo;
+pub mod http;
+pub mod hub;
+pub mod inbound;
+pub mod metrics;
+pub mod node;
+pub mod sanitize;
+pub mod session;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use node::Node;
+
+use session::CloseReason;
+
+/// A server running in the background.
+pub struct Running {
+    /// The address it is bound to (with the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// Its node, for inspection.
+    pub node: Arc<Node>,
+    stop: CancellationToken,
+    accept: JoinHandle<()>,
+}
+
+/// Binds the listener and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let demo = config.demo;
+    let node = Node::new(config);
+    let stop = CancellationToken::new();
+    if demo {
+        tokio::spawn(demo::run(node.clone(), stop.clone()));
+    }
+    tokio::spawn(sweep(node.clone(), stop.clone()));
+    let accept = tokio::spawn(accept_loop(listener, node.clone(), stop.clone()));
+    Ok(Running {
+        addr,
+        node,
+        stop,
+        accept,
+    })
+}
+
+async fn sweep(node: Arc<Node>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => node.hub.sweep(),
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| http::route(node.clone(), req));
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "http connection ended with an error");
+                    }
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+impl Running {
+    /// Stops accepting, closes every WebSocket with 1001 and ends every SSE stream, then waits
+    /// up to the configured deadline for connections to finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.accept.await;
+        let deadline = Instant::now() + self.node.config.shutdown_timeout;
+        let sessions = self.node.hub.all_sessions();
+        tracing::info!(connections = sessions.len(), "shutting down");
+        for session in sessions {
+            session.close(CloseReason::Shutdown);
+        }
+        while self.node.hub.session_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.node.hub.session_count();
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "shutdown deadline passed with connections open"
+            );
+        }
+    }
+}

@@ -1,1 +1,66 @@
-fn main() {}
+//! The `herald` binary: `herald serve` runs the server.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use herald::config::ServeArgs;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "A real-time API server: WebSocket, SSE, rooms, presence, notifications"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: herald::Config) -> anyhow::Result<()> {
+    let running = herald::start(config).await?;
+    tracing::info!(addr = %running.addr, demo = running.node.config.demo, "herald listening");
+    // Tools and tests read this line to learn the port when 0 was asked.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on http://{}", running.addr)?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal().await;
+    tracing::info!("signal received, shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,276 @@
+//! HTTP routing: the WebSocket upgrade, the SSE stream, the publish endpoints, health, metrics,
+//! the demo page, and CORS for all of them.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_protocol::{
+    ErrorCode, ErrorResponse, NotifyRequest, NotifyResponse, UpdateRequest, UpdateResponse,
+};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+use crate::inbound::first_violation;
+use crate::node::Node;
+use crate::transport::{sse, websocket};
+
+/// Every response body.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+static INDEX_HTML: &str = include_str!("demo/index.html");
+static APP_JS: &str = include_str!("demo/app.js");
+static STYLE_CSS: &str = include_str!("demo/style.css");
+
+struct BodyValidators {
+    notify: jsonschema::Validator,
+    update: jsonschema::Validator,
+}
+
+static VALIDATORS: LazyLock<BodyValidators> = LazyLock::new(|| {
+    let compile = |name: &str| {
+        let schema = herald_protocol::schema(name).expect("schema exists");
+        jsonschema::validator_for(schema.as_value()).expect("the generated schema compiles")
+    };
+    BodyValidators {
+        notify: compile("notify-request"),
+        update: compile("update-request"),
+    }
+});
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("response bodies always serialise");
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response<Body> {
+    json(status, &ErrorResponse::new(code, message))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Lets a page on any origin read the response: the request's origin is echoed back.
+fn cors(origin: Option<&HeaderValue>, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    let allow = origin
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("*"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "Content-Type, Authorization, X-API-Key, Cache-Control, Last-Event-ID",
+        ),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+}
+
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Routes one request.
+pub async fn route(
+    node: Arc<Node>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
+        let config = websocket::ws_config(node.config.max_frame_bytes);
+        return Ok(match hyper_tungstenite::upgrade(&mut req, Some(config)) {
+            Ok((response, upgrade)) => {
+                tokio::spawn(websocket::serve(node, upgrade));
+                response.map(|b| b.boxed())
+            }
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                format!("Bad WebSocket upgrade: {e}"),
+            ),
+        });
+    }
+    let mut response = match (req.method(), path.as_str()) {
+        (&Method::OPTIONS, _) => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        (&Method::GET, "/") | (&Method::GET, "/index.html") => {
+            asset("text/html; charset=utf-8", INDEX_HTML)
+        }
+        (&Method::GET, "/app.js") => asset("text/javascript; charset=utf-8", APP_JS),
+        (&Method::GET, "/style.css") => asset("text/css; charset=utf-8", STYLE_CSS),
+        (&Method::GET, "/ws") => error(
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidRequest,
+            "This endpoint speaks WebSocket: send an upgrade request",
+        ),
+        (&Method::GET, "/events") => events(&node, &req),
+        (&Method::POST, "/notifications") => notifications(&node, req).await,
+        (&Method::POST, "/updates") => updates(&node, req).await,
+        (&Method::GET, "/healthz") => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": "ok",
+                "connections": node.hub.session_count(),
+                "rooms": node.hub.room_count(),
+            }),
+        ),
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(full(node.metrics.render()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (_, "/" | "/ws" | "/events" | "/notifications" | "/updates" | "/healthz" | "/metrics") => {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "Method not allowed",
+            )
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("No such path: {path}"),
+        ),
+    };
+    cors(origin.as_ref(), &mut response);
+    Ok(response)
+}
+
+fn events(node: &Arc<Node>, req: &Request<Incoming>) -> Response<Body> {
+    let user = query_param(req, "userId")
+        .filter(|id| !id.is_empty())
+        .map(herald_protocol::User::Name);
+    let stream = sse::open(node.clone(), user);
+    let mut response = Response::new(StreamBody::new(stream).boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Reads a JSON body within the size limit and checks it against the schema.
+async fn read_body<T: DeserializeOwned>(
+    node: &Node,
+    req: Request<Incoming>,
+    validator: &jsonschema::Validator,
+) -> Result<T, Response<Body>> {
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = content_type.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                format!("Expected Content-Type application/json, got {essence}"),
+            ));
+        }
+    }
+    let limit = node.config.max_frame_bytes;
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("Body larger than {limit} bytes"),
+            ))
+        }
+        Err(e) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidJson,
+                format!("Could not read the body: {e}"),
+            ))
+        }
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            format!("Body is not valid JSON: {e}"),
+        )
+    })?;
+    if let Some(fault) = first_violation(validator, &value) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!("Body does not match the schema at {fault}"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!("Invalid body: {e}"),
+        )
+    })
+}
+
+async fn notifications(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    match read_body::<NotifyRequest>(node, req, &VALIDATORS.notify).await {
+        Ok(request) => {
+            let notification = node.notify(request);
+            json(
+                StatusCode::OK,
+                &NotifyResponse {
+                    success: true,
+                    notification_id: notification.id,
+                },
+            )
+        }
+        Err(response) => response,
+    }
+}
+
+async fn updates(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    match read_body::<UpdateRequest>(node, req, &VALIDATORS.update).await {
+        Ok(request) => {
+            node.update(request);
+            json(StatusCode::OK, &UpdateResponse { success: true })
+        }
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,372 @@
+//! This node's sessions, indexed by room and by user.
+//!
+//! Rooms live in a sharded map; each room has its own lock, held only while its member list,
+//! offset or history change and while encoded frames are pushed onto member queues (which never
+//! blocks). No lock here is held across an `.await` or a socket write.
+//!
+//! Each room also keeps its message stream: an epoch, the last offset, and a bounded history,
+//! so that a client that reconnects can be given exactly what it missed, or told it cannot.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use herald_protocol::{RoomName, StreamPosition, User};
+use parking_lot::Mutex;
+
+use crate::session::{tokio_tungstenite_utf8::Utf8Bytes, Session};
+
+/// A member of a room: one session and the user it joined as.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The member's session.
+    pub session: Arc<Session>,
+    /// The user it joined as.
+    pub user: User,
+}
+
+#[derive(Debug)]
+struct Stored {
+    offset: u64,
+    at: Instant,
+    frame: Utf8Bytes,
+}
+
+#[derive(Debug)]
+struct RoomState {
+    members: Vec<Member>,
+    epoch: String,
+    offset: u64,
+    history: VecDeque<Stored>,
+    emptied_at: Option<Instant>,
+    /// Set when the room was dropped from the map; a late joiner must look it up again.
+    removed: bool,
+}
+
+/// One room.
+#[derive(Debug)]
+pub struct Room {
+    state: Mutex<RoomState>,
+}
+
+/// What `join` found in the room.
+#[derive(Debug)]
+pub struct Joined {
+    /// Every member now, the joiner included, in join order.
+    pub users: Vec<User>,
+    /// The other members' sessions, to tell them.
+    pub others: Vec<Arc<Session>>,
+    /// The room stream's epoch.
+    pub epoch: String,
+    /// The room stream's latest offset.
+    pub offset: u64,
+    /// Whether a requested resume was complete (None when none was asked).
+    pub recovered: Option<bool>,
+}
+
+/// What `leave` found in the room.
+#[derive(Debug)]
+pub struct Left {
+    /// The user the session was in the room as.
+    pub user: User,
+    /// The members still there.
+    pub others: Vec<Arc<Session>>,
+}
+
+/// Settings for room history.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Messages kept per room.
+    pub size: usize,
+    /// How long a message is kept.
+    pub ttl: Duration,
+}
+
+/// This node's sessions by room, by user and by id.
+pub struct Hub {
+    rooms: DashMap<RoomName, Arc<Room>>,
+    users: DashMap<String, Vec<Arc<Session>>>,
+    sessions: DashMap<Arc<str>, Arc<Session>>,
+    history: HistoryLimits,
+}
+
+/// A short random string, used for epochs.
+fn new_epoch() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
+        .collect()
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(history: HistoryLimits) -> Self {
+        Hub {
+            rooms: DashMap::new(),
+            users: DashMap::new(),
+            sessions: DashMap::new(),
+            history,
+        }
+    }
+
+    /// Registers a new session.
+    pub fn add_session(&self, session: &Arc<Session>) {
+        self.sessions.insert(session.id.clone(), session.clone());
+    }
+
+    /// Forgets a session everywhere but in its room (the node leaves the room first).
+    pub fn remove_session(&self, session: &Arc<Session>) {
+        self.sessions.remove(&session.id);
+        if let Some(id) = session.user_id() {
+            self.unindex_user(&id, session);
+        }
+    }
+
+    /// Every session on this node.
+    pub fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// How many sessions this node holds.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// How many rooms exist (with members or with history).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Makes a session reachable by a user id.
+    pub fn index_user(&self, user_id: &str, session: &Arc<Session>) {
+        let mut entry = self.users.entry(user_id.to_owned()).or_default();
+        if !entry.iter().any(|s| Arc::ptr_eq(s, session)) {
+            entry.push(session.clone());
+        }
+    }
+
+    /// Removes a session from a user id's sessions.
+    pub fn unindex_user(&self, user_id: &str, session: &Arc<Session>) {
+        self.users.remove_if_mut(user_id, |_, sessions| {
+            sessions.retain(|s| !Arc::ptr_eq(s, session));
+            sessions.is_empty()
+        });
+    }
+
+    /// Every session of a user on this node.
+    pub fn user_sessions(&self, user_id: &str) -> Vec<Arc<Session>> {
+        self.users
+            .get(user_id)
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn room(&self, name: &RoomName) -> Arc<Room> {
+        if let Some(room) = self.rooms.get(name) {
+            return room.clone();
+        }
+        self.rooms
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Room {
+                    state: Mutex::new(RoomState {
+                        members: Vec::new(),
+                        epoch: new_epoch(),
+                        offset: 0,
+                        history: VecDeque::new(),
+                        emptied_at: None,
+                        removed: false,
+                    }),
+                })
+            })
+            .clone()
+    }
+
+    /// Adds a session to a room. When `since` is given and the room's history holds every
+    /// message after it, those messages are queued to the joiner first, under the room's lock,
+    /// so nothing is missed or duplicated before live messages. `before_replay` is queued to the
+    /// joiner first (the `room_joined` frame), built from what the join found.
+    pub fn join(
+        &self,
+        name: &RoomName,
+        session: &Arc<Session>,
+        user: User,
+        since: Option<&StreamPosition>,
+        before_replay: impl FnOnce(&Joined) -> Utf8Bytes,
+    ) -> Joined {
+        loop {
+            let room = self.room(name);
+            let mut state = room.state.lock();
+            // A room removed between lookup and lock is stale: look it up again. (The map's
+            // shard lock is never taken while a room lock is held, so this cannot deadlock.)
+            if state.removed {
+                continue;
+            }
+            self.expire(&mut state);
+            let others: Vec<Arc<Session>> =
+                state.members.iter().map(|m| m.session.clone()).collect();
+            state.members.push(Member {
+                session: session.clone(),
+                user,
+            });
+            state.emptied_at = None;
+            let replay: Option<Vec<Utf8Bytes>> =
+                since.map(|pos| resume(&state, pos)).unwrap_or(None);
+            let joined = Joined {
+                users: state.members.iter().map(|m| m.user.clone()).collect(),
+                others,
+                epoch: state.epoch.clone(),
+                offset: state.offset,
+                recovered: since.map(|_| replay.is_some()),
+            };
+            session.push(before_replay(&joined));
+            for frame in replay.into_iter().flatten() {
+                session.push(frame);
+            }
+            return joined;
+        }
+    }
+
+    /// Removes a session from a room; `None` when it was not a member.
+    pub fn leave(&self, name: &RoomName, session: &Arc<Session>) -> Option<Left> {
+        let room = self.rooms.get(name)?.clone();
+        let mut state = room.state.lock();
+        let index = state
+            .members
+            .iter()
+            .position(|m| Arc::ptr_eq(&m.session, session))?;
+        let member = state.members.remove(index);
+        if state.members.is_empty() {
+            state.emptied_at = Some(Instant::now());
+            if state.history.is_empty() {
+                drop(state);
+                self.remove_if_idle(name, &room);
+            }
+            return Some(Left {
+                user: member.user,
+                others: Vec::new(),
+            });
+        }
+        Some(Left {
+            user: member.user,
+            others: state.members.iter().map(|m| m.session.clone()).collect(),
+        })
+    }
+
+    /// Every member's user, in join order.
+    pub fn users(&self, name: &RoomName) -> Vec<User> {
+        self.rooms
+            .get(name)
+            .map(|room| {
+                room.state
+                    .lock()
+                    .members
+                    .iter()
+                    .map(|m| m.user.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stamps the next offset, encodes the message with it, keeps it in history and queues it to
+    /// every member, all under the room's lock so every member sees the room's messages in the
+    /// same order. Returns the number of members it was queued to.
+    pub fn publish(&self, name: &RoomName, encode: impl FnOnce(u64) -> Utf8Bytes) -> usize {
+        let room = self.room(name);
+        let mut state = room.state.lock();
+        state.offset += 1;
+        let offset = state.offset;
+        let frame = encode(offset);
+        if self.history.size > 0 {
+            self.expire(&mut state);
+            if state.history.len() == self.history.size {
+                state.history.pop_front();
+            }
+            state.history.push_back(Stored {
+                offset,
+                at: Instant::now(),
+                frame: frame.clone(),
+            });
+        }
+        for member in &state.members {
+            member.session.push(frame.clone());
+        }
+        state.members.len()
+    }
+
+    /// Queues a frame to every member except `except` (without an offset: not part of history).
+    pub fn broadcast_volatile(
+        &self,
+        name: &RoomName,
+        frame: &Utf8Bytes,
+        except: Option<&Arc<Session>>,
+    ) -> usize {
+        let Some(room) = self.rooms.get(name).map(|r| r.clone()) else {
+            return 0;
+        };
+        let state = room.state.lock();
+        let mut sent = 0;
+        for member in &state.members {
+            if except.is_some_and(|e| Arc::ptr_eq(e, &member.session)) {
+                continue;
+            }
+            member.session.push(frame.clone());
+            sent += 1;
+        }
+        sent
+    }
+
+    fn expire(&self, state: &mut RoomState) {
+        let ttl = self.history.ttl;
+        while state.history.front().is_some_and(|m| m.at.elapsed() > ttl) {
+            state.history.pop_front();
+        }
+    }
+
+    fn remove_if_idle(&self, name: &RoomName, room: &Arc<Room>) {
+        self.rooms.remove_if(name, |_, r| {
+            if !Arc::ptr_eq(r, room) {
+                return false;
+            }
+            let mut state = r.state.lock();
+            state.removed = state.members.is_empty() && state.history.is_empty();
+            state.removed
+        });
+    }
+
+    /// Drops rooms that have had no members for longer than the history lifetime.
+    pub fn sweep(&self) {
+        let ttl = self.history.ttl;
+        self.rooms.retain(|_, room| {
+            let mut state = room.state.lock();
+            self.expire(&mut state);
+            let idle = state.emptied_at.is_some_and(|t| t.elapsed() > ttl);
+            state.removed = state.members.is_empty() && (idle || state.history.is_empty());
+            !state.removed
+        });
+    }
+}
+
+/// The frames after `pos` when the history holds all of them; `None` when it cannot.
+fn resume(state: &RoomState, pos: &StreamPosition) -> Option<Vec<Utf8Bytes>> {
+    if pos.epoch != state.epoch || pos.offset > state.offset {
+        return None;
+    }
+    if pos.offset == state.offset {
+        return Some(Vec::new());
+    }
+    let first = state.history.front()?.offset;
+    if first > pos.offset + 1 {
+        return None;
+    }
+    Some(
+        state
+            .history
+            .iter()
+            .filter(|m| m.offset > pos.offset)
+            .map(|m| m.frame.clone())
+            .collect(),
+    )
+}

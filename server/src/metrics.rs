@@ -1,0 +1,125 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+
+use herald_protocol::ErrorCode;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::session::Transport;
+
+type Label = [(&'static str, &'static str); 1];
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    connections: Family<Label, Gauge>,
+    connections_total: Family<Label, Counter>,
+    /// Frames received from clients.
+    pub frames_in: Counter,
+    /// Frames queued to clients (one per recipient).
+    pub frames_out: Counter,
+    /// Messages fanned out to more than one recipient (room chat, broadcast notifications and
+    /// updates).
+    pub broadcasts: Counter,
+    errors: Family<Label, Counter>,
+    /// Connections dropped because their outbound queue filled.
+    pub slow_consumers: Counter,
+    /// Connections closed for not answering pings.
+    pub timeouts: Counter,
+    /// Frames refused for their size.
+    pub oversized: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("herald");
+        let connections = Family::<Label, Gauge>::default();
+        let connections_total = Family::<Label, Counter>::default();
+        let errors = Family::<Label, Counter>::default();
+        let m = Metrics {
+            frames_in: Counter::default(),
+            frames_out: Counter::default(),
+            broadcasts: Counter::default(),
+            slow_consumers: Counter::default(),
+            timeouts: Counter::default(),
+            oversized: Counter::default(),
+            connections: connections.clone(),
+            connections_total: connections_total.clone(),
+            errors: errors.clone(),
+            registry: Registry::default(),
+        };
+        registry.register("connections", "Open connections by transport", connections);
+        registry.register(
+            "connections_accepted",
+            "Connections accepted by transport",
+            connections_total,
+        );
+        registry.register(
+            "frames_in",
+            "Frames received from clients",
+            m.frames_in.clone(),
+        );
+        registry.register(
+            "frames_out",
+            "Frames queued to clients, one per recipient",
+            m.frames_out.clone(),
+        );
+        registry.register(
+            "broadcasts",
+            "Messages fanned out to a room or to many",
+            m.broadcasts.clone(),
+        );
+        registry.register("errors", "Errors sent to clients, by code", errors);
+        registry.register(
+            "slow_consumers_dropped",
+            "Connections dropped as slow consumers",
+            m.slow_consumers.clone(),
+        );
+        registry.register(
+            "ping_timeouts",
+            "Connections closed for not answering pings",
+            m.timeouts.clone(),
+        );
+        registry.register(
+            "oversized_frames",
+            "Frames refused for their size",
+            m.oversized.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// A connection opened.
+    pub fn opened(&self, transport: Transport) {
+        let label = [("transport", transport.as_str())];
+        self.connections.get_or_create(&label).inc();
+        self.connections_total.get_or_create(&label).inc();
+    }
+
+    /// A connection closed.
+    pub fn closed(&self, transport: Transport) {
+        self.connections
+            .get_or_create(&[("transport", transport.as_str())])
+            .dec();
+    }
+
+    /// An error was sent to a client.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors.get_or_create(&[("code", code.as_str())]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

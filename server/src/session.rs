@@ -1,0 +1,223 @@
+//! One client connection as the rest of the server sees it, whatever its transport.
+//!
+//! A session owns a bounded outbound queue. Producers (the hub, the node) push already-encoded
+//! frames; the transport's writer task drains them onto its socket. The queue is bounded in
+//! bytes: when a client stops reading and its queue fills, the session is closed as a slow
+//! consumer instead of letting memory grow or holding up everyone else.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use herald_protocol::{RoomName, User};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite_utf8::Utf8Bytes;
+
+/// Re-export of the frame payload type: UTF-8 bytes, cheap to clone and share.
+pub mod tokio_tungstenite_utf8 {
+    pub use hyper_tungstenite::tungstenite::Utf8Bytes;
+}
+
+/// Which transport carries a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket: receives `ServerMessage` JSON frames.
+    WebSocket,
+    /// A Server-Sent Events stream: receives formatted `event:`/`data:` blocks.
+    Sse,
+}
+
+impl Transport {
+    /// The label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// Why the server ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client's outbound queue filled up.
+    SlowConsumer,
+    /// The client sent nothing, not even a pong, within the timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A frame was larger than the limit.
+    TooBig,
+    /// A text frame was not valid UTF-8.
+    BadData,
+}
+
+impl CloseReason {
+    /// The WebSocket close code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseReason::SlowConsumer => 1008,
+            CloseReason::Timeout => 1001,
+            CloseReason::Shutdown => 1001,
+            CloseReason::TooBig => 1009,
+            CloseReason::BadData => 1007,
+        }
+    }
+
+    /// The WebSocket close reason text.
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::Timeout => "ping timeout",
+            CloseReason::Shutdown => "server shutting down",
+            CloseReason::TooBig => "message too big",
+            CloseReason::BadData => "invalid UTF-8",
+        }
+    }
+}
+
+/// What a session's writer receives.
+#[derive(Debug)]
+pub enum Outbound {
+    /// An encoded frame to write as it is.
+    Frame(Utf8Bytes),
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// Room and identity of a session; touched only by the session's own task and the node.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// The room the session is in, if any.
+    pub room: Option<RoomName>,
+    /// Who the session speaks as: from `join`, or from the token when authentication is on.
+    pub user: Option<User>,
+}
+
+/// A session as seen by the hub and the node.
+#[derive(Debug)]
+pub struct Session {
+    /// The connection's id (`clientId` on the wire).
+    pub id: Arc<str>,
+    /// The transport carrying it.
+    pub transport: Transport,
+    /// Room and identity.
+    pub state: Mutex<SessionState>,
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: AtomicUsize,
+    max_queued: usize,
+    closing: AtomicBool,
+    kill: Notify,
+}
+
+/// The receiving half a transport's writer drains.
+pub struct Outbox {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    session: Arc<Session>,
+}
+
+impl Session {
+    /// A new session and the outbox its transport drains.
+    pub fn new(id: Arc<str>, transport: Transport, max_queued: usize) -> (Arc<Session>, Outbox) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = Arc::new(Session {
+            id,
+            transport,
+            state: Mutex::new(SessionState::default()),
+            tx,
+            queued: AtomicUsize::new(0),
+            max_queued,
+            closing: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        let outbox = Outbox {
+            rx,
+            session: session.clone(),
+        };
+        (session, outbox)
+    }
+
+    /// Queues an encoded frame. Returns false when the session is closing, or when this push
+    /// overflowed its queue (the session is then closed as a slow consumer).
+    pub fn push(&self, frame: Utf8Bytes) -> bool {
+        if self.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let len = frame.len();
+        let queued = self.queued.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.max_queued {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.close(CloseReason::SlowConsumer);
+            return false;
+        }
+        if self.tx.send(Outbound::Frame(frame)).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Asks the transport to close the connection. The first reason given wins. A writer stuck
+    /// on a full socket is woken so it can give up instead of waiting forever.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let _ = self.tx.send(Outbound::Close(reason));
+        self.kill.notify_one();
+        true
+    }
+
+    /// Whether the session is closing.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The user id this session speaks as, if it has an identity.
+    pub fn user_id(&self) -> Option<String> {
+        self.state.lock().user.as_ref().map(|u| u.id().to_owned())
+    }
+}
+
+impl Outbox {
+    /// The next item; `None` when every sender is gone.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.recv().await;
+        self.account(&item);
+        item
+    }
+
+    /// The next item if one is ready now.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.try_recv().ok();
+        self.account(&item);
+        item
+    }
+
+    fn account(&self, item: &Option<Outbound>) {
+        if let Some(Outbound::Frame(frame)) = item {
+            self.session
+                .queued
+                .fetch_sub(frame.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves when the session has been asked to close; a writer blocked on the socket races
+    /// its write against this.
+    pub async fn killed(&self) {
+        if self.session.is_closing() {
+            return;
+        }
+        self.session.kill.notified().await;
+    }
+
+    /// The session this outbox belongs to.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+}

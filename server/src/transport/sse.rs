@@ -1,0 +1,88 @@
+//! The Server-Sent Events transport (`GET /events`).
+//!
+//! The response body is a stream over the session's outbox, with a `ping` event on an interval.
+//! When the client goes away hyper drops the body, and with it the guard that closes the
+//! session.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream;
+use hyper::body::Frame;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::node::Node;
+use crate::session::{Outbound, Outbox, Session, Transport};
+
+/// Closes the session when the stream is dropped, however it ends.
+struct Guard {
+    node: Arc<Node>,
+    session: Arc<Session>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.node.close(&self.session);
+        tracing::debug!(client = %self.session.id, "sse stream closed");
+    }
+}
+
+struct Stream {
+    outbox: Outbox,
+    ping: Interval,
+    guard: Guard,
+    done: bool,
+}
+
+/// Opens an SSE session, optionally tied to a user, and returns its body stream.
+pub fn open(
+    node: Arc<Node>,
+    user: Option<herald_protocol::User>,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
+    let (session, outbox) = node.open(Transport::Sse);
+    if let Some(user) = user {
+        node.identify(&session, user);
+    }
+    node.sse_connected(&session);
+    tracing::debug!(client = %session.id, "sse stream opened");
+    let period = node.config.sse_ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = Stream {
+        outbox,
+        ping,
+        guard: Guard { node, session },
+        done: false,
+    };
+    stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let chunk = tokio::select! {
+            item = s.outbox.recv() => match item {
+                Some(Outbound::Frame(first)) => {
+                    // Coalesce what is already queued into one chunk.
+                    let mut buf: Vec<u8> = Vec::from(Bytes::from(first));
+                    while buf.len() < 64 * 1024 {
+                        match s.outbox.try_recv() {
+                            Some(Outbound::Frame(more)) => buf.extend_from_slice(more.as_bytes()),
+                            Some(Outbound::Close(_)) => {
+                                s.done = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    Bytes::from(buf)
+                }
+                Some(Outbound::Close(_)) | None => return None,
+            },
+            _ = s.ping.tick() => {
+                s.guard.node.metrics.frames_out.inc();
+                Bytes::from(s.guard.node.sse_ping())
+            }
+        };
+        Some((Ok(Frame::data(chunk)), s))
+    })
+}

@@ -1,0 +1,182 @@
+//! The WebSocket transport (`GET /` or `GET /ws` with an upgrade).
+//!
+//! One task per connection: it reads frames and hands their text to the node, writes what the
+//! session's outbox holds (in batches, flushed once), pings on an interval and closes a
+//! connection that stays silent past the timeout. Oversized frames are refused by tungstenite
+//! before they are buffered, and answered with close code 1009.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use herald_protocol::error::text;
+use herald_protocol::ErrorCode;
+use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use hyper_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use hyper_tungstenite::tungstenite::{Error as WsError, Message};
+use hyper_tungstenite::{HyperWebsocket, HyperWebsocketStream};
+
+use crate::node::Node;
+use crate::session::{
+    tokio_tungstenite_utf8::Utf8Bytes, CloseReason, Outbound, Outbox, Session, Transport,
+};
+
+/// Frames written per flush at most.
+const BATCH: usize = 64;
+
+/// How long the server waits to deliver its own close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The tungstenite settings: the frame limit, and small buffers so idle connections stay cheap.
+pub fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes))
+}
+
+enum End {
+    /// The client closed or the socket failed: nothing more to send.
+    Gone,
+    /// The server closes, with a code the client should see.
+    Close(CloseReason),
+}
+
+/// Runs one WebSocket connection to its end.
+pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket) {
+    let mut ws = match upgrade.await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+    };
+    let (session, mut outbox) = node.open(Transport::WebSocket);
+    tracing::debug!(client = %session.id, "websocket connected");
+    node.welcome(&session);
+    let end = run(&node, &session, &mut outbox, &mut ws).await;
+    node.close(&session);
+    if let End::Close(reason) = end {
+        match reason {
+            CloseReason::SlowConsumer => _ = node.metrics.slow_consumers.inc(),
+            CloseReason::Timeout => _ = node.metrics.timeouts.inc(),
+            CloseReason::TooBig => _ = node.metrics.oversized.inc(),
+            CloseReason::Shutdown | CloseReason::BadData => {}
+        }
+        let frame = CloseFrame {
+            code: CloseCode::from(reason.code()),
+            reason: reason.text().into(),
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            ws.send(Message::Close(Some(frame))).await?;
+            // Wait for the client's answering close so the close handshake completes.
+            while let Some(msg) = ws.next().await {
+                msg?;
+            }
+            Ok::<_, WsError>(())
+        })
+        .await;
+    }
+    tracing::debug!(client = %session.id, "websocket closed");
+}
+
+async fn run(
+    node: &Node,
+    session: &Arc<Session>,
+    outbox: &mut Outbox,
+    ws: &mut HyperWebsocketStream,
+) -> End {
+    let timeout = node.config.ping_timeout;
+    let mut ping = tokio::time::interval(node.config.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut last_seen = Instant::now();
+    let mut batch: Vec<Utf8Bytes> = Vec::new();
+    loop {
+        tokio::select! {
+            inbound = ws.next() => {
+                last_seen = Instant::now();
+                match inbound {
+                    Some(Ok(Message::Text(text))) => node.on_text(session, text.as_str()),
+                    Some(Ok(Message::Binary(_))) => {
+                        node.metrics.frames_in.inc();
+                        node.metrics.error(ErrorCode::InvalidFormat);
+                        session.push(crate::node::encode(&herald_protocol::ServerMessage::error(
+                            ErrorCode::InvalidFormat,
+                            text::INVALID_FORMAT,
+                        )));
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite answers the close; keep polling until the stream ends.
+                    }
+                    Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
+                    Some(Err(WsError::Capacity(_))) => return End::Close(CloseReason::TooBig),
+                    Some(Err(WsError::Utf8(_))) => return End::Close(CloseReason::BadData),
+                    Some(Err(e)) => {
+                        tracing::debug!(client = %session.id, error = %e, "websocket read failed");
+                        return End::Gone;
+                    }
+                    None => return End::Gone,
+                }
+            }
+            item = outbox.recv() => {
+                let mut close = None;
+                match item {
+                    Some(Outbound::Frame(frame)) => batch.push(frame),
+                    Some(Outbound::Close(reason)) => return End::Close(reason),
+                    None => return End::Gone,
+                }
+                while batch.len() < BATCH {
+                    match outbox.try_recv() {
+                        Some(Outbound::Frame(frame)) => batch.push(frame),
+                        Some(Outbound::Close(reason)) => {
+                            close = Some(reason);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let write = async {
+                    for frame in batch.drain(..) {
+                        ws.feed(Message::Text(frame)).await?;
+                    }
+                    ws.flush().await
+                };
+                let written = tokio::select! {
+                    r = write => r,
+                    _ = outbox.killed(), if close.is_none() => {
+                        // Asked to close while stuck on a full socket: give up on this batch.
+                        return End::Close(pending_close(outbox).unwrap_or(CloseReason::SlowConsumer));
+                    }
+                };
+                batch.clear();
+                if let Err(e) = written {
+                    tracing::debug!(client = %session.id, error = %e, "websocket write failed");
+                    return End::Gone;
+                }
+                if let Some(reason) = close {
+                    return End::Close(reason);
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > timeout {
+                    return End::Close(CloseReason::Timeout);
+                }
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return End::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// The close reason waiting in the outbox behind any frames.
+fn pending_close(outbox: &mut Outbox) -> Option<CloseReason> {
+    while let Some(item) = outbox.try_recv() {
+        if let Outbound::Close(reason) = item {
+            return Some(reason);
+        }
+    }
+    None
+}
