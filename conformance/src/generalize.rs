@@ -205,7 +205,23 @@ pub fn build_session(name: &str, observed: &[Observed]) -> Session {
     let mut actors = BTreeMap::new();
     let mut steps = Vec::new();
     let mut isolated = false;
+    // Frames still in flight when a client closed its side are not part of the exchange: the
+    // client can no longer be expected to see them.
+    let mut closed: HashSet<&str> = HashSet::new();
     for o in observed {
+        match o {
+            Observed::Receive { actor, .. }
+            | Observed::ServerClose { actor, .. }
+            | Observed::Event { actor, .. }
+                if closed.contains(actor.as_str()) =>
+            {
+                continue
+            }
+            Observed::ClientClose { actor, .. } => {
+                closed.insert(actor);
+            }
+            _ => {}
+        }
         match o {
             Observed::Connect {
                 actor,

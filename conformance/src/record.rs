@@ -34,9 +34,14 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn push(&self, o: Observed) {
-        self.events.lock().expect("lock").push(o);
+    fn push(&self, o: Observed) -> usize {
+        let index = {
+            let mut events = self.events.lock().expect("lock");
+            events.push(o);
+            events.len() - 1
+        };
         self.touch();
+        index
     }
 
     fn touch(&self) {
@@ -385,6 +390,24 @@ async fn proxy_http(rec: Arc<Recorder>, req: Request<Incoming>) -> anyhow::Resul
             up = up.header(h, v.clone());
         }
     }
+    // The exchange takes its place in the recording when the request arrives: what the server
+    // sends on other connections because of it comes after it.
+    let record_it = !(method == "GET" && (path == "/" || path.contains('.')));
+    let slot = record_it.then(|| {
+        rec.push(Observed::Http {
+            actor: "http".into(),
+            method: method.clone(),
+            path: path.clone(),
+            query: parse_query(&query),
+            content_type: headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status: 0,
+            response: String::new(),
+        })
+    });
     let resp = up
         .send()
         .await
@@ -397,21 +420,16 @@ async fn proxy_http(rec: Arc<Recorder>, req: Request<Incoming>) -> anyhow::Resul
         }
     }
     let answer = resp.bytes().await?;
-    let record_it = !(method == "GET" && (path == "/" || path.contains('.')));
-    if record_it {
-        rec.push(Observed::Http {
-            actor: "http".into(),
-            method,
-            path,
-            query: parse_query(&query),
-            content_type: headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            status,
-            response: String::from_utf8_lossy(&answer).into_owned(),
-        });
+    if let Some(i) = slot {
+        if let Some(Observed::Http {
+            status: s,
+            response,
+            ..
+        }) = rec.events.lock().expect("lock").get_mut(i)
+        {
+            *s = status;
+            *response = String::from_utf8_lossy(&answer).into_owned();
+        }
     }
     Ok(builder.body(Full::new(answer).map_err(|e| match e {}).boxed())?)
 }
