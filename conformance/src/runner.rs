@@ -601,7 +601,7 @@ impl<'a> Run<'a> {
         let resp = tokio::time::timeout(timeout, req.send())
             .await
             .map_err(|_| format!("GET {url} timed out"))?
-            .map_err(|e| format!("GET {url} failed: {e}"))?;
+            .map_err(|e| format!("GET {url} failed: {}", chain(&e)))?;
         let status = resp.status().as_u16();
         let want_status = c.status.clone().unwrap_or(Value::from(200));
         self.check(&want_status, &Value::from(status), "status")?;
@@ -699,7 +699,7 @@ impl<'a> Run<'a> {
         let resp = tokio::time::timeout(timeout, req.send())
             .await
             .map_err(|_| format!("{method} {url} timed out"))?
-            .map_err(|e| format!("{method} {url} failed: {e}"))?;
+            .map_err(|e| format!("{method} {url} failed: {}", chain(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = tokio::time::timeout(timeout, resp.text())
@@ -761,6 +761,18 @@ impl<'a> Run<'a> {
             conn.reader.abort();
         }
     }
+}
+
+/// An error with its causes, `outer: inner: root`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }
 
 fn trim(text: &str) -> String {
