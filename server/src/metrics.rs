@@ -94,6 +94,12 @@ impl Metrics {
             "Frames refused for their size",
             m.oversized.clone(),
         );
+        // Show both transports from the start, at zero, so dashboards see the series.
+        for transport in [Transport::WebSocket, Transport::Sse] {
+            let label = [("transport", transport.as_str())];
+            m.connections.get_or_create(&label);
+            m.connections_total.get_or_create(&label);
+        }
         Metrics { registry, ..m }
     }
 
