@@ -42,7 +42,11 @@ async fn notifications_go_to_their_user_or_to_everyone() {
     for e in [&mut u1, &mut u2, &mut anon] {
         e.next_named("connect").await;
     }
-    let (status, body) = post(&server.url("/notifications"), r#"{"userId":"u1","message":"hi","type":"info"}"#).await;
+    let (status, body) = post(
+        &server.url("/notifications"),
+        r#"{"userId":"u1","message":"hi","type":"info"}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["success"], true);
     let n = u1.next_named("notification").await;
@@ -54,7 +58,11 @@ async fn notifications_go_to_their_user_or_to_everyone() {
     u2.expect_silence(QUIET).await;
     anon.expect_silence(Duration::from_millis(10)).await;
 
-    let (status, _) = post(&server.url("/notifications"), r#"{"message":"everyone","type":"warning"}"#).await;
+    let (status, _) = post(
+        &server.url("/notifications"),
+        r#"{"message":"everyone","type":"warning"}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     for e in [&mut u1, &mut u2, &mut anon] {
         let n = e.next_named("notification").await;
@@ -94,7 +102,11 @@ async fn bad_bodies_get_400_and_nothing_is_broadcast() {
         ("/notifications", "{not json", "invalid_json"),
         ("/notifications", r#"{"userId":"u1"}"#, "invalid_request"),
         ("/notifications", r#"{"message":5}"#, "invalid_request"),
-        ("/notifications", r#"{"message":"x","userID":"typo"}"#, "invalid_request"),
+        (
+            "/notifications",
+            r#"{"message":"x","userID":"typo"}"#,
+            "invalid_request",
+        ),
         ("/updates", r#"{"resource":"order"}"#, "invalid_request"),
         ("/updates", "[]", "invalid_request"),
         ("/updates", "", "invalid_json"),
@@ -104,11 +116,19 @@ async fn bad_bodies_get_400_and_nothing_is_broadcast() {
         assert_eq!(status, 400, "{path} {body}");
         assert_eq!(answer["success"], false);
         assert_eq!(answer["error"]["code"], code, "{path} {body}: {answer}");
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     let (status, answer) = post(&server.url("/notifications"), r#"{"message":5}"#).await;
     assert_eq!(status, 400);
-    assert!(answer["error"]["message"].as_str().unwrap().contains("/message"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/message"),
+        "{answer}"
+    );
     e.expect_silence(QUIET).await;
 }
 
@@ -125,7 +145,11 @@ async fn wrong_content_type_and_huge_bodies_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 415);
     let body = "x".repeat(100 * 1024);
-    let (status, answer) = post(&server.url("/updates"), &format!(r#"{{"resource":"a","action":"b","data":"{body}"}}"#)).await;
+    let (status, answer) = post(
+        &server.url("/updates"),
+        &format!(r#"{{"resource":"a","action":"b","data":"{body}"}}"#),
+    )
+    .await;
     assert_eq!(status, 413);
     assert_eq!(answer["error"]["code"], "payload_too_large");
 }
@@ -145,8 +169,15 @@ async fn cors_preflight_lets_another_origin_post_json() {
     assert!(r.status().is_success());
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], "http://app.example");
-    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    assert!(h["access-control-allow-headers"].to_str().unwrap().to_lowercase().contains("content-type"));
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("content-type"));
     let r = client
         .post(server.url("/notifications"))
         .header("origin", "http://app.example")
@@ -155,7 +186,10 @@ async fn cors_preflight_lets_another_origin_post_json() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "http://app.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://app.example"
+    );
 }
 
 #[tokio::test]
@@ -164,17 +198,37 @@ async fn health_metrics_demo_page_and_unknown_paths() {
     let r = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "ok");
-    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    for name in ["herald_connections", "herald_frames_in_total", "herald_frames_out_total", "herald_slow_consumers_dropped_total"] {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "herald_connections",
+        "herald_frames_in_total",
+        "herald_frames_out_total",
+        "herald_slow_consumers_dropped_total",
+    ] {
         assert!(text.contains(name), "missing {name} in\n{text}");
     }
     let page = reqwest::get(server.url("/")).await.unwrap();
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("<html"));
     let r = reqwest::get(server.url("/nope")).await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
-    let r = reqwest::Client::new().delete(server.url("/updates")).send().await.unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    let r = reqwest::Client::new()
+        .delete(server.url("/updates"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
 }
 
@@ -206,15 +260,27 @@ async fn closed_streams_are_forgotten() {
     drop(e);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Notifying the departed user must not fail, and the server must not count the stream.
-    let (status, _) = post(&server.url("/notifications"), r#"{"userId":"gone","message":"x"}"#).await;
+    let (status, _) = post(
+        &server.url("/notifications"),
+        r#"{"userId":"gone","message":"x"}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let health: serde_json::Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();
+        let health: serde_json::Value = reqwest::get(server.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if health["connections"] == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "stream still counted: {health}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream still counted: {health}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
