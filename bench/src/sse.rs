@@ -274,6 +274,7 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
         "results": {
             "sent": sent,
             "sends_per_sec": r1(sent as f64 / secs),
+            "target_sends_per_sec": cfg.per_sec,
             "expected_deliveries": expected,
             "delivered": delivered,
             "deliveries_per_sec": r1(delivered as f64 / secs),

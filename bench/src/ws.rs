@@ -382,6 +382,10 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
         ),
     };
     let _ = publishers;
+    let target_rate = match cfg.load {
+        Load::Rate { per_sec, .. } => json!(per_sec),
+        _ => Value::Null,
+    };
     Ok(json!({
         "params": {
             "clients": cfg.clients,
@@ -417,6 +421,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
         "results": {
             "sent": sent,
             "sends_per_sec": r1(sent as f64 / secs),
+            "target_sends_per_sec": target_rate,
             "expected_deliveries": expected,
             "delivered": delivered,
             "deliveries_per_sec": r1(delivered as f64 / secs),
