@@ -15,10 +15,16 @@ fn session_schema() -> jsonschema::Validator {
 #[test]
 fn every_session_line_matches_the_schema() {
     let validator = session_schema();
-    let dir = conformance::default_sessions_dir();
     let mut files = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    let dirs = [
+        conformance::default_sessions_dir(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sessions"),
+    ];
+    let paths = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path());
+    for path in paths {
         if path.extension().is_none_or(|e| e != "jsonl") {
             continue;
         }
