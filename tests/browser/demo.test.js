@@ -240,4 +240,19 @@ describe('demo page', () => {
     await post('/notifications', { userId: 'bob', message: 'after restart', type: 'info' });
     await toast(bob, 'after restart').waitFor();
   });
+
+  it('catches up on what it missed while its connection was down', async () => {
+    const missed = bob.locator('#messages .notice', { hasText: 'may have been missed' });
+    const missedBefore = await missed.count(); // the restart above lost the history, rightly
+    // Drop bob's socket the way a flaky network would (any code but 1000 means "reconnect").
+    await bob.evaluate(() => window.heraldDemo.chat.ws.close(4000, 'test drop'));
+    await alice.fill('#message', 'sent while bob was away');
+    await alice.click('#send');
+    await message(alice, 'sent while bob was away').waitFor();
+    await bob.locator('#ws-status[data-state="connected"]').waitFor({ timeout: 20_000 });
+    await message(bob, 'sent while bob was away').waitFor();
+    await sleep(300);
+    assert.equal(await message(bob, 'sent while bob was away').count(), 1, 'shown once');
+    assert.equal(await missed.count(), missedBefore, 'the server could replay everything');
+  });
 });

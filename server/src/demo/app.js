@@ -590,6 +590,9 @@
     live.close();
   });
 
+  // A handle for the browser console and the browser test; the page itself does not use it.
+  window.heraldDemo = { chat, live, state };
+
   chat.connect();
   live.connect(undefined);
 })();
