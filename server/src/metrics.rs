@@ -97,8 +97,8 @@ impl Metrics {
         // Show both transports from the start, at zero, so dashboards see the series.
         for transport in [Transport::WebSocket, Transport::Sse] {
             let label = [("transport", transport.as_str())];
-            m.connections.get_or_create(&label);
-            m.connections_total.get_or_create(&label);
+            let _ = m.connections.get_or_create(&label);
+            let _ = m.connections_total.get_or_create(&label);
         }
         Metrics { registry, ..m }
     }
