@@ -351,6 +351,31 @@ impl<'a> Run<'a> {
                     )),
                 }
             }
+            Action::ExpectUnordered(patterns) => {
+                let mut frames = Vec::new();
+                for _ in patterns {
+                    let got = self.next(&actor, timeout, false).await.map_err(|e| {
+                        format!(
+                            "{e} (after {} of {} frames)\n  expected in any order: {}",
+                            frames.len(),
+                            patterns.len(),
+                            pretty(&Value::Array(patterns.clone()))
+                        )
+                    })?;
+                    match got {
+                        Incoming::Frame(v) => frames.push(v),
+                        other => {
+                            return Err(format!(
+                                "expected a frame, got {}\n  expected in any order: {}",
+                                other.describe(),
+                                pretty(&Value::Array(patterns.clone()))
+                            ))
+                        }
+                    }
+                }
+                let pattern = serde_json::json!({ "$unordered": patterns });
+                self.check(&pattern, &Value::Array(frames), "frames")
+            }
             Action::ExpectOptional(pattern) => {
                 let Ok(got) = self.next(&actor, timeout, false).await else {
                     return Ok(());

@@ -172,6 +172,9 @@ pub enum Action {
     SendRaw(SendRaw),
     /// The next frame on this WebSocket matches the pattern.
     Expect(Value),
+    /// The next frames, as many as there are patterns, match these patterns in any order: for
+    /// frames caused by things that happen at once on different connections.
+    ExpectUnordered(Vec<Value>),
     /// If the next frame matches the pattern it is consumed; otherwise it stays for the next
     /// step. For frames the protocol allows but does not require.
     ExpectOptional(Value),
@@ -198,6 +201,7 @@ impl Action {
             Action::SendRaw(_) => "send_raw",
             Action::Expect(_) => "expect",
             Action::ExpectOptional(_) => "expect_optional",
+            Action::ExpectUnordered(_) => "expect_unordered",
             Action::ExpectNone(_) => "expect_none",
             Action::ExpectClose(_) => "expect_close",
             Action::ExpectEvent(_) => "expect_event",
@@ -356,7 +360,7 @@ fn parse_step(value: Value, line: usize, header: &Header) -> anyhow::Result<Step
     };
     if map.len() != 1 {
         let keys: Vec<_> = map.keys().collect();
-        bail!("a step has exactly one action (connect, send, send_raw, expect, expect_optional, expect_none, expect_close, expect_event, http, disconnect, sleep); found {keys:?}");
+        bail!("a step has exactly one action (connect, send, send_raw, expect, expect_optional, expect_unordered, expect_none, expect_close, expect_event, http, disconnect, sleep); found {keys:?}");
     }
     let action: Action = serde_json::from_value(Value::Object(map))?;
     let needs = match &action {
@@ -366,6 +370,7 @@ fn parse_step(value: Value, line: usize, header: &Header) -> anyhow::Result<Step
         | Action::SendRaw(_)
         | Action::Expect(_)
         | Action::ExpectOptional(_)
+        | Action::ExpectUnordered(_)
         | Action::ExpectClose(_) => Some(&[ActorKind::Ws][..]),
         Action::ExpectEvent(_) => Some(&[ActorKind::Sse][..]),
         Action::Http(_) => Some(&[ActorKind::Http][..]),

@@ -6,12 +6,22 @@ use std::time::Duration;
 
 use conformance::{run_all, Options, Session};
 
+/// The default configuration on a free local port.
+fn local() -> herald::Config {
+    herald::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_passes_the_whole_suite() {
-    let mut config = herald::Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.sse_ping_interval = Duration::from_millis(300);
-    let running = herald::start(config).await.unwrap();
+    let running = herald::start(herald::Config {
+        sse_ping_interval: Duration::from_millis(300),
+        ..local()
+    })
+    .await
+    .unwrap();
     let mut sessions = Session::load_dir(&conformance::default_sessions_dir()).unwrap();
     sessions.extend(
         Session::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sessions"))
@@ -29,5 +39,43 @@ async fn herald_passes_the_whole_suite() {
         failures.join("\n"),
         conformance::summary(&outcomes)
     );
+    running.shutdown().await;
+}
+
+/// The whole suite run through the recording proxy passes as it does directly (the proxy is
+/// transparent for WebSocket, SSE and HTTP), and the one interleaved session it records replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_through_the_recording_proxy_records_a_replayable_session() {
+    let running = herald::start(local()).await.unwrap();
+    let proxy =
+        conformance::record::Proxy::start("127.0.0.1:0", &format!("http://{}", running.addr))
+            .await
+            .unwrap();
+    let sessions = Session::load_dir(&conformance::default_sessions_dir()).unwrap();
+    let outcomes = run_all(sessions, &Options::new(format!("http://{}", proxy.addr))).await;
+    for o in &outcomes {
+        assert!(o.passed(), "through the proxy: {}", o.render());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let recorded = proxy.finish("whole-suite");
+    let text = recorded.to_jsonl();
+    assert!(text.lines().count() > 300, "{text}");
+    let replay = Session::parse(&text, std::path::Path::new("whole-suite.jsonl")).unwrap();
+    // A recording keeps its room names, and Herald keeps a room's history for a while: replay
+    // against a fresh server, as a recording made elsewhere would be.
+    running.shutdown().await;
+    let running = herald::start(local()).await.unwrap();
+    let mut opts = Options::new(format!("http://{}", running.addr));
+    opts.step_timeout = Duration::from_secs(5);
+    let outcome = conformance::run_session(&replay, &opts).await;
+    if !outcome.passed() {
+        let kept = std::env::temp_dir().join("conformance-whole-suite.jsonl");
+        std::fs::write(&kept, &text).unwrap();
+        panic!(
+            "{} (recording kept in {})",
+            outcome.render(),
+            kept.display()
+        );
+    }
     running.shutdown().await;
 }
