@@ -32,6 +32,35 @@ pub struct Config {
     pub history_ttl: Duration,
     /// How long shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// HS256/384/512 shared secret; setting it (or `jwt_public_key`) turns authentication on.
+    pub jwt_secret: Option<crate::auth::Secret>,
+    /// PEM file with an RSA or EC public key (RS*/PS*/ES* tokens); turns authentication on.
+    pub jwt_public_key: Option<PathBuf>,
+    /// Accepted `aud` values (comma-separated); when set, tokens must carry one of them.
+    pub jwt_audience: Option<String>,
+    /// Accepted `iss` values (comma-separated); when set, tokens must carry one of them.
+    pub jwt_issuer: Option<String>,
+    /// Clock skew allowed on `exp`/`nbf`; a connection is ended at `exp` plus this.
+    pub jwt_leeway: Duration,
+    /// Key required by `POST /notifications` and `POST /updates`; without one they accept
+    /// loopback clients only.
+    pub api_key: Option<crate::auth::Secret>,
+    /// Origins allowed to open WebSockets and streams and to read responses; empty: any.
+    pub allowed_origins: Vec<String>,
+    /// Connection attempts (upgrades and streams) per client IP per minute; 0 turns it off.
+    pub connect_rate: u32,
+    /// Connection attempts a client IP may make at once before `connect_rate` applies.
+    pub connect_burst: u32,
+    /// Apply the connection-attempt limit to loopback clients too (they are exempt otherwise).
+    pub rate_limit_loopback: bool,
+    /// Inbound WebSocket messages per second per connection; 0 turns the check off.
+    pub message_rate: u32,
+    /// Messages a connection may send at once before `message_rate` applies.
+    pub message_burst: u32,
+    /// Open connections (WebSocket and SSE) the node accepts; more get 503.
+    pub max_connections: usize,
+    /// Connections one user may hold at once; 0 means no limit.
+    pub max_connections_per_user: usize,
 }
 
 impl Default for Config {
@@ -47,6 +76,20 @@ impl Default for Config {
             history_size: 100,
             history_ttl: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(10),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            jwt_leeway: Duration::from_secs(60),
+            api_key: None,
+            allowed_origins: Vec::new(),
+            connect_rate: 300,
+            connect_burst: 100,
+            rate_limit_loopback: false,
+            message_rate: 50,
+            message_burst: 100,
+            max_connections: crate::limits::default_max_connections(),
+            max_connections_per_user: 20,
         }
     }
 }
@@ -87,6 +130,49 @@ pub struct ServeArgs {
     /// How long shutdown waits for connections to close [default: 10s].
     #[arg(long, env = "HERALD_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
     pub shutdown_timeout: Option<Duration>,
+    /// Shared secret for HS256 tokens; turns authentication on.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the RSA or EC public key for RS256/ES256 tokens; turns authentication on.
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required token audience (`aud`); comma-separated for several.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Required token issuer (`iss`); comma-separated for several.
+    #[arg(long, env = "HERALD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Clock skew allowed on token expiry [default: 60s].
+    #[arg(long, env = "HERALD_JWT_LEEWAY", value_parser = parse_duration)]
+    pub jwt_leeway: Option<Duration>,
+    /// Key for POST /notifications and /updates (Bearer or X-API-Key); without it they accept
+    /// loopback clients only.
+    #[arg(long, env = "HERALD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Comma-separated origins allowed for WebSockets, SSE and CORS [default: any].
+    #[arg(long, env = "HERALD_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Connection attempts per client IP per minute, 0 = off [default: 300].
+    #[arg(long, env = "HERALD_CONNECT_RATE")]
+    pub connect_rate: Option<u32>,
+    /// Connection attempts a client IP may burst [default: 100].
+    #[arg(long, env = "HERALD_CONNECT_BURST")]
+    pub connect_burst: Option<u32>,
+    /// Apply the connection-attempt limit to loopback clients too.
+    #[arg(long, env = "HERALD_RATE_LIMIT_LOOPBACK")]
+    pub rate_limit_loopback: bool,
+    /// Inbound WebSocket messages per second per connection, 0 = off [default: 50].
+    #[arg(long, env = "HERALD_MESSAGE_RATE")]
+    pub message_rate: Option<u32>,
+    /// Messages a connection may burst [default: 100].
+    #[arg(long, env = "HERALD_MESSAGE_BURST")]
+    pub message_burst: Option<u32>,
+    /// Open connections accepted [default: RLIMIT_NOFILE soft limit - 64].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections one user may hold, 0 = no limit [default: 20].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_USER")]
+    pub max_connections_per_user: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -103,6 +189,20 @@ struct FileConfig {
     history_size: Option<usize>,
     history_ttl: Option<String>,
     shutdown_timeout: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<PathBuf>,
+    jwt_audience: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_leeway: Option<String>,
+    api_key: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    connect_rate: Option<u32>,
+    connect_burst: Option<u32>,
+    rate_limit_loopback: Option<bool>,
+    message_rate: Option<u32>,
+    message_burst: Option<u32>,
+    max_connections: Option<usize>,
+    max_connections_per_user: Option<usize>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -164,6 +264,48 @@ impl ServeArgs {
                 .shutdown_timeout
                 .or(file_duration(file.shutdown_timeout, "shutdown_timeout")?)
                 .unwrap_or(d.shutdown_timeout),
+            jwt_secret: self
+                .jwt_secret
+                .or(file.jwt_secret)
+                .map(crate::auth::Secret::new),
+            jwt_public_key: self.jwt_public_key.or(file.jwt_public_key),
+            jwt_audience: self.jwt_audience.or(file.jwt_audience),
+            jwt_issuer: self.jwt_issuer.or(file.jwt_issuer),
+            jwt_leeway: self
+                .jwt_leeway
+                .or(file_duration(file.jwt_leeway, "jwt_leeway")?)
+                .unwrap_or(d.jwt_leeway),
+            api_key: self.api_key.or(file.api_key).map(crate::auth::Secret::new),
+            allowed_origins: match self.allowed_origins {
+                Some(list) => crate::limits::parse_origins(list.split(',')),
+                None => crate::limits::parse_origins(file.allowed_origins.unwrap_or_default()),
+            },
+            connect_rate: self
+                .connect_rate
+                .or(file.connect_rate)
+                .unwrap_or(d.connect_rate),
+            connect_burst: self
+                .connect_burst
+                .or(file.connect_burst)
+                .unwrap_or(d.connect_burst),
+            rate_limit_loopback: self.rate_limit_loopback
+                || file.rate_limit_loopback.unwrap_or(d.rate_limit_loopback),
+            message_rate: self
+                .message_rate
+                .or(file.message_rate)
+                .unwrap_or(d.message_rate),
+            message_burst: self
+                .message_burst
+                .or(file.message_burst)
+                .unwrap_or(d.message_burst),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            max_connections_per_user: self
+                .max_connections_per_user
+                .or(file.max_connections_per_user)
+                .unwrap_or(d.max_connections_per_user),
         };
         config.check()?;
         Ok(config)
@@ -198,6 +340,8 @@ impl Config {
             self.outbound_queue_bytes >= self.max_frame_bytes,
             "outbound_queue_bytes must be at least max_frame_bytes"
         );
+        crate::auth::check_config(self)?;
+        crate::limits::check_config(self)?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! the demo page, and CORS for all of them.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use std::sync::LazyLock;
 
 use crate::inbound::first_violation;
+use crate::limits::Denied;
 use crate::node::Node;
 use crate::transport::{sse, websocket};
 
@@ -63,6 +65,10 @@ fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Res
     json(status, &ErrorResponse::new(code, message))
 }
 
+fn denied(d: Denied) -> Response<Body> {
+    error(d.status, d.code, d.message)
+}
+
 fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
     let headers = response.headers_mut();
@@ -71,12 +77,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
     response
 }
 
-/// Lets a page on any origin read the response: the request's origin is echoed back.
-fn cors(origin: Option<&HeaderValue>, response: &mut Response<Body>) {
+/// Lets a page read the response: the request's origin is echoed back when it is allowed (any
+/// origin is, without an allowlist); a refused origin gets no CORS headers at all.
+fn cors(node: &Node, origin: Option<&HeaderValue>, response: &mut Response<Body>) {
+    let allow = match origin {
+        Some(origin) if !node.limits.origin_allowed(origin) => return,
+        Some(origin) => origin.clone(),
+        None => HeaderValue::from_static("*"),
+    };
     let headers = response.headers_mut();
-    let allow = origin
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("*"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(
@@ -106,14 +115,26 @@ fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
 pub async fn route(
     node: Arc<Node>,
     mut req: Request<Incoming>,
+    peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let origin = req.headers().get(header::ORIGIN).cloned();
     if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
+        // Origin, attempt rate, token and capacity are checked before the upgrade.
+        let admission = match crate::limits::admit(&node, &req, peer, None) {
+            Ok(admission) => admission,
+            Err(d) => return Ok(denied(d)),
+        };
+        let protocol = crate::auth::chosen_protocol(req.headers());
         let config = websocket::ws_config(node.config.max_frame_bytes);
         return Ok(match hyper_tungstenite::upgrade(&mut req, Some(config)) {
-            Ok((response, upgrade)) => {
-                tokio::spawn(websocket::serve(node, upgrade));
+            Ok((mut response, upgrade)) => {
+                if let Some(protocol) = protocol {
+                    response
+                        .headers_mut()
+                        .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+                }
+                tokio::spawn(websocket::serve(node, upgrade, admission));
                 response.map(|b| b.boxed())
             }
             Err(e) => error(
@@ -139,9 +160,15 @@ pub async fn route(
             ErrorCode::InvalidRequest,
             "This endpoint speaks WebSocket: send an upgrade request",
         ),
-        (&Method::GET, "/events") => events(&node, &req),
-        (&Method::POST, "/notifications") => notifications(&node, req).await,
-        (&Method::POST, "/updates") => updates(&node, req).await,
+        (&Method::GET, "/events") => events(&node, &req, peer),
+        (&Method::POST, "/notifications") => match publisher(&node, &req, peer) {
+            Ok(()) => notifications(&node, req).await,
+            Err(d) => denied(d),
+        },
+        (&Method::POST, "/updates") => match publisher(&node, &req, peer) {
+            Ok(()) => updates(&node, req).await,
+            Err(d) => denied(d),
+        },
         (&Method::GET, "/healthz") => json(
             StatusCode::OK,
             &serde_json::json!({
@@ -171,15 +198,28 @@ pub async fn route(
             format!("No such path: {path}"),
         ),
     };
-    cors(origin.as_ref(), &mut response);
+    cors(&node, origin.as_ref(), &mut response);
     Ok(response)
 }
 
-fn events(node: &Arc<Node>, req: &Request<Incoming>) -> Response<Body> {
+/// The publish endpoints' gate: an allowed origin, and the API key or a loopback client.
+fn publisher(node: &Node, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Denied> {
+    node.limits
+        .check_origin(req.headers().get(header::ORIGIN))?;
+    crate::auth::check_publisher(&node.config, peer, req.headers())
+}
+
+fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    // With authentication on the stream belongs to the token's user; `?userId=` is ignored.
     let user = query_param(req, "userId")
-        .filter(|id| !id.is_empty())
+        .filter(|id| !id.is_empty() && node.auth.is_none())
         .map(herald_protocol::User::Name);
-    let stream = sse::open(node.clone(), user);
+    let claimed = user.as_ref().map(|u| u.id().to_owned());
+    let admission = match crate::limits::admit(node, req, peer, claimed.as_deref()) {
+        Ok(admission) => admission,
+        Err(d) => return denied(d),
+    };
+    let stream = sse::open(node.clone(), user, admission);
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let headers = response.headers_mut();
     headers.insert(

@@ -3,11 +3,13 @@
 //! [`start`] binds the listener and runs the server in the background; the `herald` binary is a
 //! thin CLI over it.
 
+pub mod auth;
 pub mod config;
 mod demo;
 pub mod http;
 pub mod hub;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod sanitize;
@@ -45,6 +47,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let demo = config.demo;
+    auth::Auth::from_config(&config)?;
     let node = Node::new(config);
     let stop = CancellationToken::new();
     if demo {
@@ -65,7 +68,10 @@ async fn sweep(node: Arc<Node>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = every.tick() => node.hub.sweep(),
+            _ = every.tick() => {
+                node.hub.sweep();
+                node.limits.sweep();
+            }
         }
     }
 }
@@ -76,7 +82,7 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationT
             _ = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -89,7 +95,7 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationT
         let node = node.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| http::route(node.clone(), req));
+            let service = service_fn(move |req| http::route(node.clone(), req, peer));
             let conn = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)

@@ -95,6 +95,10 @@ pub struct Node {
     /// Counters and gauges.
     pub metrics: Metrics,
     ids: Ids,
+    /// The token verifier; `None` when authentication is off.
+    pub auth: Option<crate::auth::Auth>,
+    /// Abuse limits and connection counters.
+    pub limits: crate::limits::Limits,
 }
 
 impl Node {
@@ -105,11 +109,18 @@ impl Node {
             size: config.history_size,
             ttl: config.history_ttl,
         };
+        let auth = crate::auth::Auth::from_config(&config)
+            .expect("the JWT key is checked before the node is built");
+        let limits = crate::limits::Limits::new(&config);
+        crate::auth::log_posture(&config, auth.as_ref());
+        limits.log_posture(&config);
         Arc::new(Node {
             config,
             hub: Hub::new(history),
             metrics: Metrics::new(),
             ids: Ids::new(),
+            auth,
+            limits,
         })
     }
 
@@ -210,6 +221,11 @@ impl Node {
         user: User,
         since: Option<StreamPosition>,
     ) {
+        // With a token the user is the token's, and its `rooms` claim decides.
+        let user = match crate::auth::join_user(self, session, &room, user) {
+            Ok(user) => user,
+            Err(refusal) => return self.refuse(session, refusal.code, refusal.message),
+        };
         self.leave_room(session, true);
         let old_id = {
             let mut state = session.state.lock();

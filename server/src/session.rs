@@ -50,6 +50,10 @@ pub enum CloseReason {
     TooBig,
     /// A text frame was not valid UTF-8.
     BadData,
+    /// The client kept sending past its message rate.
+    RateLimited,
+    /// The connection's token expired.
+    TokenExpired,
 }
 
 impl CloseReason {
@@ -61,6 +65,8 @@ impl CloseReason {
             CloseReason::Shutdown => 1001,
             CloseReason::TooBig => 1009,
             CloseReason::BadData => 1007,
+            CloseReason::RateLimited => 1008,
+            CloseReason::TokenExpired => 4001,
         }
     }
 
@@ -72,6 +78,8 @@ impl CloseReason {
             CloseReason::Shutdown => "server shutting down",
             CloseReason::TooBig => "message too big",
             CloseReason::BadData => "invalid UTF-8",
+            CloseReason::RateLimited => "rate limited",
+            CloseReason::TokenExpired => "token expired",
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct Session {
     pub transport: Transport,
     /// Room and identity.
     pub state: Mutex<SessionState>,
+    /// The verified token's identity, set once at connect when authentication is on.
+    pub identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
     tx: mpsc::UnboundedSender<Outbound>,
     queued: AtomicUsize,
     max_queued: usize,
@@ -124,6 +134,7 @@ impl Session {
             id,
             transport,
             state: Mutex::new(SessionState::default()),
+            identity: std::sync::OnceLock::new(),
             tx,
             queued: AtomicUsize::new(0),
             max_queued,

@@ -276,7 +276,8 @@ async fn invalid_utf8_closes_only_that_connection() {
 
 #[tokio::test]
 async fn garbage_burst_then_normal_traffic() {
-    let server = Server::start();
+    // A burst past the default message rate: this test is about parsing, not rate limits.
+    let server = Server::with(&[], &[("HERALD_MESSAGE_RATE", "0")]);
     let mut a = server.joined("general", json!("Ann")).await;
     let mut g = server.joined("general", json!("Garbage")).await;
     a.recv_type("user_joined").await;
@@ -372,7 +373,13 @@ async fn hundreds_joining_at_once_end_with_one_consistent_list() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_and_the_room_keeps_up() {
-    let server = Server::with(&[], &[("HERALD_OUTBOUND_QUEUE_BYTES", "131072")]);
+    let server = Server::with(
+        &[],
+        &[
+            ("HERALD_OUTBOUND_QUEUE_BYTES", "131072"),
+            ("HERALD_MESSAGE_RATE", "0"),
+        ],
+    );
     let mut reader = server.joined("busy", json!("Reader")).await;
     let mut slow = server.joined("busy", json!("Slow")).await;
     reader.recv_type("user_joined").await;

@@ -12,6 +12,7 @@ use futures_util::stream;
 use hyper::body::Frame;
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::limits::Admission;
 use crate::node::Node;
 use crate::session::{Outbound, Outbox, Session, Transport};
 
@@ -19,6 +20,7 @@ use crate::session::{Outbound, Outbox, Session, Transport};
 struct Guard {
     node: Arc<Node>,
     session: Arc<Session>,
+    _admission: Admission,
 }
 
 impl Drop for Guard {
@@ -35,13 +37,17 @@ struct Stream {
     done: bool,
 }
 
-/// Opens an SSE session, optionally tied to a user, and returns its body stream.
+/// Opens an SSE session, optionally tied to a user, and returns its body stream. With a token
+/// the session is the token's user (`user` is then ignored) and ends when the token expires.
 pub fn open(
     node: Arc<Node>,
     user: Option<herald_protocol::User>,
+    mut admission: Admission,
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
     let (session, outbox) = node.open(Transport::Sse);
-    if let Some(user) = user {
+    if admission.identity.is_some() {
+        admission.attach(&node, &session);
+    } else if let Some(user) = user {
         node.identify(&session, user);
     }
     node.sse_connected(&session);
@@ -52,7 +58,11 @@ pub fn open(
     let state = Stream {
         outbox,
         ping,
-        guard: Guard { node, session },
+        guard: Guard {
+            node,
+            session,
+            _admission: admission,
+        },
         done: false,
     };
     stream::unfold(state, |mut s| async move {

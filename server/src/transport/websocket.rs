@@ -16,6 +16,7 @@ use hyper_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use hyper_tungstenite::tungstenite::{Error as WsError, Message};
 use hyper_tungstenite::{HyperWebsocket, HyperWebsocketStream};
 
+use crate::limits::{Admission, Verdict};
 use crate::node::Node;
 use crate::session::{
     tokio_tungstenite_utf8::Utf8Bytes, CloseReason, Outbound, Outbox, Session, Transport,
@@ -43,8 +44,9 @@ enum End {
     Close(CloseReason),
 }
 
-/// Runs one WebSocket connection to its end.
-pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket) {
+/// Runs one WebSocket connection to its end. The admission (identity, connection permit) is
+/// held until then.
+pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket, mut admission: Admission) {
     let mut ws = match upgrade.await {
         Ok(ws) => ws,
         Err(e) => {
@@ -53,6 +55,7 @@ pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket) {
         }
     };
     let (session, mut outbox) = node.open(Transport::WebSocket);
+    admission.attach(&node, &session);
     tracing::debug!(client = %session.id, "websocket connected");
     node.welcome(&session);
     let end = run(&node, &session, &mut outbox, &mut ws).await;
@@ -62,7 +65,10 @@ pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket) {
             CloseReason::SlowConsumer => _ = node.metrics.slow_consumers.inc(),
             CloseReason::Timeout => _ = node.metrics.timeouts.inc(),
             CloseReason::TooBig => _ = node.metrics.oversized.inc(),
-            CloseReason::Shutdown | CloseReason::BadData => {}
+            CloseReason::Shutdown
+            | CloseReason::BadData
+            | CloseReason::RateLimited
+            | CloseReason::TokenExpired => {}
         }
         let frame = CloseFrame {
             code: CloseCode::from(reason.code()),
@@ -93,10 +99,26 @@ async fn run(
     ping.tick().await;
     let mut last_seen = Instant::now();
     let mut batch: Vec<Utf8Bytes> = Vec::new();
+    // `None` when the message rate is off: the check then costs one branch.
+    let mut limiter = node.limits.message_limiter();
     loop {
         tokio::select! {
             inbound = ws.next() => {
                 last_seen = Instant::now();
+                let limited = match (&inbound, limiter.as_mut()) {
+                    (Some(Ok(Message::Text(_) | Message::Binary(_))), Some(limiter)) => {
+                        limiter.check()
+                    }
+                    _ => Verdict::Allow,
+                };
+                match limited {
+                    Verdict::Allow => {}
+                    Verdict::Refuse => {
+                        crate::limits::refuse_rate_limited(node, session);
+                        continue;
+                    }
+                    Verdict::Close => return End::Close(CloseReason::RateLimited),
+                }
                 match inbound {
                     Some(Ok(Message::Text(text))) => node.on_text(session, text.as_str()),
                     Some(Ok(Message::Binary(_))) => {
