@@ -78,6 +78,10 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
         anyhow::ensure!(!key.expose().is_empty(), "api_key is empty");
     }
     anyhow::ensure!(
+        config.jwt_leeway <= Duration::from_secs(3600),
+        "jwt_leeway must be at most 1h"
+    );
+    anyhow::ensure!(
         !(config.jwt_secret.is_some() && config.jwt_public_key.is_some()),
         "set either jwt_secret or jwt_public_key, not both"
     );
@@ -238,7 +242,10 @@ impl Auth {
     /// How long until a connection with this identity must end (`exp` plus the leeway).
     pub fn remaining(&self, identity: &Identity) -> Option<Duration> {
         let exp = identity.expires_at?;
-        let end = UNIX_EPOCH + Duration::from_secs(exp) + self.leeway;
+        // An `exp` too far off to represent never ends the connection.
+        let end = UNIX_EPOCH
+            .checked_add(Duration::from_secs(exp))?
+            .checked_add(self.leeway)?;
         Some(
             end.duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO),
@@ -550,6 +557,31 @@ mod tests {
             HeaderValue::from_static("bearer.abc.def.ghi, herald"),
         );
         assert_eq!(chosen_protocol(&h).unwrap(), "herald");
+    }
+
+    #[test]
+    fn expiry_far_off_or_past_is_handled() {
+        let config = Config {
+            jwt_secret: Some(Secret::new("x".repeat(32))),
+            jwt_leeway: Duration::ZERO,
+            ..Config::default()
+        };
+        let auth = Auth::from_config(&config).unwrap().unwrap();
+        let identity = |exp| Identity {
+            user: User::Name("u".into()),
+            rooms: None,
+            expires_at: exp,
+        };
+        assert_eq!(auth.remaining(&identity(None)), None);
+        assert_eq!(auth.remaining(&identity(Some(1))), Some(Duration::ZERO));
+        assert_eq!(auth.remaining(&identity(Some(u64::MAX))), None);
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 100;
+        let left = auth.remaining(&identity(Some(soon))).unwrap();
+        assert!(left > Duration::from_secs(98) && left <= Duration::from_secs(100));
     }
 
     #[test]
