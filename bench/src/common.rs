@@ -1,7 +1,7 @@
 //! What every scenario shares: the clock, the target and its source addresses, and the counters
 //! and latency histogram a run fills.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,10 +36,18 @@ impl Net {
             .trim_start_matches("http://")
             .trim_start_matches("ws://")
             .trim_end_matches('/');
-        let addrs: Vec<SocketAddr> = t
-            .to_socket_addrs()
-            .with_context(|| format!("resolving target {target:?}"))?
-            .collect();
+        // Only IP literals and `localhost`: no name is ever looked up elsewhere.
+        let addrs: Vec<SocketAddr> = match t.strip_prefix("localhost:") {
+            Some(port) => {
+                let port: u16 = port
+                    .parse()
+                    .with_context(|| format!("bad port in target {target:?}"))?;
+                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))]
+            }
+            None => vec![t.parse().with_context(|| {
+                format!("target {target:?} is not IP:PORT, [IPv6]:PORT or localhost:PORT")
+            })?],
+        };
         let Some(&addr) = addrs.first() else {
             bail!("target {target:?} resolves to nothing");
         };

@@ -425,6 +425,22 @@ fn main() -> Result<()> {
                         );
                     }
                 }
+                let dropped = v["results"]["connections_closed_early"]
+                    .as_u64()
+                    .or(v["results"]["streams_closed_early"].as_u64())
+                    .unwrap_or(0);
+                if dropped > 0 {
+                    eprintln!(
+                        "warning: {}: the server closed {dropped} connection(s) during the run",
+                        run_name(run)
+                    );
+                }
+                for (what, path) in [("connect", "connect_failed"), ("join", "join_failed")] {
+                    let n = v["setup"][path].as_u64().unwrap_or(0);
+                    if n > 0 {
+                        eprintln!("warning: {}: {n} client(s) failed to {what}", run_name(run));
+                    }
+                }
                 println!("{v}");
                 print_run(&v);
                 rows.push(v);
@@ -562,6 +578,7 @@ fn print_summary(rows: &[Value]) {
         ("hs/s", "setup.handshakes_per_sec"),
         ("joins/s", "setup.joins_per_sec"),
         ("B/conn", "memory.bytes_per_conn_joined"),
+        ("dropped", "results.connections_closed_early"),
         ("srv cpu%", "cpu.server_cpu_pct"),
         ("gen cpu%", "cpu.loadgen_cpu_pct"),
     ];
