@@ -365,8 +365,20 @@ fn main() -> Result<()> {
             (common, runs)
         }
     };
+    let mut common = common;
     if common.target.is_none() && common.spawn_server.is_none() {
-        bail!("give --target ADDR or --spawn-server PATH");
+        // `cargo xtask bench` with no arguments: the release server of this workspace.
+        let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+        let herald = format!("{dir}/release/herald");
+        if std::path::Path::new(&herald).is_file() {
+            eprintln!("herald-bench: no --target or --spawn-server; spawning {herald}");
+            common.spawn_server = Some(herald);
+        } else {
+            bail!(
+                "give --target ADDR or --spawn-server PATH (or build {herald} with \
+                 `cargo build --release -p herald-server`)"
+            );
+        }
     }
     if let Some(t) = &common.target {
         // Validate early: loopback only.
