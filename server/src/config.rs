@@ -26,6 +26,9 @@ pub struct Config {
     pub sse_ping_interval: Duration,
     /// Bytes a connection may have queued for sending before it is dropped as a slow consumer.
     pub outbound_queue_bytes: usize,
+    /// How long a connection may stay over `outbound_queue_bytes` before it is dropped as a slow
+    /// consumer. A connection that reaches 16 × `outbound_queue_bytes` is dropped at once.
+    pub slow_consumer_grace: Duration,
     /// Messages of history kept per room, for recovery after a reconnect.
     pub history_size: usize,
     /// How long a room's history is kept.
@@ -73,6 +76,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(30),
             sse_ping_interval: Duration::from_secs(30),
             outbound_queue_bytes: 1024 * 1024,
+            slow_consumer_grace: Duration::from_secs(3),
             history_size: 100,
             history_ttl: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(10),
@@ -121,6 +125,9 @@ pub struct ServeArgs {
     /// Bytes queued for one connection before it is dropped as a slow consumer [default: 1048576].
     #[arg(long, env = "HERALD_OUTBOUND_QUEUE_BYTES")]
     pub outbound_queue_bytes: Option<usize>,
+    /// How long a connection may stay over its queue size before it is dropped [default: 3s].
+    #[arg(long, env = "HERALD_SLOW_CONSUMER_GRACE", value_parser = parse_duration)]
+    pub slow_consumer_grace: Option<Duration>,
     /// Messages of history kept per room [default: 100].
     #[arg(long, env = "HERALD_HISTORY_SIZE")]
     pub history_size: Option<usize>,
@@ -186,6 +193,7 @@ struct FileConfig {
     ping_timeout: Option<String>,
     sse_ping_interval: Option<String>,
     outbound_queue_bytes: Option<usize>,
+    slow_consumer_grace: Option<String>,
     history_size: Option<usize>,
     history_ttl: Option<String>,
     shutdown_timeout: Option<String>,
@@ -252,6 +260,13 @@ impl ServeArgs {
                 .outbound_queue_bytes
                 .or(file.outbound_queue_bytes)
                 .unwrap_or(d.outbound_queue_bytes),
+            slow_consumer_grace: self
+                .slow_consumer_grace
+                .or(file_duration(
+                    file.slow_consumer_grace,
+                    "slow_consumer_grace",
+                )?)
+                .unwrap_or(d.slow_consumer_grace),
             history_size: self
                 .history_size
                 .or(file.history_size)

@@ -23,7 +23,7 @@ use crate::inbound;
 use crate::metrics::Metrics;
 use crate::sanitize::sanitize;
 use crate::session::tokio_tungstenite_utf8::Utf8Bytes;
-use crate::session::{Outbox, Session, Transport};
+use crate::session::{Outbox, QueueLimits, Session, Transport};
 
 /// The current time as RFC 3339 with milliseconds, like JavaScript's `toISOString()`.
 pub fn now_rfc3339() -> String {
@@ -127,7 +127,15 @@ impl Node {
     /// Opens a session for a new connection and registers it.
     pub fn open(&self, transport: Transport) -> (Arc<Session>, Outbox) {
         let id: Arc<str> = self.ids.next().into();
-        let (session, outbox) = Session::new(id, transport, self.config.outbound_queue_bytes);
+        let (session, outbox) = Session::new(
+            id,
+            transport,
+            QueueLimits {
+                soft: self.config.outbound_queue_bytes,
+                hard: self.config.outbound_queue_bytes.saturating_mul(16),
+                grace: self.config.slow_consumer_grace,
+            },
+        );
         self.hub.add_session(&session);
         self.metrics.opened(transport);
         (session, outbox)

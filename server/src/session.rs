@@ -5,8 +5,10 @@
 //! bytes: when a client stops reading and its queue fills, the session is closed as a slow
 //! consumer instead of letting memory grow or holding up everyone else.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use herald_protocol::{RoomName, User};
 use parking_lot::Mutex;
@@ -93,6 +95,23 @@ pub enum Outbound {
     Close(CloseReason),
 }
 
+/// When a session's outbound queue counts as overflowing.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Over this many queued bytes the session is behind; it may stay so for `grace`.
+    pub soft: usize,
+    /// Over this many queued bytes the session is dropped at once.
+    pub hard: usize,
+    /// How long a session may stay over `soft` while it is still draining.
+    pub grace: Duration,
+}
+
+/// Milliseconds since the first call: a cheap clock for the slow-consumer grace.
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 /// Room and identity of a session; touched only by the session's own task and the node.
 #[derive(Debug, Default)]
 pub struct SessionState {
@@ -115,7 +134,9 @@ pub struct Session {
     pub identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
     tx: mpsc::UnboundedSender<Outbound>,
     queued: AtomicUsize,
-    max_queued: usize,
+    limits: QueueLimits,
+    /// When the queue went over `limits.soft` (ms on [`clock_ms`]); 0 while under it.
+    behind_since: AtomicU64,
     closing: AtomicBool,
     kill: Notify,
 }
@@ -128,7 +149,7 @@ pub struct Outbox {
 
 impl Session {
     /// A new session and the outbox its transport drains.
-    pub fn new(id: Arc<str>, transport: Transport, max_queued: usize) -> (Arc<Session>, Outbox) {
+    pub fn new(id: Arc<str>, transport: Transport, limits: QueueLimits) -> (Arc<Session>, Outbox) {
         let (tx, rx) = mpsc::unbounded_channel();
         let session = Arc::new(Session {
             id,
@@ -137,7 +158,8 @@ impl Session {
             identity: std::sync::OnceLock::new(),
             tx,
             queued: AtomicUsize::new(0),
-            max_queued,
+            limits,
+            behind_since: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             kill: Notify::new(),
         });
@@ -149,14 +171,17 @@ impl Session {
     }
 
     /// Queues an encoded frame. Returns false when the session is closing, or when this push
-    /// overflowed its queue (the session is then closed as a slow consumer).
+    /// overflowed its queue (the session is then closed as a slow consumer): that is, the queue
+    /// passed the hard limit, or stayed over the soft limit for longer than the grace period.
+    /// A client that reads, even if a burst (a join storm in a large room) puts it behind for a
+    /// moment, is not dropped.
     pub fn push(&self, frame: Utf8Bytes) -> bool {
         if self.closing.load(Ordering::Relaxed) {
             return false;
         }
         let len = frame.len();
         let queued = self.queued.fetch_add(len, Ordering::Relaxed) + len;
-        if queued > self.max_queued {
+        if queued > self.limits.soft && self.overflowing(queued) {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             self.close(CloseReason::SlowConsumer);
             return false;
@@ -166,6 +191,20 @@ impl Session {
             return false;
         }
         true
+    }
+
+    fn overflowing(&self, queued: usize) -> bool {
+        if queued > self.limits.hard {
+            return true;
+        }
+        let now = clock_ms();
+        match self
+            .behind_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => false,
+            Err(since) => now.saturating_sub(since) > self.limits.grace.as_millis() as u64,
+        }
     }
 
     /// Asks the transport to close the connection. The first reason given wins. A writer stuck

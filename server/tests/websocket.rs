@@ -377,6 +377,7 @@ async fn a_client_that_never_reads_is_dropped_and_the_room_keeps_up() {
         &[],
         &[
             ("HERALD_OUTBOUND_QUEUE_BYTES", "131072"),
+            ("HERALD_SLOW_CONSUMER_GRACE", "300ms"),
             ("HERALD_MESSAGE_RATE", "0"),
         ],
     );
@@ -507,5 +508,39 @@ async fn sigterm_closes_websockets_with_1001_and_exits() {
         }
         assert!(std::time::Instant::now() < deadline, "did not exit in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reader_briefly_behind_a_burst_is_not_dropped() {
+    let server = Server::with(
+        &[],
+        &[
+            ("HERALD_OUTBOUND_QUEUE_BYTES", "65536"),
+            ("HERALD_MESSAGE_RATE", "0"),
+        ],
+    );
+    let mut reader = server.joined("burst", json!("Reader")).await;
+    let mut sender = server.joined("burst", json!("Sender")).await;
+    reader.recv_type("user_joined").await;
+    // 200 chats of 4 KB: far over the 64 KiB queue size, under 16 times it, sent while neither
+    // member reads. Both are behind for a moment, then catch up well within the grace period.
+    let text = "z".repeat(4000);
+    for _ in 0..200 {
+        sender
+            .ws
+            .feed(Message::text(
+                json!({"type":"chat","text":text}).to_string(),
+            ))
+            .await
+            .unwrap();
+    }
+    sender.ws.flush().await.unwrap();
+    for client in [&mut reader, &mut sender] {
+        for i in 0..200 {
+            let frame = client.recv().await;
+            assert_eq!(frame["type"], "chat", "frame {i}: {frame}");
+            assert_eq!(frame["offset"], i + 1);
+        }
     }
 }
