@@ -126,8 +126,7 @@ pub async fn route(
             Err(d) => return Ok(denied(d)),
         };
         let protocol = crate::auth::chosen_protocol(req.headers());
-        let config = websocket::ws_config(node.config.max_frame_bytes);
-        return Ok(match hyper_tungstenite::upgrade(&mut req, Some(config)) {
+        return Ok(match websocket::accept(&mut req) {
             Ok((mut response, upgrade)) => {
                 if let Some(protocol) = protocol {
                     response
@@ -135,12 +134,12 @@ pub async fn route(
                         .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
                 }
                 tokio::spawn(websocket::serve(node, upgrade, admission));
-                response.map(|b| b.boxed())
+                response
             }
-            Err(e) => error(
+            Err(why) => error(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidRequest,
-                format!("Bad WebSocket upgrade: {e}"),
+                format!("Bad WebSocket upgrade: {why}"),
             ),
         });
     }

@@ -1,5 +1,6 @@
 //! Transports: thin adapters that turn a socket's bytes into calls on the [`crate::node::Node`]
 //! and drain a session's outbox onto the socket. They know nothing of rooms or presence.
 
+pub mod coalesce;
 pub mod sse;
 pub mod websocket;

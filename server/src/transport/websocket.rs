@@ -11,10 +11,19 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use herald_protocol::error::text;
 use herald_protocol::ErrorCode;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Request, Response, StatusCode};
+use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use hyper_tungstenite::tungstenite::protocol::Role;
 use hyper_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use hyper_tungstenite::tungstenite::{Error as WsError, Message};
-use hyper_tungstenite::{HyperWebsocket, HyperWebsocketStream};
+use hyper_tungstenite::WebSocketStream;
+use hyper_util::rt::TokioIo;
+
+use super::coalesce::Coalesce;
+use crate::http::Body;
 
 use crate::limits::{Admission, Verdict};
 use crate::node::Node;
@@ -28,13 +37,39 @@ const BATCH: usize = 64;
 /// How long the server waits to deliver its own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// The socket under the codec.
+type Socket = WebSocketStream<Coalesce<TokioIo<hyper::upgrade::Upgraded>>>;
+
 /// The tungstenite settings: the frame limit, and small buffers so idle connections stay cheap.
+/// tungstenite zero-fills its read buffer before each read, so a small one also saves work;
+/// larger frames grow it as needed. Writes go straight to [`Coalesce`], which batches them.
 pub fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        .read_buffer_size(512)
+        .write_buffer_size(0)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
+}
+
+/// Checks the handshake headers and answers `101 Switching Protocols`; the returned future
+/// resolves to the raw connection once hyper has sent the answer.
+pub fn accept(req: &mut Request<Incoming>) -> Result<(Response<Body>, OnUpgrade), &'static str> {
+    let headers = req.headers();
+    let key = headers
+        .get("sec-websocket-key")
+        .ok_or("missing Sec-WebSocket-Key")?;
+    if headers.get("sec-websocket-version").map(|v| v.as_bytes()) != Some(b"13") {
+        return Err("Sec-WebSocket-Version must be 13");
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(hyper::header::CONNECTION, "upgrade")
+        .header(hyper::header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+        .map_err(|_| "could not build the handshake answer")?;
+    Ok((response, hyper::upgrade::on(req)))
 }
 
 enum End {
@@ -46,14 +81,17 @@ enum End {
 
 /// Runs one WebSocket connection to its end. The admission (identity, connection permit) is
 /// held until then.
-pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket, mut admission: Admission) {
-    let mut ws = match upgrade.await {
-        Ok(ws) => ws,
+pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission) {
+    let upgraded = match upgrade.await {
+        Ok(upgraded) => upgraded,
         Err(e) => {
             tracing::debug!(error = %e, "websocket upgrade failed");
             return;
         }
     };
+    let config = ws_config(node.config.max_frame_bytes);
+    let io = Coalesce::new(TokioIo::new(upgraded));
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let (session, mut outbox) = node.open(Transport::WebSocket);
     admission.attach(&node, &session);
     tracing::debug!(client = %session.id, "websocket connected");
@@ -87,12 +125,7 @@ pub async fn serve(node: Arc<Node>, upgrade: HyperWebsocket, mut admission: Admi
     tracing::debug!(client = %session.id, "websocket closed");
 }
 
-async fn run(
-    node: &Node,
-    session: &Arc<Session>,
-    outbox: &mut Outbox,
-    ws: &mut HyperWebsocketStream,
-) -> End {
+async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut Socket) -> End {
     let timeout = node.config.ping_timeout;
     let mut ping = tokio::time::interval(node.config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
