@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use herald_protocol::{RoomName, User};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use std::collections::VecDeque;
+
+use tokio::sync::Notify;
 use tokio_tungstenite_utf8::Utf8Bytes;
 
 /// Re-export of the frame payload type: UTF-8 bytes, cheap to clone and share.
@@ -132,7 +134,11 @@ pub struct Session {
     pub state: Mutex<SessionState>,
     /// The verified token's identity, set once at connect when authentication is on.
     pub identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
-    tx: mpsc::UnboundedSender<Outbound>,
+    /// The outbound queue. Allocated on first use and released when drained, so an idle
+    /// connection holds no queue memory.
+    queue: Mutex<VecDeque<Outbound>>,
+    /// Wakes the writer when the queue gains an item.
+    ready: Notify,
     queued: AtomicUsize,
     limits: QueueLimits,
     /// When the queue went over `limits.soft` (ms on [`clock_ms`]); 0 while under it.
@@ -143,20 +149,19 @@ pub struct Session {
 
 /// The receiving half a transport's writer drains.
 pub struct Outbox {
-    rx: mpsc::UnboundedReceiver<Outbound>,
     session: Arc<Session>,
 }
 
 impl Session {
     /// A new session and the outbox its transport drains.
     pub fn new(id: Arc<str>, transport: Transport, limits: QueueLimits) -> (Arc<Session>, Outbox) {
-        let (tx, rx) = mpsc::unbounded_channel();
         let session = Arc::new(Session {
             id,
             transport,
             state: Mutex::new(SessionState::default()),
             identity: std::sync::OnceLock::new(),
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
             queued: AtomicUsize::new(0),
             limits,
             behind_since: AtomicU64::new(0),
@@ -164,7 +169,6 @@ impl Session {
             kill: Notify::new(),
         });
         let outbox = Outbox {
-            rx,
             session: session.clone(),
         };
         (session, outbox)
@@ -186,11 +190,13 @@ impl Session {
             self.close(CloseReason::SlowConsumer);
             return false;
         }
-        if self.tx.send(Outbound::Frame(frame)).is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            return false;
-        }
+        self.enqueue(Outbound::Frame(frame));
         true
+    }
+
+    fn enqueue(&self, item: Outbound) {
+        self.queue.lock().push_back(item);
+        self.ready.notify_one();
     }
 
     fn overflowing(&self, queued: usize) -> bool {
@@ -213,7 +219,7 @@ impl Session {
         if self.closing.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let _ = self.tx.send(Outbound::Close(reason));
+        self.enqueue(Outbound::Close(reason));
         self.kill.notify_one();
         true
     }
@@ -235,16 +241,26 @@ impl Session {
 }
 
 impl Outbox {
-    /// The next item; `None` when every sender is gone.
+    /// The next item, waiting for one (cancel-safe: nothing is lost if the wait is dropped).
     pub async fn recv(&mut self) -> Option<Outbound> {
-        let item = self.rx.recv().await;
-        self.account(&item);
-        item
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            self.session.ready.notified().await;
+        }
     }
 
     /// The next item if one is ready now.
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        let item = self.rx.try_recv().ok();
+        let item = {
+            let mut queue = self.session.queue.lock();
+            let item = queue.pop_front();
+            if queue.is_empty() && queue.capacity() > 16 {
+                *queue = VecDeque::new();
+            }
+            item
+        };
         self.account(&item);
         item
     }

@@ -131,7 +131,6 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_seen = Instant::now();
-    let mut batch: Vec<Utf8Bytes> = Vec::new();
     // `None` when the message rate is off: the check then costs one branch.
     let mut limiter = node.limits.message_limiter();
     loop {
@@ -177,6 +176,7 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
             }
             item = outbox.recv() => {
                 let mut close = None;
+                let mut batch: Vec<Utf8Bytes> = Vec::new();
                 match item {
                     Some(Outbound::Frame(frame)) => batch.push(frame),
                     Some(Outbound::Close(reason)) => return End::Close(reason),
