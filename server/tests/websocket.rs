@@ -246,24 +246,8 @@ async fn invalid_utf8_closes_only_that_connection() {
     let server = Server::start();
     let mut a = server.joined("general", json!("Ann")).await;
     // A raw socket sending a masked text frame holding invalid UTF-8.
-    let mut raw = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
-    raw.write_all(
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            server.addr
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = raw.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
-    let bad = [0xffu8, 0xfe, 0xfd];
-    let mut frame = vec![0x81, 0x80 | bad.len() as u8, 0, 0, 0, 0];
-    frame.extend_from_slice(&bad);
-    raw.write_all(&frame).await.unwrap();
+    let mut raw = common::raw_websocket(&server.addr).await;
+    raw.write_all(&common::masked_text_frame(&[0xff, 0xfe, 0xfd])).await.unwrap();
     // The server ends that connection...
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(common::WAIT, raw.read_to_end(&mut rest))
@@ -440,21 +424,9 @@ async fn silent_connection_is_closed_and_leaves_its_room() {
     let server = Server::with(&["--ping-interval", "200ms", "--ping-timeout", "1s"], &[]);
     let mut watcher = server.joined("live", json!("Watcher")).await;
     // A raw client that completes the handshake, joins, then never answers pings.
-    let mut raw = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
-    raw.write_all(
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            server.addr
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut raw = common::raw_websocket(&server.addr).await;
     let join = br#"{"type":"join","room":"live","user":"Ghost"}"#;
-    let mut frame = vec![0x81, 0x80 | join.len() as u8, 0, 0, 0, 0];
-    frame.extend_from_slice(join);
-    raw.write_all(&frame).await.unwrap();
+    raw.write_all(&common::masked_text_frame(join)).await.unwrap();
     assert_eq!(watcher.recv_type("user_joined").await["user"], "Ghost");
     // The watcher answers pings (tungstenite does it while reading) and stays; Ghost is dropped.
     let left = tokio::time::timeout(Duration::from_secs(4), watcher.recv_type("user_left"))
