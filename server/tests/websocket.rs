@@ -247,7 +247,9 @@ async fn invalid_utf8_closes_only_that_connection() {
     let mut a = server.joined("general", json!("Ann")).await;
     // A raw socket sending a masked text frame holding invalid UTF-8.
     let mut raw = common::raw_websocket(&server.addr).await;
-    raw.write_all(&common::masked_text_frame(&[0xff, 0xfe, 0xfd])).await.unwrap();
+    raw.write_all(&common::masked_text_frame(&[0xff, 0xfe, 0xfd]))
+        .await
+        .unwrap();
     // The server ends that connection...
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(common::WAIT, raw.read_to_end(&mut rest))
@@ -426,7 +428,9 @@ async fn silent_connection_is_closed_and_leaves_its_room() {
     // A raw client that completes the handshake, joins, then never answers pings.
     let mut raw = common::raw_websocket(&server.addr).await;
     let join = br#"{"type":"join","room":"live","user":"Ghost"}"#;
-    raw.write_all(&common::masked_text_frame(join)).await.unwrap();
+    raw.write_all(&common::masked_text_frame(join))
+        .await
+        .unwrap();
     assert_eq!(watcher.recv_type("user_joined").await["user"], "Ghost");
     // The watcher answers pings (tungstenite does it while reading) and stays; Ghost is dropped.
     let left = tokio::time::timeout(Duration::from_secs(4), watcher.recv_type("user_left"))
