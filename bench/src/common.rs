@@ -15,6 +15,19 @@ static START: OnceLock<Instant> = OnceLock::new();
 
 /// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
 /// a message is one of these, and sender and receiver live in this same process.
+/// Waits for the connection tasks of a run to end, giving up on the rest once one has not
+/// ended within 5 s (the run is over; stragglers are dropped with the runtime).
+pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
 pub fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }

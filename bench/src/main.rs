@@ -302,9 +302,7 @@ fn main() -> Result<()> {
             if per_sec <= 0.0 {
                 bail!("the message rate must be positive");
             }
-            let publishers = publishers
-                .unwrap_or(clients.div_ceil(room_size))
-                .clamp(1, clients.max(1));
+            let publishers = default_publishers(publishers, clients, room_size);
             let load = Load::Rate {
                 publishers,
                 per_sec,
@@ -324,9 +322,7 @@ fn main() -> Result<()> {
             payload,
         } => {
             let room_size = room_size.clamp(1, clients.max(1));
-            let publishers = publishers
-                .unwrap_or(clients.div_ceil(room_size))
-                .clamp(1, clients.max(1));
+            let publishers = default_publishers(publishers, clients, room_size);
             let load = Load::Max {
                 publishers,
                 window: window.max(1),
@@ -637,4 +633,11 @@ fn print_summary(rows: &[Value]) {
     for r in &table {
         line(r.iter().map(String::as_str).collect());
     }
+}
+
+/// Publishers for a rooms run: as asked, or one per room; at least one, at most one per client.
+fn default_publishers(asked: Option<usize>, clients: usize, room_size: usize) -> usize {
+    asked
+        .unwrap_or(clients.div_ceil(room_size))
+        .clamp(1, clients.max(1))
 }

@@ -234,14 +234,7 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
             _ => {}
         }
     }
-    for t in tasks {
-        if tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
+    crate::common::join_tasks(tasks).await;
     let secs = cfg.duration.as_secs_f64();
     let connected = streams.load(Ordering::Relaxed);
     let sent = m.sent.load(Ordering::Relaxed);

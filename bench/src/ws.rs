@@ -351,14 +351,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
     let send_errors = m.send_errors.load(Ordering::Relaxed);
     let hist = m.histogram();
     let hs = ctx.handshake.histogram();
-    for t in tasks {
-        if tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
+    crate::common::join_tasks(tasks).await;
 
     let secs = cfg.duration.as_secs_f64();
     let per_conn = |after: Option<u64>| match (rss_before, after) {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use herald_protocol::{ErrorCode, ServerMessage, User};
+use herald_protocol::{ErrorCode, User};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 use tokio::task::AbortHandle;
@@ -425,14 +425,11 @@ impl MessageLimiter {
 
 /// Answers a frame dropped by the message bucket.
 pub fn refuse_rate_limited(node: &Node, session: &Session) {
-    node.metrics.frames_in.inc();
-    node.metrics.error(ErrorCode::RateLimited);
-    if session.push(crate::node::encode(&ServerMessage::error(
+    node.refuse_frame(
+        session,
         ErrorCode::RateLimited,
         "Too many messages: slow down",
-    ))) {
-        node.metrics.frames_out.inc();
-    }
+    );
 }
 
 #[cfg(test)]

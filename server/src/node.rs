@@ -195,6 +195,13 @@ impl Node {
         self.send(session, &ServerMessage::error(code, message));
     }
 
+    /// Refuses an inbound frame the transport could not hand over as text (binary, over the
+    /// message rate): counts it and answers with an `error` frame.
+    pub fn refuse_frame(&self, session: &Session, code: ErrorCode, message: &str) {
+        self.metrics.frames_in.inc();
+        self.refuse(session, code, message);
+    }
+
     /// Handles one inbound text frame: parse, validate, act, or answer with an error.
     pub fn on_text(&self, session: &Arc<Session>, frame: &str) {
         self.metrics.frames_in.inc();

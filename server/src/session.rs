@@ -242,10 +242,10 @@ impl Session {
 
 impl Outbox {
     /// The next item, waiting for one (cancel-safe: nothing is lost if the wait is dropped).
-    pub async fn recv(&mut self) -> Option<Outbound> {
+    pub async fn recv(&mut self) -> Outbound {
         loop {
             if let Some(item) = self.try_recv() {
-                return Some(item);
+                return item;
             }
             self.session.ready.notified().await;
         }

@@ -71,7 +71,7 @@ pub fn open(
         }
         let chunk = tokio::select! {
             item = s.outbox.recv() => match item {
-                Some(Outbound::Frame(first)) => {
+                Outbound::Frame(first) => {
                     // Coalesce what is already queued into one chunk.
                     let mut buf: Vec<u8> = Vec::from(Bytes::from(first));
                     while buf.len() < 64 * 1024 {
@@ -86,7 +86,7 @@ pub fn open(
                     }
                     Bytes::from(buf)
                 }
-                Some(Outbound::Close(_)) | None => return None,
+                Outbound::Close(_) => return None,
             },
             _ = s.ping.tick() => {
                 s.guard.node.metrics.frames_out.inc();

@@ -154,12 +154,7 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
                 match inbound {
                     Some(Ok(Message::Text(text))) => node.on_text(session, text.as_str()),
                     Some(Ok(Message::Binary(_))) => {
-                        node.metrics.frames_in.inc();
-                        node.metrics.error(ErrorCode::InvalidFormat);
-                        session.push(crate::node::encode(&herald_protocol::ServerMessage::error(
-                            ErrorCode::InvalidFormat,
-                            text::INVALID_FORMAT,
-                        )));
+                        node.refuse_frame(session, ErrorCode::InvalidFormat, text::INVALID_FORMAT)
                     }
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite answers the close; keep polling until the stream ends.
@@ -178,9 +173,8 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
                 let mut close = None;
                 let mut batch: Vec<Utf8Bytes> = Vec::new();
                 match item {
-                    Some(Outbound::Frame(frame)) => batch.push(frame),
-                    Some(Outbound::Close(reason)) => return End::Close(reason),
-                    None => return End::Gone,
+                    Outbound::Frame(frame) => batch.push(frame),
+                    Outbound::Close(reason) => return End::Close(reason),
                 }
                 while batch.len() < BATCH {
                     match outbox.try_recv() {
