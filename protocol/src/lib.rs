@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod server;
 pub mod sse;
+pub mod topics;
 pub mod user;
 
 pub use client::{ClientMessage, RoomName, StreamPosition};
@@ -22,6 +23,7 @@ pub use http::{
 };
 pub use server::ServerMessage;
 pub use sse::{Connected, NewsItem, Notification, Ping, StockUpdate, Update};
+pub use topics::{RoomMessage, SystemEvent};
 pub use user::{User, UserObject};
 
 use schemars::{JsonSchema, Schema};
@@ -44,7 +46,8 @@ fn doc<T: JsonSchema>(name: &'static str) -> SchemaDoc {
 }
 
 /// The JSON Schema of every top-level type on the wire: WebSocket frames in both directions,
-/// each SSE event's data, and each HTTP body.
+/// each SSE event's data, each HTTP body, and the payloads of the broker topics
+/// (`user.notifications` carries a [`NotifyRequest`]).
 pub fn schemas() -> Vec<SchemaDoc> {
     vec![
         doc::<ClientMessage>("client-message"),
@@ -60,6 +63,8 @@ pub fn schemas() -> Vec<SchemaDoc> {
         doc::<UpdateRequest>("update-request"),
         doc::<UpdateResponse>("update-response"),
         doc::<ErrorResponse>("error-response"),
+        doc::<RoomMessage>("topic-room-message"),
+        doc::<SystemEvent>("topic-system-event"),
     ]
 }
 

@@ -313,6 +313,8 @@ pub fn asyncapi() -> Value {
         ("UpdateRequest", "update-request", None),
         ("UpdateResponse", "update-response", Some(200)),
         ("ErrorResponse", "error-response", None),
+        ("TopicRoomMessage", "topic-room-message", None),
+        ("TopicSystemEvent", "topic-system-event", None),
     ];
     for (name, stem, status) in http {
         let schema = components.top_level(stem);
@@ -425,6 +427,54 @@ pub fn asyncapi() -> Value {
         ),
     );
 
+    let topic_operation = |channel: &str, message: &str, summary: &str| {
+        json!({
+            "action": "receive",
+            "channel": { "$ref": format!("#/channels/{channel}") },
+            "summary": summary,
+            "messages": refs(&format!("#/channels/{channel}/messages"), &[message.to_owned()]),
+        })
+    };
+    operations.insert(
+        "topicRoomMessages".to_owned(),
+        topic_operation(
+            "roomMessages",
+            "TopicRoomMessage",
+            "A backend publishes a message for a room; one node stamps it (id, timestamp, the \
+             room's next offset) and every node delivers it to its members as `chat`.",
+        ),
+    );
+    operations.insert(
+        "topicUserNotifications".to_owned(),
+        topic_operation(
+            "userNotifications",
+            "NotifyRequest",
+            "A backend publishes a notification; every node delivers it to that user's \
+             connections (or to everyone without `userId`), as `POST /notifications` does.",
+        ),
+    );
+    operations.insert(
+        "topicSystemEvents".to_owned(),
+        topic_operation(
+            "systemEvents",
+            "TopicSystemEvent",
+            "A backend publishes an announcement; every node delivers it to every connection \
+             as a notification without `userId`.",
+        ),
+    );
+    let topic_channel = |address: &str, message: &str, title: &str| {
+        json!({
+            "address": address,
+            "title": title,
+            "description": "A Redis pub/sub channel, read by nodes started with \
+                `--broker redis://...`; its name is preceded by the nodes' `--topic-prefix` \
+                when one is set. Each payload is one JSON document; one that does not match \
+                the schema is logged and dropped.",
+            "servers": [{ "$ref": "#/servers/redis" }],
+            "messages": channel_messages(&[message.to_owned()]),
+        })
+    };
+
     json!({
         "asyncapi": "3.0.0",
         "id": "urn:dev:herald:api",
@@ -451,6 +501,13 @@ pub fn asyncapi() -> Value {
                 "protocol": "http",
                 "description": "SSE stream and publish endpoints (use `https` behind TLS).",
                 "variables": { "host": { "default": "localhost:3000" } },
+            },
+            "redis": {
+                "host": "{host}",
+                "protocol": "redis",
+                "description": "The Redis that the nodes share (`--broker`), for backends \
+                    publishing into Herald.",
+                "variables": { "host": { "default": "localhost:6379" } },
             },
         },
         "channels": {
@@ -479,6 +536,9 @@ pub fn asyncapi() -> Value {
                 "servers": [{ "$ref": "#/servers/http" }],
                 "messages": channel_messages(&updates),
             },
+            "roomMessages": topic_channel("room.messages", "TopicRoomMessage", "Topic room.messages"),
+            "userNotifications": topic_channel("user.notifications", "NotifyRequest", "Topic user.notifications"),
+            "systemEvents": topic_channel("system.events", "TopicSystemEvent", "Topic system.events"),
         },
         "operations": operations,
         "components": {
