@@ -64,6 +64,18 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections one user may hold at once; 0 means no limit.
     pub max_connections_per_user: usize,
+    /// Where nodes meet: `None` keeps everything in this process (the default); a
+    /// `redis://host:port/db` URL shares rooms, presence, history and delivery with every node
+    /// using the same Redis and prefix.
+    pub broker: Option<String>,
+    /// Prefix of every Redis key and internal channel; nodes with the same prefix form a cluster.
+    pub redis_prefix: String,
+    /// Prefix of the backend topics (`room.messages`, `user.notifications`, `system.events`).
+    pub topic_prefix: String,
+    /// A node that stops renewing its heartbeat for this long is dead; its members leave.
+    pub presence_ttl: Duration,
+    /// This node's name in the cluster (random when not given).
+    pub node_id: Option<String>,
 }
 
 impl Default for Config {
@@ -94,6 +106,11 @@ impl Default for Config {
             message_burst: 100,
             max_connections: crate::limits::default_max_connections(),
             max_connections_per_user: 20,
+            broker: None,
+            redis_prefix: "herald".to_owned(),
+            topic_prefix: String::new(),
+            presence_ttl: Duration::from_secs(60),
+            node_id: None,
         }
     }
 }
@@ -180,6 +197,24 @@ pub struct ServeArgs {
     /// Connections one user may hold, 0 = no limit [default: 20].
     #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_USER")]
     pub max_connections_per_user: Option<usize>,
+    /// `memory` (default: one node, nothing else to run) or `redis://host:port[/db]` to share
+    /// rooms, presence, history and delivery with other nodes.
+    #[arg(long, env = "HERALD_BROKER")]
+    pub broker: Option<String>,
+    /// Prefix of Redis keys and internal channels; nodes sharing it form one cluster
+    /// [default: herald].
+    #[arg(long, env = "HERALD_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Prefix of the backend topics room.messages, user.notifications, system.events
+    /// [default: none].
+    #[arg(long, env = "HERALD_TOPIC_PREFIX")]
+    pub topic_prefix: Option<String>,
+    /// A node silent this long is dead and its members leave presence [default: 60s].
+    #[arg(long, env = "HERALD_PRESENCE_TTL", value_parser = parse_duration)]
+    pub presence_ttl: Option<Duration>,
+    /// This node's name in the cluster [default: random].
+    #[arg(long, env = "HERALD_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -196,6 +231,11 @@ struct FileConfig {
     slow_consumer_grace: Option<String>,
     history_size: Option<usize>,
     history_ttl: Option<String>,
+    broker: Option<String>,
+    redis_prefix: Option<String>,
+    topic_prefix: Option<String>,
+    presence_ttl: Option<String>,
+    node_id: Option<String>,
     shutdown_timeout: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key: Option<PathBuf>,
@@ -321,6 +361,23 @@ impl ServeArgs {
                 .max_connections_per_user
                 .or(file.max_connections_per_user)
                 .unwrap_or(d.max_connections_per_user),
+            broker: self
+                .broker
+                .or(file.broker)
+                .filter(|b| b != "memory" && !b.is_empty()),
+            redis_prefix: self
+                .redis_prefix
+                .or(file.redis_prefix)
+                .unwrap_or(d.redis_prefix),
+            topic_prefix: self
+                .topic_prefix
+                .or(file.topic_prefix)
+                .unwrap_or(d.topic_prefix),
+            presence_ttl: self
+                .presence_ttl
+                .or(file_duration(file.presence_ttl, "presence_ttl")?)
+                .unwrap_or(d.presence_ttl),
+            node_id: self.node_id.or(file.node_id),
         };
         config.check()?;
         Ok(config)
@@ -354,6 +411,20 @@ impl Config {
         anyhow::ensure!(
             self.outbound_queue_bytes >= self.max_frame_bytes,
             "outbound_queue_bytes must be at least max_frame_bytes"
+        );
+        if let Some(url) = &self.broker {
+            anyhow::ensure!(
+                url.starts_with("redis://"),
+                "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {url:?}"
+            );
+        }
+        anyhow::ensure!(
+            self.presence_ttl >= Duration::from_secs(1),
+            "presence_ttl must be at least 1s"
+        );
+        anyhow::ensure!(
+            !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['\n', ' ']),
+            "redis_prefix must be a non-empty word"
         );
         crate::auth::check_config(self)?;
         crate::limits::check_config(self)?;

@@ -168,14 +168,7 @@ pub async fn route(
             Ok(()) => updates(&node, req).await,
             Err(d) => denied(d),
         },
-        (&Method::GET, "/healthz") => json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "status": "ok",
-                "connections": node.hub.session_count(),
-                "rooms": node.hub.room_count(),
-            }),
-        ),
+        (&Method::GET, "/healthz") => json(StatusCode::OK, &health(&node)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(full(node.metrics.render()));
             r.headers_mut().insert(
@@ -201,6 +194,23 @@ pub async fn route(
     Ok(response)
 }
 
+/// `/healthz`: `ok`, or `degraded` while a cluster node cannot reach its broker (it still
+/// serves its own connections).
+fn health(node: &Node) -> serde_json::Value {
+    use crate::broker::Health;
+    let (status, broker) = match node.broker.health() {
+        Health::Standalone => ("ok", "memory"),
+        Health::Up => ("ok", "up"),
+        Health::Degraded => ("degraded", "down"),
+    };
+    serde_json::json!({
+        "status": status,
+        "broker": broker,
+        "connections": node.hub.session_count(),
+        "rooms": node.hub.room_count(),
+    })
+}
+
 /// The publish endpoints' gate: an allowed origin, and the API key or a loopback client.
 fn publisher(node: &Node, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Denied> {
     node.limits
@@ -218,7 +228,16 @@ fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Respon
         Ok(admission) => admission,
         Err(d) => return denied(d),
     };
-    let stream = sse::open(node.clone(), user, admission);
+    // A reconnecting EventSource sends the last id it saw; `?lastEventId=` serves clients that
+    // cannot set headers.
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_param(req, "lastEventId"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let stream = sse::open(node.clone(), user, admission, last_event_id);
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let headers = response.headers_mut();
     headers.insert(

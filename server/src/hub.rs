@@ -24,6 +24,9 @@ pub struct Member {
     pub session: Arc<Session>,
     /// The user it joined as.
     pub user: User,
+    /// Room messages up to this offset were sent to it before it joined (by `room_joined`'s
+    /// offset or the replay); only later ones are delivered.
+    pub floor: u64,
 }
 
 #[derive(Debug)]
@@ -42,6 +45,10 @@ struct RoomState {
     emptied_at: Option<Instant>,
     /// Set when the room was dropped from the map; a late joiner must look it up again.
     removed: bool,
+    /// Joins sent to the cluster broker and not answered yet; the room is kept meanwhile.
+    pending: u32,
+    /// The stream is this node's own while the cluster broker is unreachable.
+    detached: bool,
 }
 
 /// One room.
@@ -72,6 +79,17 @@ pub struct Left {
     pub user: User,
     /// The members still there.
     pub others: Vec<Arc<Session>>,
+}
+
+/// What the cluster broker answered to a join.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    /// The room stream's epoch.
+    pub epoch: String,
+    /// The room stream's latest offset when the join ran.
+    pub offset: u64,
+    /// The missed messages to replay (empty unless the resume was complete).
+    pub replay: Vec<Utf8Bytes>,
 }
 
 /// Settings for room history.
@@ -178,6 +196,8 @@ impl Hub {
                         history: VecDeque::new(),
                         emptied_at: None,
                         removed: false,
+                        pending: 0,
+                        detached: false,
                     }),
                 })
             })
@@ -207,9 +227,11 @@ impl Hub {
             self.expire(&mut state);
             let others: Vec<Arc<Session>> =
                 state.members.iter().map(|m| m.session.clone()).collect();
+            let floor = state.offset;
             state.members.push(Member {
                 session: session.clone(),
                 user,
+                floor,
             });
             state.emptied_at = None;
             let replay: Option<Vec<Utf8Bytes>> =
@@ -273,9 +295,25 @@ impl Hub {
     /// Stamps the next offset, encodes the message with it, keeps it in history and queues it to
     /// every member, all under the room's lock so every member sees the room's messages in the
     /// same order. Returns the number of members it was queued to.
-    pub fn publish(&self, name: &RoomName, encode: impl FnOnce(u64) -> Utf8Bytes) -> usize {
+    ///
+    /// `detached` is for a cluster node whose broker is unreachable: the room's stream here
+    /// starts a new epoch the first time, so its local offsets can never be mistaken for the
+    /// broker's (a client resuming across the outage gets `recovered: false`, never a wrong
+    /// replay), and the broker's next message starts yet another.
+    pub fn publish(
+        &self,
+        name: &RoomName,
+        detached: bool,
+        encode: impl FnOnce(u64) -> Utf8Bytes,
+    ) -> usize {
         let room = self.room(name);
         let mut state = room.state.lock();
+        if detached && !state.detached {
+            state.detached = true;
+            state.epoch = new_epoch();
+            state.offset = 0;
+            state.history.clear();
+        }
         state.offset += 1;
         let offset = state.offset;
         let frame = encode(offset);
@@ -318,6 +356,122 @@ impl Hub {
         sent
     }
 
+    /// Cluster mode: makes sure the room exists here before its join is sent to the broker, so
+    /// that every message published after the broker ran the join lands in this node's recent
+    /// history (`deliver`) and can be handed to the joiner when the answer comes back.
+    pub fn prepare_join(&self, name: &RoomName) {
+        loop {
+            let room = self.room(name);
+            let mut state = room.state.lock();
+            if !state.removed {
+                state.pending += 1;
+                return;
+            }
+        }
+    }
+
+    /// Cluster mode: a join marked by `prepare_join` is carried out here after all.
+    pub fn cancel_pending(&self, name: &RoomName) {
+        if let Some(room) = self.rooms.get(name).map(|r| r.clone()) {
+            let mut state = room.state.lock();
+            state.pending = state.pending.saturating_sub(1);
+        }
+    }
+
+    /// Cluster mode: completes a join with what the broker answered. Queues `room_joined` and
+    /// the replay, then the messages this node already received after the broker's offset, and
+    /// adds the member so that only later messages reach it: nothing missed, nothing twice.
+    /// Returns false (and adds nothing) when the session left or closed meanwhile.
+    pub fn complete_join(
+        &self,
+        name: &RoomName,
+        session: &Arc<Session>,
+        user: User,
+        view: &ClusterView,
+        room_joined: Utf8Bytes,
+        still_wanted: impl FnOnce() -> bool,
+    ) -> bool {
+        let room = self.room(name);
+        let mut state = room.state.lock();
+        state.pending = state.pending.saturating_sub(1);
+        if !still_wanted() {
+            return false;
+        }
+        if state.epoch != view.epoch {
+            state.detached = false;
+            state.epoch = view.epoch.clone();
+            state.history.clear();
+            state.offset = view.offset;
+        }
+        session.push(room_joined);
+        for frame in &view.replay {
+            session.push(frame.clone());
+        }
+        for stored in state.history.iter().filter(|m| m.offset > view.offset) {
+            session.push(stored.frame.clone());
+        }
+        let floor = state.offset.max(view.offset);
+        state.members.push(Member {
+            session: session.clone(),
+            user,
+            floor,
+        });
+        state.emptied_at = None;
+        true
+    }
+
+    /// Cluster mode: a room message the broker stamped, delivered to this node's members that
+    /// have not seen it, in offset order, and kept in the recent history. Returns the number of
+    /// members it was queued to.
+    pub fn deliver(&self, name: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) -> usize {
+        let Some(room) = self.rooms.get(name).map(|r| r.clone()) else {
+            return 0;
+        };
+        let mut state = room.state.lock();
+        if state.epoch != epoch {
+            state.epoch = epoch.to_owned();
+            state.history.clear();
+            state.detached = false;
+        } else if offset <= state.offset {
+            return 0;
+        }
+        state.offset = offset;
+        // Recent history is what lets a join complete without a gap, so keep some even when
+        // history is configured off.
+        let keep = self.history.size.max(64);
+        self.expire(&mut state);
+        if state.history.len() >= keep {
+            state.history.pop_front();
+        }
+        state.history.push_back(Stored {
+            offset,
+            at: Instant::now(),
+            frame: frame.clone(),
+        });
+        let mut sent = 0;
+        for member in &state.members {
+            if member.floor < offset {
+                member.session.push(frame.clone());
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Every room here with the members it has, for re-announcing them to the broker.
+    pub fn snapshot(&self) -> Vec<(RoomName, Vec<Member>)> {
+        self.rooms
+            .iter()
+            .map(|e| (e.key().clone(), e.value().state.lock().members.clone()))
+            .filter(|(_, members)| !members.is_empty())
+            .collect()
+    }
+
+    /// A session on this node by id.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.get(id).map(|s| s.clone())
+    }
+
     fn expire(&self, state: &mut RoomState) {
         let ttl = self.history.ttl;
         while state.history.front().is_some_and(|m| m.at.elapsed() > ttl) {
@@ -331,7 +485,8 @@ impl Hub {
                 return false;
             }
             let mut state = r.state.lock();
-            state.removed = state.members.is_empty() && state.history.is_empty();
+            state.removed =
+                state.members.is_empty() && state.history.is_empty() && state.pending == 0;
             state.removed
         });
     }
@@ -343,7 +498,9 @@ impl Hub {
             let mut state = room.state.lock();
             self.expire(&mut state);
             let idle = state.emptied_at.is_some_and(|t| t.elapsed() > ttl);
-            state.removed = state.members.is_empty() && (idle || state.history.is_empty());
+            state.removed = state.members.is_empty()
+                && state.pending == 0
+                && (idle || state.history.is_empty());
             !state.removed
         });
     }

@@ -4,6 +4,7 @@
 //! thin CLI over it.
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 mod demo;
 pub mod http;
@@ -49,6 +50,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let demo = config.demo;
     auth::Auth::from_config(&config)?;
     let node = Node::new(config);
+    if node.clustered() {
+        // Give the broker a moment so the first clients already see the whole cluster; a node
+        // whose Redis is down still starts, serving alone until it comes.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while node.broker.health() != broker::Health::Up && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if node.broker.health() != broker::Health::Up {
+            tracing::warn!("starting without the cluster broker; serving this node alone");
+        }
+    }
     let stop = CancellationToken::new();
     if demo {
         tokio::spawn(demo::run(node.clone(), stop.clone()));
@@ -137,6 +149,9 @@ impl Running {
                 connections = left,
                 "shutdown deadline passed with connections open"
             );
+        }
+        if let Some(done) = self.node.broker.shutdown() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
         }
     }
 }

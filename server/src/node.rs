@@ -5,9 +5,10 @@
 //! The node knows nothing of sockets: transports give it sessions and text, and drain what it
 //! queues.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Weak};
+use std::time::{Instant, SystemTime};
 
 use herald_protocol::error::text;
 use herald_protocol::sse::{event, Notification, Update};
@@ -15,10 +16,12 @@ use herald_protocol::{
     ClientMessage, Connected, ErrorCode, NotifyRequest, Ping, RoomName, ServerMessage,
     StreamPosition, UpdateRequest, User,
 };
+use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::broker::{Broker, Command};
 use crate::config::Config;
-use crate::hub::{HistoryLimits, Hub};
+use crate::hub::{ClusterView, HistoryLimits, Hub};
 use crate::inbound;
 use crate::metrics::Metrics;
 use crate::sanitize::sanitize;
@@ -86,6 +89,33 @@ pub fn encode_sse(name: &str, id: Option<&str>, data: &impl Serialize) -> Utf8By
     Utf8Bytes::from(out)
 }
 
+/// A delivered SSE event kept for streams that resume with `Last-Event-ID`.
+struct SseStored {
+    id: u64,
+    at: Instant,
+    /// The user it was for; `None` for every stream.
+    user: Option<String>,
+    frame: Utf8Bytes,
+}
+
+/// The SSE stream's recent events. Its lock is held while an event is queued to the streams and
+/// while a new stream is opened, so a resuming stream gets the replay, then live events, with
+/// nothing missed or doubled.
+#[derive(Default)]
+struct SseLog {
+    last: u64,
+    ring: VecDeque<SseStored>,
+}
+
+/// The kinds of SSE event that carry an id and can be resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SseKind {
+    /// A `notification` (also sent to the user's WebSockets).
+    Notification,
+    /// An `update` (SSE streams only).
+    Update,
+}
+
 /// The server's core: configuration, this node's hub, and metrics.
 pub struct Node {
     /// Settings in force.
@@ -99,6 +129,9 @@ pub struct Node {
     pub auth: Option<crate::auth::Auth>,
     /// Abuse limits and connection counters.
     pub limits: crate::limits::Limits,
+    /// Where actions other nodes must see go.
+    pub broker: Box<dyn Broker>,
+    sse_log: Mutex<SseLog>,
 }
 
 impl Node {
@@ -114,14 +147,31 @@ impl Node {
         let limits = crate::limits::Limits::new(&config);
         crate::auth::log_posture(&config, auth.as_ref());
         limits.log_posture(&config);
-        Arc::new(Node {
-            config,
-            hub: Hub::new(history),
-            metrics: Metrics::new(),
-            ids: Ids::new(),
-            auth,
-            limits,
+        Arc::new_cyclic(|node: &Weak<Node>| {
+            let broker: Box<dyn Broker> = match &config.broker {
+                Some(url) => Box::new(crate::broker::redis_broker::Redis::start(
+                    &config,
+                    url,
+                    node.clone(),
+                )),
+                None => Box::new(crate::broker::Memory),
+            };
+            Node {
+                config,
+                hub: Hub::new(history),
+                metrics: Metrics::new(),
+                ids: Ids::new(),
+                auth,
+                limits,
+                broker,
+                sse_log: Mutex::new(SseLog::default()),
+            }
         })
+    }
+
+    /// Whether this node shares its rooms with other nodes.
+    pub fn clustered(&self) -> bool {
+        self.config.broker.is_some()
     }
 
     /// Opens a session for a new connection and registers it.
@@ -145,7 +195,54 @@ impl Node {
     pub fn identify(&self, session: &Arc<Session>, user: User) {
         let id = user.id().to_owned();
         session.state.lock().user = Some(user);
-        self.hub.index_user(&id, session);
+        self.index_user(&id, session);
+    }
+
+    fn index_user(&self, user_id: &str, session: &Arc<Session>) {
+        self.hub.index_user(user_id, session);
+        self.broker.user_online(user_id, session);
+    }
+
+    fn unindex_user(&self, user_id: &str, session: &Arc<Session>) {
+        self.hub.unindex_user(user_id, session);
+        self.broker.user_offline(user_id, session);
+    }
+
+    /// Opens an SSE stream: registers the session, lets `prepare` tie it to its user, and queues
+    /// the `connect` event and, when `last_event_id` is given and this node still holds every
+    /// event after it, those events (the ones for every stream or for this user), all before
+    /// any live event.
+    pub fn open_sse(
+        &self,
+        last_event_id: Option<u64>,
+        prepare: impl FnOnce(&Arc<Session>),
+    ) -> (Arc<Session>, Outbox) {
+        let log = self.sse_log.lock();
+        let (session, outbox) = self.open(Transport::Sse);
+        prepare(&session);
+        let data = Connected::Connected {
+            timestamp: now_rfc3339(),
+        };
+        session.push(encode_sse(event::CONNECT, None, &data));
+        if let Some(last) = last_event_id {
+            let user = session.user_id();
+            let ttl = self.config.history_ttl;
+            let kept: Vec<&SseStored> = log
+                .ring
+                .iter()
+                .filter(|e| e.id > last && e.at.elapsed() <= ttl)
+                .collect();
+            let complete = last >= log.last || kept.first().is_some_and(|e| e.id <= last + 1);
+            if complete {
+                for stored in kept {
+                    if stored.user.is_none() || stored.user.as_deref() == user.as_deref() {
+                        session.push(stored.frame.clone());
+                    }
+                }
+            }
+        }
+        drop(log);
+        (session, outbox)
     }
 
     /// Sends the first WebSocket frame.
@@ -156,14 +253,6 @@ impl Node {
                 client_id: session.id.to_string(),
             },
         );
-    }
-
-    /// Sends the first SSE event.
-    pub fn sse_connected(&self, session: &Arc<Session>) {
-        let data = Connected::Connected {
-            timestamp: now_rfc3339(),
-        };
-        session.push(encode_sse(event::CONNECT, None, &data));
     }
 
     /// An SSE keep-alive event.
@@ -180,6 +269,9 @@ impl Node {
     /// Ends a session: it leaves its room (the others are told) and is forgotten.
     pub fn close(&self, session: &Arc<Session>) {
         self.leave_room(session, false);
+        if let Some(id) = session.user_id() {
+            self.broker.user_offline(&id, session);
+        }
         self.hub.remove_session(session);
         self.metrics.closed(session.transport);
     }
@@ -250,49 +342,52 @@ impl Node {
         };
         if old_id.as_deref() != Some(user.id()) {
             if let Some(old) = old_id {
-                self.hub.unindex_user(&old, session);
+                self.unindex_user(&old, session);
             }
-            self.hub.index_user(user.id(), session);
+            self.index_user(user.id(), session);
         }
-        let joined = self
-            .hub
-            .join(&room, session, user.clone(), since.as_ref(), |joined| {
-                encode(&ServerMessage::RoomJoined {
-                    room: room.clone(),
-                    users: joined.users.clone(),
-                    epoch: joined.epoch.clone(),
-                    offset: joined.offset,
-                    recovered: joined.recovered,
-                })
-            });
-        if !joined.others.is_empty() {
-            let frame = encode(&ServerMessage::UserJoined {
-                user,
-                users: joined.users,
+        if self.clustered() {
+            // Messages published once the broker has run the join must find the room here.
+            self.hub.prepare_join(&room);
+        }
+        self.broker.submit(
+            self,
+            Command::Join {
+                session: session.clone(),
                 room,
-            });
-            self.fan_out(&joined.others, &frame);
-        }
+                user,
+                since,
+            },
+        );
     }
 
     /// Takes the session out of its room; returns false when it was in none.
     fn leave_room(&self, session: &Arc<Session>, answer: bool) -> bool {
-        let Some(room) = session.state.lock().room.take() else {
-            return false;
+        let (room, user) = {
+            let mut state = session.state.lock();
+            let Some(room) = state.room.take() else {
+                return false;
+            };
+            (room, state.user.clone())
         };
-        let Some(left) = self.hub.leave(&room, session) else {
-            return false;
+        let (user, others) = match (self.hub.leave(&room, session), user) {
+            (Some(left), _) => (left.user, left.others),
+            // In a cluster the join may still be on its way: the broker runs the leave after it.
+            (None, Some(user)) if self.clustered() => (user, Vec::new()),
+            (None, _) => return false,
         };
         if answer {
             self.send(session, &ServerMessage::RoomLeft { room: room.clone() });
         }
-        if !left.others.is_empty() {
-            let frame = encode(&ServerMessage::UserLeft {
-                user: left.user,
+        self.broker.submit(
+            self,
+            Command::Left {
+                session: session.clone(),
                 room,
-            });
-            self.fan_out(&left.others, &frame);
-        }
+                user,
+                others,
+            },
+        );
         true
     }
 
@@ -316,21 +411,21 @@ impl Node {
         let Some((room, user)) = self.room_and_user(session) else {
             return self.refuse(session, ErrorCode::NotInRoom, text::NOT_IN_ROOM);
         };
-        let clean = sanitize(body);
-        let id = self.ids.next();
-        let timestamp = now_rfc3339();
-        let sent = self.hub.publish(&room, |offset| {
-            encode(&ServerMessage::Chat {
-                id,
-                user,
-                text: clean,
-                timestamp,
-                room: room.clone(),
-                offset,
-            })
+        self.publish_chat(room, user, body);
+    }
+
+    /// Stamps and sends a chat message to a room (from a member, or from a backend through the
+    /// `room.messages` topic).
+    pub fn publish_chat(&self, room: RoomName, user: User, body: &str) {
+        let prefix = chat_prefix(ServerMessage::Chat {
+            id: self.ids.next(),
+            user,
+            text: sanitize(body),
+            timestamp: now_rfc3339(),
+            room: room.clone(),
+            offset: 0,
         });
-        self.metrics.frames_out.inc_by(sent as u64);
-        self.metrics.broadcasts.inc();
+        self.broker.submit(self, Command::Chat { room, prefix });
     }
 
     fn typing(&self, session: &Arc<Session>, is_typing: bool) {
@@ -342,34 +437,43 @@ impl Node {
             is_typing,
             room: room.clone(),
         });
-        let sent = self.hub.broadcast_volatile(&room, &frame, Some(session));
-        self.metrics.frames_out.inc_by(sent as u64);
+        self.broker.submit(
+            self,
+            Command::Typing {
+                session: session.clone(),
+                room,
+                frame,
+            },
+        );
     }
 
     fn private(&self, session: &Arc<Session>, target: &str, body: &str) {
         let Some(from) = session.state.lock().user.clone() else {
             return self.refuse(session, ErrorCode::NotInRoom, text::NOT_IN_ROOM);
         };
-        let targets: Vec<Arc<Session>> = self
-            .hub
-            .user_sessions(target)
-            .into_iter()
-            .filter(|s| s.transport == Transport::WebSocket)
-            .collect();
-        if targets.is_empty() {
-            return self.refuse(
-                session,
-                ErrorCode::UserNotFound,
-                format!("User {target} is not connected"),
-            );
-        }
         let frame = encode(&ServerMessage::PrivateMessage {
             id: self.ids.next(),
             from,
             text: sanitize(body),
             timestamp: now_rfc3339(),
         });
-        self.fan_out(&targets, &frame);
+        self.broker.submit(
+            self,
+            Command::Private {
+                from: session.clone(),
+                target: target.to_owned(),
+                frame,
+            },
+        );
+    }
+
+    /// Tells the sender of a private message that nobody received it.
+    pub fn refuse_private(&self, from: &Session, target: &str) {
+        self.refuse(
+            from,
+            ErrorCode::UserNotFound,
+            format!("User {target} is not connected"),
+        );
     }
 
     /// Delivers a notification to every connection of its user, or to everyone.
@@ -381,27 +485,8 @@ impl Node {
             kind: request.kind.unwrap_or_else(|| "info".to_owned()),
             timestamp: now_rfc3339(),
         };
-        let sessions = match &notification.user_id {
-            Some(user) => self.hub.user_sessions(user),
-            None => self.hub.all_sessions(),
-        };
-        let mut ws_frame = None;
-        let mut sse_frame = None;
-        let mut sent = 0u64;
-        for session in &sessions {
-            let frame = match session.transport {
-                Transport::WebSocket => ws_frame.get_or_insert_with(|| {
-                    encode(&ServerMessage::Notification {
-                        content: notification.clone(),
-                    })
-                }),
-                Transport::Sse => sse_frame
-                    .get_or_insert_with(|| encode_sse(event::NOTIFICATION, None, &notification)),
-            };
-            sent += u64::from(session.push(frame.clone()));
-        }
-        self.metrics.frames_out.inc_by(sent);
-        self.metrics.broadcasts.inc();
+        self.broker
+            .submit(self, Command::Notify(notification.clone()));
         notification
     }
 
@@ -413,19 +498,262 @@ impl Node {
             data: request.data,
             timestamp: now_rfc3339(),
         };
-        self.broadcast_sse(event::UPDATE, &update);
+        self.broker.submit(self, Command::Update(update.clone()));
         update
     }
 
-    /// Sends one event to every SSE stream (updates, demo feeds).
+    /// Sends one event without an id to every SSE stream (the demo feeds).
     pub fn broadcast_sse(&self, name: &str, data: &impl Serialize) {
         let frame = encode_sse(name, None, data);
-        let streams: Vec<Arc<Session>> = self
-            .hub
-            .all_sessions()
-            .into_iter()
-            .filter(|s| s.transport == Transport::Sse)
-            .collect();
+        let streams = self.sessions_of(None, Some(Transport::Sse));
         self.fan_out(&streams, &frame);
     }
+
+    fn sessions_of(&self, user: Option<&str>, transport: Option<Transport>) -> Vec<Arc<Session>> {
+        let mut sessions = match user {
+            Some(user) => self.hub.user_sessions(user),
+            None => self.hub.all_sessions(),
+        };
+        if let Some(transport) = transport {
+            sessions.retain(|s| s.transport == transport);
+        }
+        sessions
+    }
+
+    /// Carries out a command on this node alone: the whole job with the in-memory broker, and
+    /// the fallback of a cluster node whose broker is unreachable (`detached`).
+    pub fn apply_local(&self, command: Command, detached: bool) {
+        match command {
+            Command::Join {
+                session,
+                room,
+                user,
+                since,
+            } => {
+                if detached {
+                    // The pending mark of `prepare_join` is not needed any more.
+                    self.hub.cancel_pending(&room);
+                }
+                self.local_join(&session, room, user, since);
+            }
+            Command::Left {
+                room, user, others, ..
+            } => {
+                if !others.is_empty() {
+                    let frame = encode(&ServerMessage::UserLeft { user, room });
+                    self.fan_out(&others, &frame);
+                }
+            }
+            Command::Chat { room, prefix } => {
+                let sent = self
+                    .hub
+                    .publish(&room, detached, |offset| with_offset(&prefix, offset));
+                self.metrics.frames_out.inc_by(sent as u64);
+                self.metrics.broadcasts.inc();
+            }
+            Command::Typing {
+                session,
+                room,
+                frame,
+            } => {
+                let sent = self.hub.broadcast_volatile(&room, &frame, Some(&session));
+                self.metrics.frames_out.inc_by(sent as u64);
+            }
+            Command::Private {
+                from,
+                target,
+                frame,
+            } => {
+                if self.deliver_private(&target, &frame) == 0 {
+                    self.refuse_private(&from, &target);
+                }
+            }
+            Command::Notify(notification) => {
+                let payload = serde_json::to_string(&notification).expect("serialises");
+                self.deliver_sse(None, SseKind::Notification, &payload);
+            }
+            Command::Update(update) => {
+                let payload = serde_json::to_string(&update).expect("serialises");
+                self.deliver_sse(None, SseKind::Update, &payload);
+            }
+        }
+    }
+
+    fn local_join(
+        &self,
+        session: &Arc<Session>,
+        room: RoomName,
+        user: User,
+        since: Option<StreamPosition>,
+    ) {
+        // The session may have left (or joined elsewhere) while the command waited.
+        if session.state.lock().room.as_ref() != Some(&room) {
+            return;
+        }
+        let joined = self
+            .hub
+            .join(&room, session, user.clone(), since.as_ref(), |joined| {
+                encode(&ServerMessage::RoomJoined {
+                    room: room.clone(),
+                    users: joined.users.clone(),
+                    epoch: joined.epoch.clone(),
+                    offset: joined.offset,
+                    recovered: joined.recovered,
+                })
+            });
+        if !joined.others.is_empty() {
+            let frame = encode(&ServerMessage::UserJoined {
+                user,
+                users: joined.users,
+                room,
+            });
+            self.fan_out(&joined.others, &frame);
+        }
+    }
+
+    /// Cluster: the broker ran a join; answer the joiner and start its deliveries.
+    pub fn complete_join(
+        &self,
+        session: &Arc<Session>,
+        room: &RoomName,
+        user: User,
+        users: Vec<User>,
+        view: &ClusterView,
+        recovered: Option<bool>,
+    ) {
+        let frame = encode(&ServerMessage::RoomJoined {
+            room: room.clone(),
+            users,
+            epoch: view.epoch.clone(),
+            offset: view.offset,
+            recovered,
+        });
+        let added = self
+            .hub
+            .complete_join(room, session, user, view, frame, || {
+                !session.is_closing() && session.state.lock().room.as_ref() == Some(room)
+            });
+        if added {
+            self.metrics.frames_out.inc_by(1 + view.replay.len() as u64);
+        }
+    }
+
+    /// Cluster: a room message stamped by the broker.
+    pub fn deliver_room(&self, room: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) {
+        let sent = self.hub.deliver(room, epoch, offset, frame);
+        self.metrics.frames_out.inc_by(sent as u64);
+        if sent > 0 {
+            self.metrics.broadcasts.inc();
+        }
+    }
+
+    /// Cluster: a frame for a room's members here, but not `except` (a session id).
+    pub fn deliver_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes) {
+        let except = except.and_then(|id| self.hub.session(id));
+        let sent = self.hub.broadcast_volatile(room, frame, except.as_ref());
+        self.metrics.frames_out.inc_by(sent as u64);
+    }
+
+    /// A private message to every WebSocket of a user on this node; returns how many.
+    pub fn deliver_private(&self, target: &str, frame: &Utf8Bytes) -> usize {
+        let targets = self.sessions_of(Some(target), Some(Transport::WebSocket));
+        self.fan_out(&targets, frame);
+        targets.len()
+    }
+
+    /// Delivers a notification or an update on this node: to the SSE streams (with the event id,
+    /// kept for `Last-Event-ID`), and a notification also to the WebSockets. `id` is the
+    /// cluster's; `None` takes this node's next one.
+    pub fn deliver_sse(&self, id: Option<u64>, kind: SseKind, payload: &str) {
+        let (name, user) = match kind {
+            SseKind::Notification => {
+                let Ok(notification) = serde_json::from_str::<Notification>(payload) else {
+                    tracing::warn!("dropping a notification that does not parse");
+                    return;
+                };
+                (event::NOTIFICATION, notification.user_id)
+            }
+            SseKind::Update => (event::UPDATE, None),
+        };
+        let mut log = self.sse_log.lock();
+        let id = match id {
+            Some(id) => {
+                if id <= log.last {
+                    // The broker's counter went back (its data was lost): start over.
+                    log.ring.clear();
+                }
+                id
+            }
+            None => log.last + 1,
+        };
+        log.last = id;
+        let frame = sse_block(name, id, payload);
+        let ttl = self.config.history_ttl;
+        while log.ring.front().is_some_and(|e| e.at.elapsed() > ttl)
+            || log.ring.len() >= self.config.history_size.max(1)
+        {
+            log.ring.pop_front();
+        }
+        if self.config.history_size > 0 {
+            log.ring.push_back(SseStored {
+                id,
+                at: Instant::now(),
+                user: user.clone(),
+                frame: frame.clone(),
+            });
+        }
+        let transport = match kind {
+            SseKind::Notification => None,
+            SseKind::Update => Some(Transport::Sse),
+        };
+        let sessions = self.sessions_of(user.as_deref(), transport);
+        let mut ws_frame = None;
+        let mut sent = 0u64;
+        for session in &sessions {
+            let frame = match session.transport {
+                Transport::Sse => &frame,
+                Transport::WebSocket => ws_frame.get_or_insert_with(|| {
+                    let mut out = String::with_capacity(payload.len() + 36);
+                    out.push_str(r#"{"type":"notification","content":"#);
+                    out.push_str(payload);
+                    out.push('}');
+                    Utf8Bytes::from(out)
+                }),
+            };
+            sent += u64::from(session.push(frame.clone()));
+        }
+        drop(log);
+        self.metrics.frames_out.inc_by(sent);
+        self.metrics.broadcasts.inc();
+    }
+}
+
+/// Encodes a chat frame up to its offset (the last field): `{"type":"chat",...,"offset":`.
+fn chat_prefix(message: ServerMessage) -> String {
+    let mut json = serde_json::to_string(&message).expect("server messages always serialise");
+    debug_assert!(json.ends_with(r#","offset":0}"#));
+    json.truncate(json.len() - 2);
+    json
+}
+
+/// Completes a frame from [`chat_prefix`] with its offset.
+pub fn with_offset(prefix: &str, offset: u64) -> Utf8Bytes {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(prefix.len() + 21);
+    out.push_str(prefix);
+    let _ = write!(out, "{offset}}}");
+    Utf8Bytes::from(out)
+}
+
+/// One SSE block with an id, the payload already JSON.
+fn sse_block(name: &str, id: u64, json: &str) -> Utf8Bytes {
+    let mut out = String::with_capacity(json.len() + name.len() + 40);
+    out.push_str("event: ");
+    out.push_str(name);
+    out.push_str("\nid: ");
+    out.push_str(&id.to_string());
+    out.push_str("\ndata: ");
+    out.push_str(json);
+    out.push_str("\n\n");
+    Utf8Bytes::from(out)
 }

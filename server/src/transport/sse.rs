@@ -14,7 +14,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::limits::Admission;
 use crate::node::Node;
-use crate::session::{Outbound, Outbox, Session, Transport};
+use crate::session::{Outbound, Outbox, Session};
 
 /// Closes the session when the stream is dropped, however it ends.
 struct Guard {
@@ -39,18 +39,21 @@ struct Stream {
 
 /// Opens an SSE session, optionally tied to a user, and returns its body stream. With a token
 /// the session is the token's user (`user` is then ignored) and ends when the token expires.
+/// `last_event_id` (the `Last-Event-ID` header a reconnecting `EventSource` sends) asks for the
+/// events missed since then.
 pub fn open(
     node: Arc<Node>,
     user: Option<herald_protocol::User>,
     mut admission: Admission,
+    last_event_id: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
-    let (session, outbox) = node.open(Transport::Sse);
-    if admission.identity.is_some() {
-        admission.attach(&node, &session);
-    } else if let Some(user) = user {
-        node.identify(&session, user);
-    }
-    node.sse_connected(&session);
+    let (session, outbox) = node.open_sse(last_event_id, |session| {
+        if admission.identity.is_some() {
+            admission.attach(&node, session);
+        } else if let Some(user) = user {
+            node.identify(session, user);
+        }
+    });
     tracing::debug!(client = %session.id, "sse stream opened");
     let period = node.config.sse_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
