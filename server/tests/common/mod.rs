@@ -192,6 +192,10 @@ pub struct Event {
 impl Events {
     pub async fn open(url: &str) -> Events {
         let response = reqwest::get(url).await.expect("opening the event stream");
+        Events::from_response(response)
+    }
+
+    pub fn from_response(response: reqwest::Response) -> Events {
         assert_eq!(response.status(), 200);
         Events {
             response_headers: response.headers().clone(),

@@ -1,0 +1,672 @@
+//! Several real `herald` nodes sharing rooms, presence, history and delivery through a real
+//! Redis (127.0.0.1:6379, which runs on every machine here; each test uses its own key prefix so
+//! tests never see each other). The outage test starts and stops a redis-server of its own.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{post, Client, Events, Server};
+use serde_json::{json, Value};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A key prefix no other test (or earlier run) uses.
+fn prefix() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "test-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A node of the cluster named `prefix` on the Redis at `url`.
+fn node_on(url: &str, prefix: &str, extra: &[&str]) -> Server {
+    let topic_prefix = format!("{prefix}.");
+    let mut args = vec![
+        "--broker",
+        url,
+        "--redis-prefix",
+        prefix,
+        "--topic-prefix",
+        &topic_prefix,
+    ];
+    args.extend_from_slice(extra);
+    Server::with(&args, &[("HERALD_MESSAGE_RATE", "0")])
+}
+
+fn node(prefix: &str) -> Server {
+    node_on(REDIS, prefix, &[])
+}
+
+async fn health(server: &Server) -> Value {
+    reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("healthz is JSON")
+}
+
+/// Waits until `/healthz` says the broker is `want` (`up` or `down`).
+async fn wait_broker(server: &Server, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let h = health(server).await;
+        if h["broker"] == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "broker never became {want}: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn names(users: &Value) -> Vec<String> {
+    users
+        .as_array()
+        .expect("users is an array")
+        .iter()
+        .map(|u| {
+            u.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| u["id"].to_string())
+        })
+        .collect()
+}
+
+/// The next frame of one of these types, skipping presence and typing noise.
+async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
+            return frame;
+        }
+    }
+}
+
+async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
+    let mut c = server.client().await;
+    c.send(json!({"type":"join","room":room,"user":user})).await;
+    let joined = c.recv_type("room_joined").await;
+    (c, joined)
+}
+
+#[tokio::test]
+async fn chat_and_presence_span_nodes_in_one_order() {
+    let p = prefix();
+    let (a, b) = (node(&p), node(&p));
+    assert_eq!(health(&a).await["broker"], "up");
+
+    let (mut alice, joined) = join(&a, "lobby", "alice").await;
+    assert_eq!(names(&joined["users"]), ["alice"]);
+    let (mut bob, joined) = join(&b, "lobby", "bob").await;
+    assert_eq!(
+        names(&joined["users"]),
+        ["alice", "bob"],
+        "presence is cluster-wide"
+    );
+    let seen = alice.recv_type("user_joined").await;
+    assert_eq!(seen["user"], "bob");
+    assert_eq!(names(&seen["users"]), ["alice", "bob"]);
+
+    // Both send at once; both receive all 40 messages in the same order, offsets 1..=40.
+    for i in 0..20 {
+        alice
+            .send(json!({"type":"chat","text":format!("a{i}")}))
+            .await;
+        bob.send(json!({"type":"chat","text":format!("b{i}")}))
+            .await;
+    }
+    let mut orders = Vec::new();
+    for client in [&mut alice, &mut bob] {
+        let mut order = Vec::new();
+        for _ in 0..40 {
+            let chat = recv_of(client, &["chat"]).await;
+            order.push((chat["offset"].as_u64().unwrap(), chat["text"].to_string()));
+        }
+        orders.push(order);
+    }
+    assert_eq!(orders[0], orders[1], "every member sees one order");
+    let offsets: Vec<u64> = orders[0].iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (1..=40).collect::<Vec<_>>());
+    let from_alice: Vec<&String> = orders[0]
+        .iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("\"a"))
+        .collect();
+    let sent: Vec<String> = (0..20).map(|i| format!("\"a{i}\"")).collect();
+    assert_eq!(
+        from_alice,
+        sent.iter().collect::<Vec<_>>(),
+        "a sender's order is kept"
+    );
+
+    // Typing crosses nodes and is not echoed.
+    bob.send(json!({"type":"typing","isTyping":true})).await;
+    let typing = recv_of(&mut alice, &["typing"]).await;
+    assert_eq!(typing["user"], "bob");
+    bob.expect_silence(Duration::from_millis(300)).await;
+
+    // Leaving is seen on the other node.
+    bob.send(json!({"type":"leave"})).await;
+    bob.recv_type("room_left").await;
+    let left = recv_of(&mut alice, &["user_left"]).await;
+    assert_eq!(left["user"], "bob");
+    let (_carol, joined) = join(&b, "lobby", "carol").await;
+    assert_eq!(names(&joined["users"]), ["alice", "carol"]);
+}
+
+#[tokio::test]
+async fn private_messages_and_notifications_reach_any_node() {
+    let p = prefix();
+    let (a, b) = (node(&p), node(&p));
+    let (mut alice, _) = join(&a, "r1", "alice").await;
+    let (mut bob, _) = join(&b, "r2", "bob").await;
+    let mut bob_stream = Events::open(&a.url("/events?userId=bob")).await;
+    bob_stream.next_named("connect").await;
+
+    alice
+        .send(json!({"type":"private_message","target":"bob","text":"psst"}))
+        .await;
+    let pm = recv_of(&mut bob, &["private_message"]).await;
+    assert_eq!(pm["from"], "alice");
+    assert_eq!(pm["text"], "psst");
+
+    alice
+        .send(json!({"type":"private_message","target":"nobody","text":"hello?"}))
+        .await;
+    let error = recv_of(&mut alice, &["error"]).await;
+    assert_eq!(error["code"], "user_not_found");
+
+    // A notification posted on node B reaches bob's WebSocket (B) and his stream (A) once each.
+    let (status, body) = post(
+        &b.url("/notifications"),
+        r#"{"userId":"bob","message":"hi bob"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let n = recv_of(&mut bob, &["notification"]).await;
+    assert_eq!(n["content"]["message"], "hi bob");
+    let e = bob_stream.next_named("notification").await;
+    assert_eq!(e.data["message"], "hi bob");
+    assert!(e.id.is_some(), "notification events carry an id");
+    alice.expect_silence(Duration::from_millis(300)).await;
+    bob.expect_silence(Duration::from_millis(100)).await;
+
+    // A broadcast posted on A reaches everyone on both nodes.
+    let (status, _) = post(&a.url("/notifications"), r#"{"message":"all hands"}"#).await;
+    assert_eq!(status, 200);
+    for client in [&mut alice, &mut bob] {
+        let n = recv_of(client, &["notification"]).await;
+        assert_eq!(n["content"]["message"], "all hands");
+    }
+    // Updates posted on B reach streams on A.
+    let (status, _) = post(
+        &b.url("/updates"),
+        r#"{"resource":"doc","action":"saved","data":{"v":2}}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    bob_stream.next_named("notification").await;
+    let u = bob_stream.next_named("update").await;
+    assert_eq!(u.data["data"]["v"], 2);
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_node_with_what_it_missed() {
+    let p = prefix();
+    let (a, b) = (node(&p), node(&p));
+    let (mut alice, _) = join(&a, "news", "alice").await;
+    let (mut bob, _) = join(&b, "news", "bob").await;
+    recv_of(&mut alice, &["user_joined"]).await;
+    alice.send(json!({"type":"chat","text":"one"})).await;
+    let first = recv_of(&mut bob, &["chat"]).await;
+    let joined_epoch = {
+        // Bob's position: the epoch from room_joined (checked against a fresh join) and the
+        // last offset he saw.
+        let (_probe, j) = join(&a, "news", "probe").await;
+        j["epoch"].as_str().unwrap().to_owned()
+    };
+    let since = first["offset"].as_u64().unwrap();
+    drop(bob);
+    recv_of(&mut alice, &["user_left"]).await;
+    for text in ["two", "three"] {
+        alice.send(json!({"type":"chat","text":text})).await;
+        recv_of(&mut alice, &["chat"]).await;
+    }
+
+    // Bob comes back through node A this time.
+    let mut bob = a.client().await;
+    bob.send(json!({"type":"join","room":"news","user":"bob",
+        "since":{"offset":since,"epoch":joined_epoch}}))
+        .await;
+    let joined = bob.recv_type("room_joined").await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(joined["epoch"], joined_epoch.as_str());
+    let two = bob.recv_type("chat").await;
+    let three = bob.recv_type("chat").await;
+    assert_eq!(
+        (two["text"].as_str(), three["text"].as_str()),
+        (Some("two"), Some("three"))
+    );
+    assert_eq!(two["offset"].as_u64(), Some(since + 1));
+    alice.send(json!({"type":"chat","text":"four"})).await;
+    let four = recv_of(&mut bob, &["chat"]).await;
+    assert_eq!(
+        four["text"], "four",
+        "live messages follow the replay, none twice"
+    );
+
+    // A position from another epoch is never partly replayed.
+    let mut carol = b.client().await;
+    carol
+        .send(json!({"type":"join","room":"news","user":"carol",
+            "since":{"offset":1,"epoch":"not-this-one"}}))
+        .await;
+    let joined = carol.recv_type("room_joined").await;
+    assert_eq!(joined["recovered"], false);
+    carol.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_no_ghosts() {
+    let p = prefix();
+    let a = node_on(REDIS, &p, &["--presence-ttl", "4s"]);
+    let mut doomed = node_on(REDIS, &p, &["--presence-ttl", "4s"]);
+    let (mut alice, _) = join(&a, "room", "alice").await;
+    let (_ghost, joined) = join(&doomed, "room", "ghost").await;
+    assert_eq!(names(&joined["users"]), ["alice", "ghost"]);
+    recv_of(&mut alice, &["user_joined"]).await;
+
+    let killed = Instant::now();
+    // SIGKILL: no goodbye of any kind.
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let left = loop {
+        match tokio::time::timeout(Duration::from_secs(10), alice.recv()).await {
+            Ok(frame) if frame["type"] == "user_left" => break frame,
+            Ok(_) => continue,
+            Err(_) => panic!("no user_left within 10 s of the kill"),
+        }
+    };
+    assert_eq!(left["user"], "ghost");
+    assert!(
+        killed.elapsed() <= Duration::from_secs(5),
+        "took {:?}",
+        killed.elapsed()
+    );
+    let (_bob, joined) = join(&a, "room", "bob").await;
+    assert_eq!(names(&joined["users"]), ["alice", "bob"]);
+}
+
+#[tokio::test]
+async fn backend_topics_deliver_once_to_rooms_users_and_everyone() {
+    let p = prefix();
+    let (a, b) = (node(&p), node(&p));
+    let (mut alice, _) = join(&a, "ops", "alice").await;
+    let (mut bob, _) = join(&b, "ops", "bob").await;
+    recv_of(&mut alice, &["user_joined"]).await;
+
+    let publish = |topic: &str, payload: &str| {
+        let out = Command::new("redis-cli")
+            .args(["-p", "6379", "PUBLISH", &format!("{p}.{topic}"), payload])
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success());
+    };
+    publish(
+        "room.messages",
+        r#"{"room":"ops","text":"deploy <b>done</b><script>x</script>"}"#,
+    );
+    for client in [&mut alice, &mut bob] {
+        let chat = recv_of(client, &["chat"]).await;
+        assert_eq!(chat["user"], "system");
+        assert_eq!(
+            chat["text"], "deploy <b>done</b>",
+            "sanitised like any chat"
+        );
+        assert_eq!(chat["offset"], 1);
+    }
+    publish(
+        "user.notifications",
+        r#"{"userId":"bob","message":"your build","type":"ci"}"#,
+    );
+    let n = recv_of(&mut bob, &["notification"]).await;
+    assert_eq!(n["content"]["type"], "ci");
+    publish("system.events", r#"{"message":"maintenance at noon"}"#);
+    for client in [&mut alice, &mut bob] {
+        let n = recv_of(client, &["notification"]).await;
+        assert_eq!(n["content"]["message"], "maintenance at noon");
+        assert_eq!(n["content"]["type"], "system");
+    }
+    // Bad payloads are dropped; nothing arrives, nothing breaks.
+    publish("room.messages", r#"{"room":"ops"}"#);
+    publish("room.messages", "not json");
+    alice.expect_silence(Duration::from_millis(400)).await;
+    bob.expect_silence(Duration::from_millis(100)).await;
+    alice.send(json!({"type":"chat","text":"still here"})).await;
+    assert_eq!(recv_of(&mut bob, &["chat"]).await["offset"], 2);
+}
+
+#[tokio::test]
+async fn sse_streams_resume_with_last_event_id_on_any_node() {
+    let p = prefix();
+    let (a, b) = (node(&p), node(&p));
+    let mut stream = Events::open(&a.url("/events?userId=u1")).await;
+    stream.next_named("connect").await;
+    post(
+        &a.url("/notifications"),
+        r#"{"userId":"u1","message":"one"}"#,
+    )
+    .await;
+    let one = stream.next_named("notification").await;
+    drop(stream);
+    post(
+        &b.url("/notifications"),
+        r#"{"userId":"u1","message":"two"}"#,
+    )
+    .await;
+    post(
+        &b.url("/notifications"),
+        r#"{"userId":"u2","message":"not yours"}"#,
+    )
+    .await;
+    post(&a.url("/updates"), r#"{"resource":"r","action":"a"}"#).await;
+
+    let response = reqwest::Client::new()
+        .get(b.url("/events?userId=u1"))
+        .header("Last-Event-ID", one.id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = Events::from_response(response);
+    resumed.next_named("connect").await;
+    let two = resumed.next_named("notification").await;
+    assert_eq!(two.data["message"], "two");
+    let update = resumed.next_named("update").await;
+    assert_eq!(update.data["resource"], "r");
+    let ids: Vec<u64> = [&one, &two, &update]
+        .iter()
+        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    resumed.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A redis-server of the test's own, on a free port, that the test can stop and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = OwnRedis { port, child: None };
+        r.resume();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn redis_outage_degrades_then_recovers() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let p = prefix();
+    let (a, b) = (node_on(&url, &p, &[]), node_on(&url, &p, &[]));
+    let (mut alice, _) = join(&a, "ops", "alice").await;
+    let (mut bob, _) = join(&b, "ops", "bob").await;
+    recv_of(&mut alice, &["user_joined"]).await;
+
+    redis.stop();
+    wait_broker(&a, "down", Duration::from_secs(5)).await;
+    assert_eq!(health(&a).await["status"], "degraded");
+
+    // Local traffic keeps working on each node.
+    let (mut carol, joined) = join(&a, "ops", "carol").await;
+    assert!(names(&joined["users"]).contains(&"carol".to_owned()));
+    carol.send(json!({"type":"chat","text":"local"})).await;
+    assert_eq!(recv_of(&mut alice, &["chat"]).await["text"], "local");
+    assert_eq!(recv_of(&mut carol, &["chat"]).await["text"], "local");
+
+    redis.resume();
+    wait_broker(&a, "up", Duration::from_secs(10)).await;
+    wait_broker(&b, "up", Duration::from_secs(10)).await;
+    assert_eq!(health(&a).await["status"], "ok");
+
+    // Cross-node delivery is back, presence re-registered.
+    alice
+        .send(json!({"type":"chat","text":"across again"}))
+        .await;
+    assert_eq!(recv_of(&mut bob, &["chat"]).await["text"], "across again");
+    let (_dave, joined) = join(&b, "ops", "dave").await;
+    let mut users = names(&joined["users"]);
+    users.sort();
+    assert_eq!(users, ["alice", "bob", "carol", "dave"]);
+}
+
+/// Where Debian puts nginx. CI installs it (`.ci/run`); elsewhere the test says it is skipped.
+const NGINX: &str = "/usr/sbin/nginx";
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// nginx in front of `upstreams` with the least-connections balancer, WebSocket upgrades and
+/// unbuffered streams (what SSE needs). One process (`master_process off`) and no inherited output,
+/// so killing the child on drop leaves no worker behind holding the test harness's pipes.
+fn nginx(upstreams: &[&Server]) -> Nginx {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("herald-nginx-{}", prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let servers: String = upstreams
+        .iter()
+        .map(|s| format!("    server {};\n", s.addr))
+        .collect();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream herald {{
+    least_conn;
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://herald;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+    }}
+  }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nginx");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        port,
+        _dir: TempDir(dir),
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_behind_nginx_least_conn_act_as_one_server() {
+    if !std::path::Path::new(NGINX).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install nginx (apt-get install -y nginx)"
+        );
+        eprintln!("skipped: {NGINX} is not installed (apt-get install -y nginx)");
+        return;
+    }
+    let p = prefix();
+    let nodes = [node(&p), node(&p), node(&p)];
+    let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
+    let ws = format!("ws://127.0.0.1:{}/ws", proxy.port);
+    let http = |path: &str| format!("http://127.0.0.1:{}{path}", proxy.port);
+
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut c = Client::connect(&ws).await;
+        c.send(json!({"type":"join","room":"hall","user":format!("u{i}")}))
+            .await;
+        let joined = c.recv_type("room_joined").await;
+        let expected: Vec<String> = (0..=i).map(|j| format!("u{j}")).collect();
+        assert_eq!(
+            names(&joined["users"]),
+            expected,
+            "presence spans the nodes"
+        );
+        clients.push(c);
+    }
+    // least_conn spread the six long-lived connections over all three nodes.
+    for node in &nodes {
+        let connections = health(node).await["connections"].as_u64().unwrap();
+        assert!(connections >= 1, "a node got no connection: {connections}");
+    }
+
+    clients[0]
+        .send(json!({"type":"chat","text":"hello everyone"}))
+        .await;
+    for c in clients.iter_mut() {
+        let chat = recv_of(c, &["chat"]).await;
+        assert_eq!(chat["text"], "hello everyone");
+        assert_eq!(chat["offset"], 1);
+    }
+
+    let (status, _) = post(
+        &http("/notifications"),
+        r#"{"userId":"u4","message":"just you"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let n = recv_of(&mut clients[4], &["notification"]).await;
+    assert_eq!(n["content"]["message"], "just you");
+    for (i, c) in clients.iter_mut().enumerate() {
+        if i != 4 {
+            c.expect_silence(Duration::from_millis(150)).await;
+        }
+    }
+
+    clients[5]
+        .send(json!({"type":"private_message","target":"u1","text":"hi u1"}))
+        .await;
+    let pm = recv_of(&mut clients[1], &["private_message"]).await;
+    assert_eq!(pm["from"], "u5");
+
+    // An SSE stream through the proxy gets the notification too.
+    let mut stream = Events::open(&http("/events?userId=u2")).await;
+    stream.next_named("connect").await;
+    post(
+        &http("/notifications"),
+        r#"{"userId":"u2","message":"stream"}"#,
+    )
+    .await;
+    assert_eq!(
+        stream.next_named("notification").await.data["message"],
+        "stream"
+    );
+}
