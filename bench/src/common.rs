@@ -34,38 +34,26 @@ pub fn now_ns() -> u64 {
 
 /// Where the server is and which loopback addresses client sockets are bound to.
 pub struct Net {
+    /// The first target (the Host header; the only one for a single server).
     pub target: SocketAddr,
+    targets: Vec<SocketAddr>,
     sources: Vec<IpAddr>,
     next: AtomicUsize,
 }
 
 impl Net {
-    /// `target` is `host:port`, optionally with an `http://` or `ws://` prefix. Only loopback
-    /// addresses are accepted. `n_sources` IPv4 source addresses 127.0.0.1 .. 127.0.0.N are used
-    /// (IPv6 has only ::1).
+    /// `target` is `host:port`, optionally with an `http://` or `ws://` prefix, or several of
+    /// them separated by commas (the nodes of one cluster: connections go to each in turn). Only
+    /// loopback addresses are accepted. `n_sources` IPv4 source addresses 127.0.0.1 .. 127.0.0.N
+    /// are used (IPv6 has only ::1).
     pub fn new(target: &str, n_sources: usize) -> Result<Net> {
-        let t = target
-            .trim()
-            .trim_start_matches("http://")
-            .trim_start_matches("ws://")
-            .trim_end_matches('/');
-        // Only IP literals and `localhost`: no name is ever looked up elsewhere.
-        let addrs: Vec<SocketAddr> = match t.strip_prefix("localhost:") {
-            Some(port) => {
-                let port: u16 = port
-                    .parse()
-                    .with_context(|| format!("bad port in target {target:?}"))?;
-                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))]
-            }
-            None => vec![t.parse().with_context(|| {
-                format!("target {target:?} is not IP:PORT, [IPv6]:PORT or localhost:PORT")
-            })?],
-        };
-        let Some(&addr) = addrs.first() else {
-            bail!("target {target:?} resolves to nothing");
-        };
-        if let Some(bad) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            bail!("refusing non-loopback target {bad} (this tool only loads 127.0.0.0/8 or ::1)");
+        let targets = target
+            .split(',')
+            .map(parse_target)
+            .collect::<Result<Vec<_>>>()?;
+        let addr = targets[0];
+        if targets.iter().any(|t| t.is_ipv4() != addr.is_ipv4()) {
+            bail!("targets {target:?} mix IPv4 and IPv6");
         }
         let sources = match addr {
             SocketAddr::V4(_) => (1..=n_sources.clamp(1, 250))
@@ -75,9 +63,16 @@ impl Net {
         };
         Ok(Net {
             target: addr,
+            targets,
             sources,
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// Every target, comma-separated (one address for a single server).
+    pub fn describe(&self) -> String {
+        let all: Vec<String> = self.targets.iter().map(|t| t.to_string()).collect();
+        all.join(",")
     }
 
     pub fn n_sources(&self) -> usize {
@@ -89,6 +84,7 @@ impl Net {
     pub async fn connect(&self, reset: bool) -> std::io::Result<TcpStream> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         let src = self.sources[i % self.sources.len()];
+        let target = self.targets[i % self.targets.len()];
         let sock = match self.target {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -100,8 +96,33 @@ impl Net {
             #[allow(deprecated)]
             sock.set_linger(Some(Duration::ZERO))?;
         }
-        sock.connect(self.target).await
+        sock.connect(target).await
     }
+}
+
+/// One `host:port` target, loopback only.
+fn parse_target(target: &str) -> Result<SocketAddr> {
+    let t = target
+        .trim()
+        .trim_start_matches("http://")
+        .trim_start_matches("ws://")
+        .trim_end_matches('/');
+    // Only IP literals and `localhost`: no name is ever looked up elsewhere.
+    let addr: SocketAddr = match t.strip_prefix("localhost:") {
+        Some(port) => {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("bad port in target {target:?}"))?;
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+        }
+        None => t.parse().with_context(|| {
+            format!("target {target:?} is not IP:PORT, [IPv6]:PORT or localhost:PORT")
+        })?,
+    };
+    if !addr.ip().is_loopback() {
+        bail!("refusing non-loopback target {addr} (this tool only loads 127.0.0.0/8 or ::1)");
+    }
+    Ok(addr)
 }
 
 const SHARDS: usize = 16;

@@ -31,7 +31,9 @@ struct Cli {
 
 #[derive(Args, Clone, Debug)]
 struct Common {
-    /// Server address (`127.0.0.1:3000`, `http://[::1]:3000`); loopback only.
+    /// Server address (`127.0.0.1:3000`, `http://[::1]:3000`), or several separated by commas
+    /// (nodes of one cluster; clients are dealt to them in turn, so rooms span the nodes);
+    /// loopback only.
     #[arg(long)]
     target: Option<String>,
     /// Start this server binary for each run (`PATH serve --listen 127.0.0.1:0`, under `node`
@@ -489,7 +491,7 @@ fn one_run(
     eprintln!(
         "-- {} against {} (server pid {:?})",
         run_name(run),
-        net.target,
+        net.describe(),
         pid
     );
     let result = rt.block_on(async {
@@ -511,7 +513,7 @@ fn one_run(
     let mut v = json!({
         "scenario": run_name(run),
         "label": common.label,
-        "target": net.target.to_string(),
+        "target": net.describe(),
         "server": common.spawn_server.clone(),
         "server_cores": common.spawn_server.as_ref().map(|_| common.server_cores.clone()),
         "load_cpus": load_cpus,
