@@ -299,3 +299,45 @@ pub async fn wait_quiet(counter: &AtomicU64, quiet: Duration, timeout: Duration)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_targets_are_dealt_in_turn_and_must_all_be_loopback() {
+        let net = Net::new("127.0.0.1:1,http://127.0.0.1:2/", 4).unwrap();
+        assert_eq!(net.describe(), "127.0.0.1:1,127.0.0.1:2");
+        assert_eq!(net.target.port(), 1);
+        assert!(Net::new("127.0.0.1:1,10.0.0.1:2", 4).is_err());
+        assert!(Net::new("127.0.0.1:1,[::1]:2", 4).is_err());
+        assert!(Net::new("localhost:3", 1).is_ok());
+    }
+
+    #[tokio::test]
+    async fn connections_alternate_between_targets() {
+        let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let net = Net::new(
+            &format!("{},{}", a.local_addr().unwrap(), b.local_addr().unwrap()),
+            1,
+        )
+        .unwrap();
+        let mut peers = Vec::new();
+        for _ in 0..4 {
+            peers.push(
+                net.connect(false)
+                    .await
+                    .unwrap()
+                    .peer_addr()
+                    .unwrap()
+                    .port(),
+            );
+        }
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        assert_eq!(peers, vec![pa, pb, pa, pb]);
+    }
+}
