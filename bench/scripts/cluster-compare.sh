@@ -17,17 +17,21 @@ args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(fanout --clients 2000 --room-size 100 --delivery-rate 20000 --duration 10)
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=(); }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  pids=()
+}
 trap cleanup EXIT
 
-# start_node LOGFILE [herald serve args...]: prints the bound address.
+# start_node VAR LOGFILE [herald serve args...]: starts a node and sets VAR to its address.
+# (Not a command substitution: the pid must be recorded in this shell for cleanup.)
 start_node() {
-  local log=$1; shift
+  local var=$1 log=$2; shift 2
   HERALD_MESSAGE_RATE=0 taskset -c "$server_cores" "$bin/herald" serve --listen 127.0.0.1:0 "$@" \
     >"$log" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  sed -n 's/^listening on //p' "$log"
+  printf -v "$var" '%s' "$(sed -n 's/^listening on //p' "$log")"
 }
 
 run() {
@@ -37,17 +41,17 @@ run() {
 }
 
 tmp=$(mktemp -d)
-a=$(start_node "$tmp/a.log")
+start_node a "$tmp/a.log"
 run memory-1-node "$a"
 cleanup
 
 prefix="bench-$$-$(date +%s)"
-a=$(start_node "$tmp/a.log" --broker "$redis" --redis-prefix "$prefix-1")
+start_node a "$tmp/a.log" --broker "$redis" --redis-prefix "$prefix-1"
 run redis-1-node "$a"
 cleanup
 
-a=$(start_node "$tmp/a.log" --broker "$redis" --redis-prefix "$prefix-2")
-b=$(start_node "$tmp/b.log" --broker "$redis" --redis-prefix "$prefix-2")
+start_node a "$tmp/a.log" --broker "$redis" --redis-prefix "$prefix-2"
+start_node b "$tmp/b.log" --broker "$redis" --redis-prefix "$prefix-2"
 run redis-2-nodes "$a,$b"
 cleanup
 rm -rf "$tmp"
