@@ -109,13 +109,18 @@ pub struct Hub {
     history: HistoryLimits,
 }
 
-/// A short random string, used for epochs.
-fn new_epoch() -> String {
+/// A random string of `len` lowercase letters and digits.
+pub fn random_token(len: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..8)
+    (0..len)
         .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
         .collect()
+}
+
+/// A new room stream epoch.
+pub fn new_epoch() -> String {
+    random_token(8)
 }
 
 impl Hub {

@@ -74,6 +74,11 @@ pub fn encode(message: &ServerMessage) -> Utf8Bytes {
 /// Encodes one SSE event block (`event:`, optional `id:`, `data:`), once for every stream.
 pub fn encode_sse(name: &str, id: Option<&str>, data: &impl Serialize) -> Utf8Bytes {
     let json = serde_json::to_string(data).expect("SSE payloads always serialise");
+    sse_block(name, id, &json)
+}
+
+/// One SSE event block around a payload that is already JSON.
+fn sse_block(name: &str, id: Option<&str>, json: &str) -> Utf8Bytes {
     let mut out = String::with_capacity(json.len() + name.len() + 24);
     out.push_str("event: ");
     out.push_str(name);
@@ -84,7 +89,7 @@ pub fn encode_sse(name: &str, id: Option<&str>, data: &impl Serialize) -> Utf8By
         out.push('\n');
     }
     out.push_str("data: ");
-    out.push_str(&json);
+    out.push_str(json);
     out.push_str("\n\n");
     Utf8Bytes::from(out)
 }
@@ -109,9 +114,9 @@ struct SseLog {
 
 /// The kinds of SSE event that carry an id and can be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SseKind {
-    /// A `notification` (also sent to the user's WebSockets).
-    Notification,
+pub enum SseKind<'a> {
+    /// A `notification` (also sent to the user's WebSockets) for one user, or for everyone.
+    Notification { user: Option<&'a str> },
     /// An `update` (SSE streams only).
     Update,
 }
@@ -570,7 +575,8 @@ impl Node {
             }
             Command::Notify(notification) => {
                 let payload = serde_json::to_string(&notification).expect("serialises");
-                self.deliver_sse(None, SseKind::Notification, &payload);
+                let user = notification.user_id.as_deref();
+                self.deliver_sse(None, SseKind::Notification { user }, &payload);
             }
             Command::Update(update) => {
                 let payload = serde_json::to_string(&update).expect("serialises");
@@ -666,13 +672,7 @@ impl Node {
     /// cluster's; `None` takes this node's next one.
     pub fn deliver_sse(&self, id: Option<u64>, kind: SseKind, payload: &str) {
         let (name, user) = match kind {
-            SseKind::Notification => {
-                let Ok(notification) = serde_json::from_str::<Notification>(payload) else {
-                    tracing::warn!("dropping a notification that does not parse");
-                    return;
-                };
-                (event::NOTIFICATION, notification.user_id)
-            }
+            SseKind::Notification { user } => (event::NOTIFICATION, user),
             SseKind::Update => (event::UPDATE, None),
         };
         let mut log = self.sse_log.lock();
@@ -687,7 +687,7 @@ impl Node {
             None => log.last + 1,
         };
         log.last = id;
-        let frame = sse_block(name, id, payload);
+        let frame = sse_block(name, Some(&id.to_string()), payload);
         let ttl = self.config.history_ttl;
         while log.ring.front().is_some_and(|e| e.at.elapsed() > ttl)
             || log.ring.len() >= self.config.history_size.max(1)
@@ -698,15 +698,15 @@ impl Node {
             log.ring.push_back(SseStored {
                 id,
                 at: Instant::now(),
-                user: user.clone(),
+                user: user.map(str::to_owned),
                 frame: frame.clone(),
             });
         }
         let transport = match kind {
-            SseKind::Notification => None,
+            SseKind::Notification { .. } => None,
             SseKind::Update => Some(Transport::Sse),
         };
-        let sessions = self.sessions_of(user.as_deref(), transport);
+        let sessions = self.sessions_of(user, transport);
         let mut ws_frame = None;
         let mut sent = 0u64;
         for session in &sessions {
@@ -742,18 +742,5 @@ pub fn with_offset(prefix: &str, offset: u64) -> Utf8Bytes {
     let mut out = String::with_capacity(prefix.len() + 21);
     out.push_str(prefix);
     let _ = write!(out, "{offset}}}");
-    Utf8Bytes::from(out)
-}
-
-/// One SSE block with an id, the payload already JSON.
-fn sse_block(name: &str, id: u64, json: &str) -> Utf8Bytes {
-    let mut out = String::with_capacity(json.len() + name.len() + 40);
-    out.push_str("event: ");
-    out.push_str(name);
-    out.push_str("\nid: ");
-    out.push_str(&id.to_string());
-    out.push_str("\ndata: ");
-    out.push_str(json);
-    out.push_str("\n\n");
     Utf8Bytes::from(out)
 }

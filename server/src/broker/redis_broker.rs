@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use herald_protocol::sse::Notification;
 use herald_protocol::topics::topic;
 use herald_protocol::{NotifyRequest, RoomMessage, RoomName, SystemEvent, User};
 use redis::aio::MultiplexedConnection;
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{scripts, Broker, Command, Health};
 use crate::config::Config;
-use crate::hub::ClusterView;
+use crate::hub::{new_epoch, random_token, ClusterView};
 use crate::node::{Node, SseKind};
 use crate::session::tokio_tungstenite_utf8::Utf8Bytes;
 use crate::session::{Session, Transport};
@@ -93,20 +94,11 @@ pub struct Redis {
     shared: Arc<Shared>,
 }
 
-/// A random node name.
-fn random_node_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..10)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
-        .collect()
-}
-
 impl Redis {
     /// Starts the broker task; it connects in the background (the node serves alone until it
     /// does).
     pub fn start(config: &Config, url: &str, node: Weak<Node>) -> Self {
-        let node_id = config.node_id.clone().unwrap_or_else(random_node_id);
+        let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
         let prefix = config.redis_prefix.clone();
         let shared = Arc::new(Shared {
             up: AtomicBool::new(false),
@@ -444,7 +436,7 @@ async fn run_batch(
                         .arg(epoch)
                         .arg(offset)
                         .arg(shared.history_ttl_ms)
-                        .arg(random_node_id())
+                        .arg(new_epoch())
                         .arg("0");
                     then.push(Then::Join {
                         session: session.clone(),
@@ -477,7 +469,7 @@ async fn run_batch(
                         .arg(prefix)
                         .arg(shared.history_size)
                         .arg(shared.history_ttl_ms)
-                        .arg(random_node_id());
+                        .arg(new_epoch());
                     then.push(Then::Nothing);
                 }
                 Command::Typing {
@@ -511,21 +503,11 @@ async fn run_batch(
                     });
                 }
                 Command::Notify(notification) => {
-                    pipe.cmd("EVALSHA")
-                        .arg(s.sse.get_hash())
-                        .arg(0)
-                        .arg(p)
-                        .arg("N")
-                        .arg(serde_json::to_string(notification).expect("serialises"));
+                    sse_event(&mut pipe, p, "N", serde_json::to_string(notification));
                     then.push(Then::Nothing);
                 }
                 Command::Update(update) => {
-                    pipe.cmd("EVALSHA")
-                        .arg(s.sse.get_hash())
-                        .arg(0)
-                        .arg(p)
-                        .arg("E")
-                        .arg(serde_json::to_string(update).expect("serialises"));
+                    sse_event(&mut pipe, p, "E", serde_json::to_string(update));
                     then.push(Then::Nothing);
                 }
             },
@@ -753,13 +735,34 @@ fn on_bus(node: &Node, shared: &Shared, payload: &str) {
                 return;
             };
             let Ok(id) = id.parse() else { return };
-            let kind = match kind {
-                "N" => SseKind::Notification,
-                "E" => SseKind::Update,
-                _ => return,
-            };
-            node.deliver_sse(Some(id), kind, json);
+            match kind {
+                "N" => {
+                    let Ok(notification) = serde_json::from_str::<Notification>(json) else {
+                        tracing::warn!("dropping a notification that does not parse");
+                        return;
+                    };
+                    let user = notification.user_id.as_deref();
+                    node.deliver_sse(Some(id), SseKind::Notification { user }, json);
+                }
+                "E" => node.deliver_sse(Some(id), SseKind::Update, json),
+                _ => {}
+            }
         }
         _ => tracing::warn!("dropping an unknown bus message"),
     }
+}
+
+/// Queues the script that numbers a notification (`N`) or update (`E`) and puts it on the bus.
+fn sse_event(
+    pipe: &mut redis::Pipeline,
+    prefix: &str,
+    kind: &str,
+    json: serde_json::Result<String>,
+) {
+    pipe.cmd("EVALSHA")
+        .arg(scripts_loaded().sse.get_hash())
+        .arg(0)
+        .arg(prefix)
+        .arg(kind)
+        .arg(json.expect("SSE payloads always serialise"));
 }
