@@ -667,25 +667,25 @@ fn on_message(node: &Node, shared: &Shared, message: &redis::Msg) {
 
 /// Checks a topic payload against its schema, then reads it.
 fn parse_topic<T: serde::de::DeserializeOwned>(schema: &str, payload: &str) -> Result<T, String> {
-    static VALIDATORS: OnceLock<Vec<(String, jsonschema::Validator)>> = OnceLock::new();
+    static VALIDATORS: OnceLock<Vec<(&str, jsonschema::Validator)>> = OnceLock::new();
     let validators = VALIDATORS.get_or_init(|| {
         ["topic-room-message", "notify-request", "topic-system-event"]
             .into_iter()
             .map(|name| {
                 let schema = herald_protocol::schema(name).expect("the protocol has it");
-                let value = serde_json::to_value(&schema).expect("schemas are JSON");
-                let validator = jsonschema::validator_for(&value).expect("the schema compiles");
-                (name.to_owned(), validator)
+                let validator = jsonschema::validator_for(schema.as_value())
+                    .expect("the generated schema compiles");
+                (name, validator)
             })
             .collect()
     });
     let value: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
     let (_, validator) = validators
         .iter()
-        .find(|(name, _)| name == schema)
+        .find(|(name, _)| *name == schema)
         .expect("a known schema");
-    if let Some(error) = validator.iter_errors(&value).next() {
-        return Err(format!("at {}: {error}", error.instance_path()));
+    if let Some(fault) = crate::inbound::first_violation(validator, &value) {
+        return Err(fault);
     }
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
