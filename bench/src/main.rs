@@ -5,6 +5,7 @@
 //! Every run prints one JSON line on stdout and a readable summary on stderr.
 
 mod common;
+mod rawws;
 mod sse;
 mod sys;
 mod ws;

@@ -8,18 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::common::{
     latency_json, now_ns, r1, r2, wait_quiet, wait_until, Metrics, Net, ProcProbe,
 };
 
-type Ws = WebSocketStream<TcpStream>;
+use crate::rawws::{Frame, RawWs};
+
+type Ws = RawWs;
 
 /// What the publishers do during the run.
 #[derive(Debug, Clone, Copy)]
@@ -95,20 +93,26 @@ impl Ctx {
 /// Opens a WebSocket to the target and waits for its `welcome` frame.
 async fn open(net: &Net, reset: bool) -> Result<Ws> {
     let tcp = net.connect(reset).await?;
-    let url = format!("ws://{}/", net.target);
-    let (mut ws, _resp) = tokio_tungstenite::client_async(url, tcp).await?;
-    let deadline = tokio::time::sleep(Duration::from_secs(30));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => bail!("no welcome frame within 30 s"),
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) if t.as_str().contains("\"welcome\"") => return Ok(ws),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("closed before welcome"),
+    let mut ws = RawWs::connect(tcp, &net.target.to_string()).await?;
+    let welcome = async {
+        loop {
+            match ws.parse()? {
+                Some(Frame::Text(r)) if ws.text(r.clone()).contains("\"welcome\"") => return Ok(()),
+                Some(Frame::Ping(r)) => ws.answer_ping(r).await?,
+                Some(Frame::Close) => bail!("closed before welcome"),
+                Some(_) => {}
+                None => {
+                    if !ws.fill().await? {
+                        bail!("closed before welcome");
+                    }
+                }
             }
         }
+    };
+    match tokio::time::timeout(Duration::from_secs(30), welcome).await {
+        Ok(Ok(())) => Ok(ws),
+        Ok(Err(e)) => Err(e),
+        Err(_) => bail!("no welcome frame within 30 s"),
     }
 }
 
@@ -147,7 +151,7 @@ async fn send_chat(ws: &mut Ws, ctx: &Ctx, publisher: usize, fanout: u64) -> boo
         ctx.padding
     );
     ctx.m.on_send(ts, fanout);
-    if ws.send(Message::text(frame)).await.is_err() {
+    if ws.send_text(&frame).await.is_err() {
         ctx.m.send_errors.fetch_add(1, Ordering::Relaxed);
         return false;
     }
@@ -178,28 +182,37 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
     }
     let room = ctx.room_of(i);
     let join = format!("{{\"type\":\"join\",\"room\":\"bench-{room}\",\"user\":\"u{i}\"}}");
-    if ws.send(Message::text(join)).await.is_err() {
+    if ws.send_text(&join).await.is_err() {
         ctx.join_failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let s = t.as_str();
-                if s.contains("\"room_joined\"") {
-                    break;
+    let joined = async {
+        loop {
+            match ws.parse()? {
+                Some(Frame::Text(r)) => {
+                    let s = ws.text(r);
+                    if s.contains("\"room_joined\"") {
+                        return Ok(());
+                    }
+                    if s.contains("\"error\"") && ctx.join_failed.load(Ordering::Relaxed) < 3 {
+                        eprintln!("client {i}: join answered with {s}");
+                    }
+                    ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
                 }
-                if s.contains("\"error\"") && ctx.join_failed.load(Ordering::Relaxed) < 3 {
-                    eprintln!("client {i}: join answered with {s}");
+                Some(Frame::Ping(r)) => ws.answer_ping(r).await?,
+                Some(Frame::Close) => bail!("closed"),
+                Some(Frame::Other) => {}
+                None => {
+                    if !ws.fill().await? {
+                        bail!("closed");
+                    }
                 }
-                ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(Ok(_)) => {}
-            _ => {
-                ctx.join_failed.fetch_add(1, Ordering::Relaxed);
-                return;
             }
         }
+    };
+    if joined.await.is_err() {
+        ctx.join_failed.fetch_add(1, Ordering::Relaxed);
+        return;
     }
     ctx.joined.fetch_add(1, Ordering::Relaxed);
 
@@ -235,47 +248,78 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
         }
         _ => {}
     }
-    loop {
-        let tick = async {
-            match ticker.as_mut() {
-                Some(t) => t.tick().await,
-                None => std::future::pending().await,
-            }
+    let is_max = matches!(ctx.cfg.load, Load::Max { .. });
+    {
+        // Made once: a fresh watch future per frame would register and deregister a waiter on
+        // every delivery.
+        let stop = async {
+            let _ = phase.wait_for(|p| *p >= STOP).await;
         };
-        tokio::select! {
-            biased;
-            _ = async { let _ = phase.wait_for(|p| *p >= STOP).await; } => break,
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    if let Some((from, ts)) = parse_chat(t.as_str()) {
-                        ctx.m.on_delivery(ts, i);
-                        if matches!(ctx.cfg.load, Load::Max { .. })
-                            && publisher == Some(from)
-                            && sending
-                            && now_ns() < end
-                            && !send_chat(&mut ws, &ctx, from, fanout).await
-                        {
-                            sending = false;
+        tokio::pin!(stop);
+        'run: loop {
+            // Everything already buffered first, then wait for more bytes or the next tick.
+            loop {
+                let frame = match ws.parse() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(_) => {
+                        ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                        break 'run;
+                    }
+                };
+                match frame {
+                    Frame::Text(r) => match parse_chat(ws.text(r)) {
+                        Some((from, ts)) => {
+                            ctx.m.on_delivery(ts, i);
+                            if is_max
+                                && publisher == Some(from)
+                                && sending
+                                && now_ns() < end
+                                && !send_chat(&mut ws, &ctx, from, fanout).await
+                            {
+                                sending = false;
+                            }
                         }
-                    } else {
-                        ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
+                        None => _ = ctx.m.other_frames.fetch_add(1, Ordering::Relaxed),
+                    },
+                    Frame::Ping(r) => {
+                        if ws.answer_ping(r).await.is_err() {
+                            ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                            break 'run;
+                        }
+                    }
+                    Frame::Close => {
+                        ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                        break 'run;
+                    }
+                    Frame::Other => {}
+                }
+            }
+            let tick = async {
+                match ticker.as_mut() {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                more = ws.fill() => {
+                    if !matches!(more, Ok(true)) {
+                        ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
                 }
-                Some(Ok(_)) => {}
-                _ => {
-                    ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
-                    break;
+                _ = tick, if sending => {
+                    sending = now_ns() < end
+                        && send_chat(&mut ws, &ctx, publisher.unwrap_or(0), fanout).await;
                 }
-            },
-            _ = tick, if sending => {
-                sending = now_ns() < end
-                    && send_chat(&mut ws, &ctx, publisher.unwrap_or(0), fanout).await;
             }
         }
     }
     // Wait for the stop signal even if the connection ended early, then close quietly.
     let _ = phase.wait_for(|p| *p >= STOP).await;
-    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close()).await;
 }
 
 /// Runs one rooms scenario and returns its JSON result.
