@@ -152,6 +152,13 @@ impl Hub {
         self.sessions.iter().map(|e| e.value().clone()).collect()
     }
 
+    /// Calls `f` on every session, without collecting them.
+    pub fn for_each_session(&self, mut f: impl FnMut(&Arc<Session>)) {
+        for entry in self.sessions.iter() {
+            f(entry.value());
+        }
+    }
+
     /// How many sessions this node holds.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -66,6 +66,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(demo::run(node.clone(), stop.clone()));
     }
     tokio::spawn(sweep(node.clone(), stop.clone()));
+    tokio::spawn(pinger(node.clone(), stop.clone()));
     let accept = tokio::spawn(accept_loop(listener, node.clone(), stop.clone()));
     Ok(Running {
         addr,
@@ -85,6 +86,39 @@ async fn sweep(node: Arc<Node>, stop: CancellationToken) {
                 node.limits.sweep();
             }
         }
+    }
+}
+
+/// The ping interval is cut into this many slots; each tick serves one slot's sessions.
+const PING_SLOTS: u32 = 16;
+
+/// Pings every WebSocket once per ping interval and closes those silent past the timeout. One
+/// task for the node instead of a timer in every connection: a connection's task then wakes
+/// only for its own traffic, and pings spread over the interval instead of bunching.
+async fn pinger(node: Arc<Node>, stop: CancellationToken) {
+    let every = (node.config.ping_interval / PING_SLOTS).max(Duration::from_millis(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timeout = node.config.ping_timeout;
+    let mut slot = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        node.hub.for_each_session(|session| {
+            if session.transport != session::Transport::WebSocket
+                || session.ping_slot % PING_SLOTS != slot
+            {
+                return;
+            }
+            if session.silent_for() > timeout {
+                session.close(CloseReason::Timeout);
+            } else {
+                session.ping();
+            }
+        });
+        slot = (slot + 1) % PING_SLOTS;
     }
 }
 

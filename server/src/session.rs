@@ -14,6 +14,7 @@ use herald_protocol::{RoomName, User};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio_tungstenite_utf8::Utf8Bytes;
 
@@ -93,6 +94,8 @@ impl CloseReason {
 pub enum Outbound {
     /// An encoded frame to write as it is.
     Frame(Utf8Bytes),
+    /// Send a transport-level ping (WebSocket only; the node's pinger queues it).
+    Ping,
     /// Close the connection.
     Close(CloseReason),
 }
@@ -113,6 +116,9 @@ fn clock_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
+
+/// Hands out ping slots round robin.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 /// Room and identity of a session; touched only by the session's own task and the node.
 #[derive(Debug, Default)]
@@ -137,14 +143,19 @@ pub struct Session {
     /// The outbound queue. Allocated on first use and released when drained, so an idle
     /// connection holds no queue memory.
     queue: Mutex<VecDeque<Outbound>>,
-    /// Wakes the writer when the queue gains an item.
-    ready: Notify,
+    /// Wakes the writer when the queue gains an item. The queue has one reader, so a single
+    /// waker slot does (cheaper than a `Notify`, which keeps a list of waiters under a lock).
+    ready: AtomicWaker,
     queued: AtomicUsize,
     limits: QueueLimits,
     /// When the queue went over `limits.soft` (ms on [`clock_ms`]); 0 while under it.
     behind_since: AtomicU64,
     closing: AtomicBool,
     kill: Notify,
+    /// When the client last sent anything (ms on [`clock_ms`]), for the ping timeout.
+    last_seen: AtomicU64,
+    /// Which of the pinger's slots this session is pinged in, so pings spread over the interval.
+    pub ping_slot: u32,
 }
 
 /// The receiving half a transport's writer drains.
@@ -161,12 +172,14 @@ impl Session {
             state: Mutex::new(SessionState::default()),
             identity: std::sync::OnceLock::new(),
             queue: Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             queued: AtomicUsize::new(0),
             limits,
             behind_since: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             kill: Notify::new(),
+            last_seen: AtomicU64::new(clock_ms()),
+            ping_slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed) as u32,
         });
         let outbox = Outbox {
             session: session.clone(),
@@ -196,7 +209,7 @@ impl Session {
 
     fn enqueue(&self, item: Outbound) {
         self.queue.lock().push_back(item);
-        self.ready.notify_one();
+        self.ready.wake();
     }
 
     fn overflowing(&self, queued: usize) -> bool {
@@ -224,6 +237,23 @@ impl Session {
         true
     }
 
+    /// Notes that the client sent something (a frame, a pong): it is alive.
+    pub fn seen(&self) {
+        self.last_seen.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent.
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(clock_ms().saturating_sub(self.last_seen.load(Ordering::Relaxed)))
+    }
+
+    /// Queues a transport ping, unless the session is closing.
+    pub fn ping(&self) {
+        if !self.closing.load(Ordering::Relaxed) {
+            self.enqueue(Outbound::Ping);
+        }
+    }
+
     /// Whether the session is closing.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
@@ -243,12 +273,19 @@ impl Session {
 impl Outbox {
     /// The next item, waiting for one (cancel-safe: nothing is lost if the wait is dropped).
     pub async fn recv(&mut self) -> Outbound {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(item) = self.try_recv() {
-                return item;
+                return std::task::Poll::Ready(item);
             }
-            self.session.ready.notified().await;
-        }
+            // Register, then look again: a push between the first look and the registration
+            // would otherwise wake nobody.
+            self.session.ready.register(cx.waker());
+            match self.try_recv() {
+                Some(item) => std::task::Poll::Ready(item),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// The next item if one is ready now.

@@ -442,6 +442,29 @@ async fn silent_connection_is_closed_and_leaves_its_room() {
 }
 
 #[tokio::test]
+async fn the_server_pings_on_the_configured_interval() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::with(&["--ping-interval", "200ms", "--ping-timeout", "5s"], &[]);
+    let mut raw = common::raw_websocket(&server.addr).await;
+    // The welcome frame, then an empty ping frame (0x89 0x00) within about one interval.
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = raw.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before a ping");
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(2).any(|w| w == [0x89, 0x00]) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no ping frame in 2 s: {seen:?}");
+    assert_eq!(seen[0], 0x81, "the welcome text frame comes first");
+}
+
+#[tokio::test]
 async fn resume_replays_what_was_missed_or_says_it_cannot() {
     let server = Server::start();
     let mut a = server.client().await;

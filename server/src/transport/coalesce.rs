@@ -33,6 +33,42 @@ impl<T> Coalesce<T> {
     }
 }
 
+impl<T> Coalesce<T> {
+    /// The wrapped socket.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// Appends one server-to-client text frame around `payload`.
+    pub fn push_text_frame(&mut self, payload: &[u8]) {
+        self.push_frame(0x1, payload);
+    }
+
+    /// Appends one final, unmasked server-to-client frame with `opcode` around `payload`: the
+    /// header is at most ten bytes, so these frames go out without passing through the codec's
+    /// own buffer. They are whole frames, so they never split one the codec wrote.
+    pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let len = payload.len();
+        self.buf.reserve(len + 10);
+        self.buf.push(0x80 | opcode); // FIN
+        if len < 126 {
+            self.buf.push(len as u8);
+        } else if len <= u16::MAX as usize {
+            self.buf.push(126);
+            self.buf.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            self.buf.push(127);
+            self.buf.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        self.buf.extend_from_slice(payload);
+    }
+
+    /// Bytes gathered and not yet written.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.written
+    }
+}
+
 impl<T: AsyncWrite + Unpin> Coalesce<T> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.buf.len() {
@@ -103,6 +139,37 @@ mod tests {
         let mut got = [0u8; 11];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn text_frames_carry_the_three_length_forms() {
+        use hyper_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+        use hyper_tungstenite::tungstenite::Message;
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut c = Coalesce::new(a);
+        let sizes = [0usize, 1, 125, 126, 65_535, 65_536, 200_000];
+        let payloads: Vec<String> = sizes
+            .iter()
+            .map(|n| "é".repeat(n / 2) + &"x".repeat(n % 2))
+            .collect();
+        for p in &payloads {
+            c.push_text_frame(p.as_bytes());
+        }
+        c.flush().await.unwrap();
+        // A real client codec must read them back as the same text messages.
+        let config = WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let mut client =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(b, Role::Client, Some(config))
+                .await;
+        use futures_util::StreamExt;
+        for p in &payloads {
+            match client.next().await.unwrap().unwrap() {
+                Message::Text(t) => assert_eq!(t.as_str(), p.as_str()),
+                other => panic!("expected text, got {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

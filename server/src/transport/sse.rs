@@ -80,6 +80,8 @@ pub fn open(
                     while buf.len() < 64 * 1024 {
                         match s.outbox.try_recv() {
                             Some(Outbound::Frame(more)) => buf.extend_from_slice(more.as_bytes()),
+                            // Transport pings are for WebSockets; SSE keeps its own comment pings.
+                            Some(Outbound::Ping) => {}
                             Some(Outbound::Close(_)) => {
                                 s.done = true;
                                 break;
@@ -89,6 +91,7 @@ pub fn open(
                     }
                     Bytes::from(buf)
                 }
+                Outbound::Ping => Bytes::new(),
                 Outbound::Close(_) => return None,
             },
             _ = s.ping.tick() => {

@@ -6,7 +6,8 @@
 //! before they are buffered, and answered with close code 1009.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_protocol::error::text;
@@ -21,24 +22,30 @@ use hyper_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use hyper_tungstenite::tungstenite::{Error as WsError, Message};
 use hyper_tungstenite::WebSocketStream;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::coalesce::Coalesce;
 use crate::http::Body;
 
 use crate::limits::{Admission, Verdict};
 use crate::node::Node;
-use crate::session::{
-    tokio_tungstenite_utf8::Utf8Bytes, CloseReason, Outbound, Outbox, Session, Transport,
-};
+use crate::session::{CloseReason, Outbound, Outbox, Session, Transport};
 
 /// Frames written per flush at most.
 const BATCH: usize = 64;
+
+/// Bytes gathered per flush at most (a batch stops at the first frame past it).
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// How long the server waits to deliver its own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The socket under the codec.
-type Socket = WebSocketStream<Coalesce<TokioIo<hyper::upgrade::Upgraded>>>;
+type Socket = WebSocketStream<Coalesce<TcpStream>>;
+
+/// The WebSocket ping opcode.
+const OP_PING: u8 = 0x9;
 
 /// The tungstenite settings: the frame limit, and small buffers so idle connections stay cheap.
 /// tungstenite zero-fills its read buffer before each read, so a small one also saves work;
@@ -89,9 +96,20 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
             return;
         }
     };
+    // Take the TCP stream back from hyper: no dynamic dispatch or prefix check per read and
+    // write, and direct access to its readiness. Bytes hyper read past the handshake (a client
+    // may send its first frame at once) go to the codec first.
+    let (tcp, early) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
+        Err(_) => {
+            tracing::warn!("websocket upgrade on an unexpected transport");
+            return;
+        }
+    };
     let config = ws_config(node.config.max_frame_bytes);
-    let io = Coalesce::new(TokioIo::new(upgraded));
-    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let mut ws =
+        WebSocketStream::from_partially_read(Coalesce::new(tcp), early, Role::Server, Some(config))
+            .await;
     let (session, mut outbox) = node.open(Transport::WebSocket);
     admission.attach(&node, &session);
     tracing::debug!(client = %session.id, "websocket connected");
@@ -113,6 +131,16 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
             reason: reason.text().into(),
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            // What was queued before the close goes out first (a flooder's `rate_limited`
+            // errors, the last frames before a shutdown), except to a slow consumer, whose
+            // backlog is the reason it is dropped.
+            if reason != CloseReason::SlowConsumer {
+                while let Some(item) = outbox.try_recv() {
+                    if let Outbound::Frame(frame) = item {
+                        ws.get_mut().push_text_frame(frame.as_bytes());
+                    }
+                }
+            }
             ws.send(Message::Close(Some(frame))).await?;
             // Wait for the client's answering close so the close handshake completes.
             while let Some(msg) = ws.next().await {
@@ -125,18 +153,42 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
     tracing::debug!(client = %session.id, "websocket closed");
 }
 
+/// Polls the codec for the next message, but only touches it when it may have one: after it
+/// last said "nothing" (its buffer held no whole frame and the socket had no bytes), only the
+/// socket's readiness is checked. A task woken to send a frame then skips the codec's read path.
+fn next_message(
+    ws: &mut Socket,
+    drained: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message, WsError>>> {
+    if *drained {
+        ready!(ws.get_ref().inner().poll_read_ready(cx)).ok();
+        *drained = false;
+    }
+    match ws.poll_next_unpin(cx) {
+        Poll::Pending => {
+            *drained = true;
+            Poll::Pending
+        }
+        ready => ready,
+    }
+}
+
 async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut Socket) -> End {
-    let timeout = node.config.ping_timeout;
-    let mut ping = tokio::time::interval(node.config.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ping.tick().await;
-    let mut last_seen = Instant::now();
     // `None` when the message rate is off: the check then costs one branch.
     let mut limiter = node.limits.message_limiter();
+    // Set once the client has sent its close frame: tungstenite has answered it, and no data
+    // frame may follow that answer.
+    let mut client_closed = false;
+    let mut drained = false;
     loop {
+        // Biased: reads first (a reader that floods is throttled by its own limits, and a busy
+        // outbox must not starve reads, which carry the pongs), then the outbox. Pings and the
+        // silence timeout come through the outbox from the node's pinger.
         tokio::select! {
-            inbound = ws.next() => {
-                last_seen = Instant::now();
+            biased;
+            inbound = std::future::poll_fn(|cx| next_message(ws, &mut drained, cx)) => {
+                session.seen();
                 let limited = match (&inbound, limiter.as_mut()) {
                     (Some(Ok(Message::Text(_) | Message::Binary(_))), Some(limiter)) => {
                         limiter.check()
@@ -158,6 +210,7 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
                     }
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite answers the close; keep polling until the stream ends.
+                        client_closed = true;
                     }
                     Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
                     Some(Err(WsError::Capacity(_))) => return End::Close(CloseReason::TooBig),
@@ -171,49 +224,44 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
             }
             item = outbox.recv() => {
                 let mut close = None;
-                let mut batch: Vec<Utf8Bytes> = Vec::new();
-                match item {
-                    Outbound::Frame(frame) => batch.push(frame),
-                    Outbound::Close(reason) => return End::Close(reason),
-                }
-                while batch.len() < BATCH {
-                    match outbox.try_recv() {
-                        Some(Outbound::Frame(frame)) => batch.push(frame),
-                        Some(Outbound::Close(reason)) => {
+                let mut next = Some(item);
+                let mut frames = 0;
+                // Gather a batch straight into the socket's write buffer as whole frames; the
+                // codec's own write path (and its buffer, which would keep the capacity of the
+                // largest frame ever sent) is used only for its control frames.
+                while let Some(item) = next.take() {
+                    match item {
+                        Outbound::Frame(frame) if !client_closed => {
+                            ws.get_mut().push_text_frame(frame.as_bytes());
+                        }
+                        Outbound::Ping if !client_closed => ws.get_mut().push_frame(OP_PING, &[]),
+                        Outbound::Frame(_) | Outbound::Ping => {}
+                        Outbound::Close(reason) => {
                             close = Some(reason);
                             break;
                         }
-                        None => break,
+                    }
+                    frames += 1;
+                    if frames < BATCH && ws.get_ref().pending() < BATCH_BYTES {
+                        next = outbox.try_recv();
                     }
                 }
-                let write = async {
-                    for frame in batch.drain(..) {
-                        ws.feed(Message::Text(frame)).await?;
-                    }
-                    ws.flush().await
-                };
+                // Flush the buffer itself, not through the codec: the codec flushes its own
+                // control frames (pongs, the close answer) from its read path.
                 let written = tokio::select! {
-                    r = write => r,
+                    biased;
+                    r = ws.get_mut().flush() => r,
                     _ = outbox.killed(), if close.is_none() => {
                         // Asked to close while stuck on a full socket: give up on this batch.
                         return End::Close(pending_close(outbox).unwrap_or(CloseReason::SlowConsumer));
                     }
                 };
-                batch.clear();
                 if let Err(e) = written {
                     tracing::debug!(client = %session.id, error = %e, "websocket write failed");
                     return End::Gone;
                 }
                 if let Some(reason) = close {
                     return End::Close(reason);
-                }
-            }
-            _ = ping.tick() => {
-                if last_seen.elapsed() > timeout {
-                    return End::Close(CloseReason::Timeout);
-                }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    return End::Gone;
                 }
             }
         }
