@@ -17,7 +17,9 @@ pub enum User {
     /// A plain user name; it is the user's id too.
     Name(#[schemars(length(min = 1, max = MAX_USER_NAME_CHARS))] String),
     /// A user object; `id` identifies the user, other fields are shown to others as they are.
-    Object(UserObject),
+    // Boxed: a user is stored with every room membership and session, and most are plain
+    // names, which then take 24 bytes instead of the object's 144.
+    Object(Box<UserObject>),
 }
 
 /// A user object, such as `{"id":"user123","name":"John Doe","avatar":"https://..."}`. Fields

@@ -45,12 +45,12 @@ fn user() -> impl Strategy<Value = User> {
                 .into_iter()
                 .filter(|(k, _)| !matches!(k.as_str(), "id" | "name" | "avatar"))
                 .collect();
-            User::Object(UserObject {
+            User::Object(Box::new(UserObject {
                 id,
                 name,
                 avatar,
                 extra,
-            })
+            }))
         });
     prop_oneof!["\\PC{1,64}".prop_map(User::Name), object]
 }

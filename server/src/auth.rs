@@ -219,12 +219,12 @@ impl Auth {
                     "Token name must be at most {MAX_USER_NAME_CHARS} characters"
                 ))
             }
-            Some(name) => User::Object(UserObject {
+            Some(name) => User::Object(Box::new(UserObject {
                 id: claims.sub,
                 name,
                 avatar: None,
                 extra: Default::default(),
-            }),
+            })),
             None if sub_len > MAX_USER_NAME_CHARS => {
                 return Err(format!(
                     "Token sub must be at most {MAX_USER_NAME_CHARS} characters without a name"

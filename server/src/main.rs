@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand};
 use herald::config::ServeArgs;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "herald",

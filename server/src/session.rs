@@ -15,7 +15,6 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::Notify;
 use tokio_tungstenite_utf8::Utf8Bytes;
 
 /// Re-export of the frame payload type: UTF-8 bytes, cheap to clone and share.
@@ -151,7 +150,8 @@ pub struct Session {
     /// When the queue went over `limits.soft` (ms on [`clock_ms`]); 0 while under it.
     behind_since: AtomicU64,
     closing: AtomicBool,
-    kill: Notify,
+    /// Wakes a writer blocked on a full socket when the session is closed.
+    kill: AtomicWaker,
     /// When the client last sent anything (ms on [`clock_ms`]), for the ping timeout.
     last_seen: AtomicU64,
     /// Which of the pinger's slots this session is pinged in, so pings spread over the interval.
@@ -177,7 +177,7 @@ impl Session {
             limits,
             behind_since: AtomicU64::new(0),
             closing: AtomicBool::new(false),
-            kill: Notify::new(),
+            kill: AtomicWaker::new(),
             last_seen: AtomicU64::new(clock_ms()),
             ping_slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed) as u32,
         });
@@ -233,7 +233,7 @@ impl Session {
             return false;
         }
         self.enqueue(Outbound::Close(reason));
-        self.kill.notify_one();
+        self.kill.wake();
         true
     }
 
@@ -293,7 +293,9 @@ impl Outbox {
         let item = {
             let mut queue = self.session.queue.lock();
             let item = queue.pop_front();
-            if queue.is_empty() && queue.capacity() > 16 {
+            // A drained queue gives its memory back: an idle connection holds none, at the
+            // price of one small allocation per burst of frames.
+            if queue.is_empty() && queue.capacity() > 0 {
                 *queue = VecDeque::new();
             }
             item
@@ -313,10 +315,19 @@ impl Outbox {
     /// Resolves when the session has been asked to close; a writer blocked on the socket races
     /// its write against this.
     pub async fn killed(&self) {
-        if self.session.is_closing() {
-            return;
-        }
-        self.session.kill.notified().await;
+        std::future::poll_fn(|cx| {
+            if self.session.is_closing() {
+                return std::task::Poll::Ready(());
+            }
+            // Register, then look again, so a close in between is not missed.
+            self.session.kill.register(cx.waker());
+            if self.session.is_closing() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 
     /// The session this outbox belongs to.

@@ -565,12 +565,12 @@ fn examples() -> Vec<(&'static str, Vec<Value>)> {
     const TS: &str = "2026-01-15T09:30:00.000Z";
     let john = || User::Name("JohnDoe".to_owned());
     let object_user = || {
-        User::Object(UserObject {
+        User::Object(Box::new(UserObject {
             id: "user123".to_owned(),
             name: "John Doe".to_owned(),
             avatar: Some("https://example.com/avatars/john.jpg".to_owned()),
             extra: Map::new(),
-        })
+        }))
     };
     let general = || "general".into();
     let notification = || Notification {

@@ -52,7 +52,7 @@ const OP_PING: u8 = 0x9;
 /// larger frames grow it as needed. Writes go straight to [`Coalesce`], which batches them.
 pub fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(512)
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
