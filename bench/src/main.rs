@@ -589,6 +589,7 @@ fn print_summary(rows: &[Value]) {
         ("hs/s", "setup.handshakes_per_sec"),
         ("joins/s", "setup.joins_per_sec"),
         ("B/conn", "memory.bytes_per_conn_joined"),
+        ("B/conn end", "memory.bytes_per_conn_end"),
         ("dropped", "results.connections_closed_early"),
         ("srv cpu%", "cpu.server_cpu_pct"),
         ("gen cpu%", "cpu.loadgen_cpu_pct"),

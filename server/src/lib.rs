@@ -147,7 +147,9 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationT
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(conn);
+            // Biased: the connection first; the stop signal is checked only when it is pending.
             tokio::select! {
+                biased;
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "http connection ended with an error");

@@ -72,14 +72,20 @@ pub fn open(
         if s.done {
             return None;
         }
+        // Biased: the outbox first, so a wake-up for an event does not also poll the timer.
         let chunk = tokio::select! {
+            biased;
             item = s.outbox.recv() => match item {
                 Outbound::Frame(first) => {
-                    // Coalesce what is already queued into one chunk.
-                    let mut buf: Vec<u8> = Vec::from(Bytes::from(first));
-                    while buf.len() < 64 * 1024 {
+                    // Coalesce what is already queued into one chunk; a lone event (the usual
+                    // case) goes out as it is, without a copy.
+                    let first = Bytes::from(first);
+                    let mut joined: Option<Vec<u8>> = None;
+                    while joined.as_ref().map_or(first.len(), Vec::len) < 64 * 1024 {
                         match s.outbox.try_recv() {
-                            Some(Outbound::Frame(more)) => buf.extend_from_slice(more.as_bytes()),
+                            Some(Outbound::Frame(more)) => joined
+                                .get_or_insert_with(|| first.to_vec())
+                                .extend_from_slice(more.as_bytes()),
                             // Transport pings are for WebSockets; SSE keeps its own comment pings.
                             Some(Outbound::Ping) => {}
                             Some(Outbound::Close(_)) => {
@@ -89,7 +95,7 @@ pub fn open(
                             None => break,
                         }
                     }
-                    Bytes::from(buf)
+                    joined.map_or(first, Bytes::from)
                 }
                 Outbound::Ping => Bytes::new(),
                 Outbound::Close(_) => return None,
