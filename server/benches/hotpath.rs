@@ -13,6 +13,10 @@ use herald::config::Config;
 use herald::node::Node;
 use herald::session::{Outbound, Transport};
 
+// The allocator the `herald` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn run(room_size: usize, chats: usize) -> (f64, f64) {
     let config = Config {
         // Plenty of room: this measures the path, not the slow-consumer rule.
