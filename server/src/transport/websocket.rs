@@ -107,9 +107,15 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
         }
     };
     let config = ws_config(node.config.max_frame_bytes);
-    let mut ws =
-        WebSocketStream::from_partially_read(Coalesce::new(tcp), early, Role::Server, Some(config))
-            .await;
+    // Boxed: the constructor's future holds a second copy of the stream while it runs, and
+    // inline it would stay part of the connection task's size for the connection's whole life.
+    let mut ws = Box::pin(WebSocketStream::from_partially_read(
+        Coalesce::new(tcp),
+        early,
+        Role::Server,
+        Some(config),
+    ))
+    .await;
     let (session, mut outbox) = node.open(Transport::WebSocket);
     admission.attach(&node, &session);
     tracing::debug!(client = %session.id, "websocket connected");
