@@ -134,6 +134,25 @@ impl RawWs {
         }))
     }
 
+    /// The next text frame, reading and answering pings as needed; `None` once the server
+    /// closes. For the setup phases; the run loop parses what is buffered itself so that it can
+    /// wait for bytes and its send timer at once.
+    pub async fn next_text(&mut self) -> Result<Option<Range<usize>>> {
+        loop {
+            match self.parse()? {
+                Some(Frame::Text(r)) => return Ok(Some(r)),
+                Some(Frame::Ping(r)) => self.answer_ping(r).await?,
+                Some(Frame::Close) => return Ok(None),
+                Some(Frame::Other) => {}
+                None => {
+                    if !self.fill().await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads more bytes from the socket (after the buffered frames were consumed). Returns false
     /// at the end of the stream.
     pub async fn fill(&mut self) -> Result<bool> {

@@ -17,8 +17,6 @@ use crate::common::{
 
 use crate::rawws::{Frame, RawWs};
 
-type Ws = RawWs;
-
 /// What the publishers do during the run.
 #[derive(Debug, Clone, Copy)]
 pub enum Load {
@@ -91,23 +89,16 @@ impl Ctx {
 }
 
 /// Opens a WebSocket to the target and waits for its `welcome` frame.
-async fn open(net: &Net, reset: bool) -> Result<Ws> {
+async fn open(net: &Net, reset: bool) -> Result<RawWs> {
     let tcp = net.connect(reset).await?;
     let mut ws = RawWs::connect(tcp, &net.target.to_string()).await?;
     let welcome = async {
-        loop {
-            match ws.parse()? {
-                Some(Frame::Text(r)) if ws.text(r.clone()).contains("\"welcome\"") => return Ok(()),
-                Some(Frame::Ping(r)) => ws.answer_ping(r).await?,
-                Some(Frame::Close) => bail!("closed before welcome"),
-                Some(_) => {}
-                None => {
-                    if !ws.fill().await? {
-                        bail!("closed before welcome");
-                    }
-                }
+        while let Some(r) = ws.next_text().await? {
+            if ws.text(r).contains("\"welcome\"") {
+                return Ok(());
             }
         }
+        bail!("closed before welcome")
     };
     match tokio::time::timeout(Duration::from_secs(30), welcome).await {
         Ok(Ok(())) => Ok(ws),
@@ -144,7 +135,7 @@ fn parse_chat(frame: &str) -> Option<(usize, u64)> {
     (i > start).then_some((publisher, ts))
 }
 
-async fn send_chat(ws: &mut Ws, ctx: &Ctx, publisher: usize, fanout: u64) -> bool {
+async fn send_chat(ws: &mut RawWs, ctx: &Ctx, publisher: usize, fanout: u64) -> bool {
     let ts = now_ns();
     let frame = format!(
         "{{\"type\":\"chat\",\"text\":\"b{publisher}x{ts}{}\"}}",
@@ -187,28 +178,17 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
         return;
     }
     let joined = async {
-        loop {
-            match ws.parse()? {
-                Some(Frame::Text(r)) => {
-                    let s = ws.text(r);
-                    if s.contains("\"room_joined\"") {
-                        return Ok(());
-                    }
-                    if s.contains("\"error\"") && ctx.join_failed.load(Ordering::Relaxed) < 3 {
-                        eprintln!("client {i}: join answered with {s}");
-                    }
-                    ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Frame::Ping(r)) => ws.answer_ping(r).await?,
-                Some(Frame::Close) => bail!("closed"),
-                Some(Frame::Other) => {}
-                None => {
-                    if !ws.fill().await? {
-                        bail!("closed");
-                    }
-                }
+        while let Some(r) = ws.next_text().await? {
+            let s = ws.text(r);
+            if s.contains("\"room_joined\"") {
+                return Ok(());
             }
+            if s.contains("\"error\"") && ctx.join_failed.load(Ordering::Relaxed) < 3 {
+                eprintln!("client {i}: join answered with {s}");
+            }
+            ctx.m.other_frames.fetch_add(1, Ordering::Relaxed);
         }
+        bail!("closed")
     };
     if joined.await.is_err() {
         ctx.join_failed.fetch_add(1, Ordering::Relaxed);

@@ -31,9 +31,7 @@ impl<T> Coalesce<T> {
             written: 0,
         }
     }
-}
 
-impl<T> Coalesce<T> {
     /// The wrapped socket.
     pub fn inner(&self) -> &T {
         &self.inner

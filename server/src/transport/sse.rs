@@ -97,7 +97,9 @@ pub fn open(
                     }
                     joined.map_or(first, Bytes::from)
                 }
-                Outbound::Ping => Bytes::new(),
+                // (Not sent to SSE sessions; answered as the stream's own ping would be,
+                // never as an empty chunk, which would end a chunked body.)
+                Outbound::Ping => Bytes::from(s.guard.node.sse_ping()),
                 Outbound::Close(_) => return None,
             },
             _ = s.ping.tick() => {
