@@ -465,6 +465,42 @@ async fn the_server_pings_on_the_configured_interval() {
 }
 
 #[tokio::test]
+async fn every_connection_is_pinged_when_a_slot_holds_several_groups() {
+    use tokio::io::AsyncReadExt;
+    // 16 slots per interval and groups of 32: 600 connections put 37 or 38 in each slot, so
+    // every slot is pinged in two groups, the second after a pause. All must be pinged.
+    let server = Server::with(&["--ping-interval", "1s", "--ping-timeout", "30s"], &[]);
+    let mut readers = Vec::new();
+    for _ in 0..600 {
+        let mut raw = common::raw_websocket(&server.addr).await;
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                let n = raw.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed before a ping");
+                seen.extend_from_slice(&buf[..n]);
+                if seen.windows(2).any(|w| w == [0x89, 0x00]) {
+                    return raw; // kept open until every reader is done
+                }
+            }
+        }));
+    }
+    let all = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut open = Vec::new();
+        for r in readers {
+            open.push(r.await.unwrap());
+        }
+        open
+    })
+    .await;
+    assert!(
+        all.is_ok(),
+        "not every connection was pinged within 5 s (interval 1 s)"
+    );
+}
+
+#[tokio::test]
 async fn resume_replays_what_was_missed_or_says_it_cannot() {
     let server = Server::start();
     let mut a = server.client().await;
