@@ -441,32 +441,31 @@ async fn silent_connection_is_closed_and_leaves_its_room() {
     watcher.recv_type("pong").await;
 }
 
+/// Reads a raw WebSocket into `seen` until an empty ping frame (0x89 0x00) has arrived.
+async fn read_until_ping(raw: &mut tokio::net::TcpStream, seen: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    while !seen.windows(2).any(|w| w == [0x89, 0x00]) {
+        let n = raw.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before a ping");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
 #[tokio::test]
 async fn the_server_pings_on_the_configured_interval() {
-    use tokio::io::AsyncReadExt;
     let server = Server::with(&["--ping-interval", "200ms", "--ping-timeout", "5s"], &[]);
     let mut raw = common::raw_websocket(&server.addr).await;
-    // An empty ping frame (0x89 0x00) within about one interval.
+    // An empty ping frame within about one interval.
     let mut seen = Vec::new();
-    let found = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut buf = [0u8; 512];
-        loop {
-            let n = raw.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed before a ping");
-            seen.extend_from_slice(&buf[..n]);
-            if seen.windows(2).any(|w| w == [0x89, 0x00]) {
-                return;
-            }
-        }
-    })
-    .await;
+    let found =
+        tokio::time::timeout(Duration::from_secs(2), read_until_ping(&mut raw, &mut seen)).await;
     // (The welcome frame may have come with the handshake answer, which the helper read.)
     assert!(found.is_ok(), "no ping frame in 2 s: {seen:?}");
 }
 
 #[tokio::test]
 async fn every_connection_is_pinged_when_a_slot_holds_several_groups() {
-    use tokio::io::AsyncReadExt;
     // 16 slots per interval and groups of 32: 600 connections put 37 or 38 in each slot, so
     // every slot is pinged in two groups, the second after a pause. All must be pinged.
     let server = Server::with(&["--ping-interval", "1s", "--ping-timeout", "30s"], &[]);
@@ -474,16 +473,8 @@ async fn every_connection_is_pinged_when_a_slot_holds_several_groups() {
     for _ in 0..600 {
         let mut raw = common::raw_websocket(&server.addr).await;
         readers.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 512];
-            loop {
-                let n = raw.read(&mut buf).await.unwrap();
-                assert!(n > 0, "closed before a ping");
-                seen.extend_from_slice(&buf[..n]);
-                if seen.windows(2).any(|w| w == [0x89, 0x00]) {
-                    return raw; // kept open until every reader is done
-                }
-            }
+            read_until_ping(&mut raw, &mut Vec::new()).await;
+            raw // kept open until every reader is done
         }));
     }
     let all = tokio::time::timeout(Duration::from_secs(5), async {
