@@ -26,20 +26,16 @@ struct Conn {
 
 type Rooms = Rc<RefCell<HashMap<String, Vec<Rc<Conn>>>>>;
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+#[path = "../src/wsframe.rs"]
+mod wsframe;
+
+const OP_TEXT: u8 = 0x1;
+const OP_PONG: u8 = 0xA;
+
+/// An unmasked server frame.
+fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(payload.len() + 10);
-    f.push(0x81);
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xffff => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
+    wsframe::push_header(&mut f, opcode, payload.len(), false);
     f.extend_from_slice(payload);
     f
 }
@@ -68,13 +64,9 @@ fn deliver(conn: &Conn, bytes: &[u8]) {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Value of the JSON string field `"name":"..."` (no escapes expected), if present.
 fn field<'a>(msg: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let start = find(msg, name)? + name.len();
+    let start = memchr::memmem::find(msg, name)? + name.len();
     let len = msg[start..].iter().position(|&b| b == b'"')?;
     Some(&msg[start..start + len])
 }
@@ -102,7 +94,7 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
+        if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
             let Some(accept) = accept_key(&buf[..end]) else {
                 return Ok(());
             };
@@ -113,7 +105,10 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
             deliver(&conn, reply.as_bytes());
             deliver(
                 &conn,
-                &frame(format!("{{\"type\":\"welcome\",\"clientId\":\"{id}\"}}").as_bytes()),
+                &frame(
+                    OP_TEXT,
+                    format!("{{\"type\":\"welcome\",\"clientId\":\"{id}\"}}").as_bytes(),
+                ),
             );
             break;
         }
@@ -128,14 +123,8 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
                 }
                 let opcode = buf[0] & 0x0f;
                 let masked = buf[1] & 0x80 != 0;
-                let (len, mut at) = match buf[1] & 0x7f {
-                    126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-                    127 if buf.len() >= 10 => (
-                        u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
-                        10,
-                    ),
-                    126 | 127 => break,
-                    n => (n as usize, 2),
+                let Some((len, mut at)) = wsframe::payload_len(&buf) else {
+                    break;
                 };
                 let mask_at = at;
                 if masked {
@@ -153,16 +142,16 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
                 let payload = &buf[at..at + len];
                 match opcode {
                     0x1 => {
-                        if find(payload, b"\"type\":\"chat\"").is_some() {
+                        if memchr::memmem::find(payload, b"\"type\":\"chat\"").is_some() {
                             if let Some(r) = &room {
-                                let f = frame(payload);
+                                let f = frame(OP_TEXT, payload);
                                 if let Some(members) = rooms.borrow().get(r) {
                                     for m in members {
                                         deliver(m, &f);
                                     }
                                 }
                             }
-                        } else if find(payload, b"\"type\":\"join\"").is_some() {
+                        } else if memchr::memmem::find(payload, b"\"type\":\"join\"").is_some() {
                             if let Some(r) = field(payload, b"\"room\":\"") {
                                 let r = String::from_utf8_lossy(r).into_owned();
                                 leave(&rooms, &conn, room.take());
@@ -174,6 +163,7 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
                                 deliver(
                                     &conn,
                                     &frame(
+                                        OP_TEXT,
                                         format!("{{\"type\":\"room_joined\",\"room\":\"{r}\"}}")
                                             .as_bytes(),
                                     ),
@@ -184,9 +174,7 @@ async fn serve(conn: Rc<Conn>, id: u64, rooms: Rooms) -> std::io::Result<()> {
                     }
                     0x8 => return Ok(()),
                     0x9 => {
-                        let mut pong = frame(payload);
-                        pong[0] = 0x8a;
-                        deliver(&conn, &pong);
+                        deliver(&conn, &frame(OP_PONG, payload));
                     }
                     _ => {}
                 }

@@ -9,6 +9,7 @@ mod rawws;
 mod sse;
 mod sys;
 mod ws;
+mod wsframe;
 
 use std::sync::Arc;
 use std::time::Duration;

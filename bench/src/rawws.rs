@@ -14,6 +14,8 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::wsframe::{payload_len, push_header};
+
 /// How much the buffer asks the kernel for per read at least.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -108,15 +110,8 @@ impl RawWs {
         if b1 & 0x80 != 0 {
             bail!("masked frame from the server");
         }
-        let (len, header) = match b1 & 0x7f {
-            126 if avail.len() >= 4 => (u16::from_be_bytes([avail[2], avail[3]]) as usize, 4),
-            127 if avail.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&avail[2..10]);
-                (u64::from_be_bytes(n) as usize, 10)
-            }
-            126 | 127 => return Ok(None),
-            n => (n as usize, 2),
+        let Some((len, header)) = payload_len(avail) else {
+            return Ok(None);
         };
         if len > MAX_FRAME {
             bail!("frame of {len} bytes");
@@ -192,17 +187,7 @@ impl RawWs {
         self.mask_seed ^= self.mask_seed << 5;
         let mask = self.mask_seed.to_be_bytes();
         let mut out = Vec::with_capacity(payload.len() + 14);
-        out.push(0x80 | opcode);
-        let len = payload.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else if len <= u16::MAX as usize {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
+        push_header(&mut out, opcode, payload.len(), true);
         out.extend_from_slice(&mask);
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         self.stream.write_all(&out).await?;

@@ -288,7 +288,7 @@ impl Session {
 
     /// Takes the queue's next item (for the session's one reader, its [`Outbox`]).
     fn take(&self) -> Option<Outbound> {
-        let item = { self.queue.lock().pop_front() };
+        let item = self.queue.lock().pop_front();
         if let Some(Outbound::Frame(frame)) = &item {
             self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
         }
