@@ -55,6 +55,18 @@ impl ClientMessage {
     /// Every `type` a client may send.
     pub const TYPES: [&'static str; 6] =
         ["join", "leave", "chat", "typing", "private_message", "ping"];
+
+    /// This message's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Leave {} => "leave",
+            ClientMessage::Chat { .. } => "chat",
+            ClientMessage::Typing { .. } => "typing",
+            ClientMessage::PrivateMessage { .. } => "private_message",
+            ClientMessage::Ping {} => "ping",
+        }
+    }
 }
 
 /// A room's name.

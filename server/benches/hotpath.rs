@@ -10,7 +10,6 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use herald::config::Config;
-use herald::node::Node;
 use herald::session::{Outbound, Transport};
 
 // The allocator the `herald` binary ships with, so the figures are the binary's.
@@ -23,7 +22,7 @@ fn run(room_size: usize, chats: usize) -> (f64, f64) {
         outbound_queue_bytes: 1 << 30,
         ..Config::default()
     };
-    let node = Node::new(config);
+    let node = herald::build(config).expect("the default configuration builds");
     let mut members = Vec::with_capacity(room_size);
     for i in 0..room_size {
         let (session, outbox) = node.open(Transport::WebSocket);

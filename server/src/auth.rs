@@ -20,23 +20,20 @@
 //! (WebSocket close code 4001 "token expired"; an SSE stream simply ends).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use herald_protocol::limits;
-use herald_protocol::{ErrorCode, RoomName, User, UserObject};
+use herald_protocol::{ErrorCode, User, UserObject};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::inbound::Refusal;
-use crate::node::Node;
-use crate::session::Session;
+pub use crate::config::Secret;
 
 const MAX_USER_ID_CHARS: usize = limits::MAX_USER_ID_CHARS as usize;
 const MAX_USER_NAME_CHARS: usize = limits::MAX_USER_NAME_CHARS as usize;
@@ -46,47 +43,26 @@ pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 /// The application subprotocol echoed in preference to the bearer one.
 pub const APP_PROTOCOL: &str = "herald";
 
-/// A secret setting (JWT secret, API key): kept out of `Debug` output and logs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// Why a request is refused before it becomes a connection or a publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denied {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine code for the JSON body.
+    pub code: ErrorCode,
+    /// Human text for the JSON body.
+    pub message: String,
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
+impl Denied {
+    /// A refusal.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Denied {
+            status,
+            code,
+            message: message.into(),
+        }
     }
-}
-
-/// Checks the identity settings when the configuration is resolved, so that a bad key fails the
-/// start rather than every connection.
-pub fn check_config(config: &Config) -> anyhow::Result<()> {
-    if let Some(secret) = &config.jwt_secret {
-        anyhow::ensure!(!secret.expose().is_empty(), "jwt_secret is empty");
-    }
-    if let Some(key) = &config.api_key {
-        anyhow::ensure!(!key.expose().is_empty(), "api_key is empty");
-    }
-    anyhow::ensure!(
-        config.jwt_leeway <= Duration::from_secs(3600),
-        "jwt_leeway must be at most 1h"
-    );
-    anyhow::ensure!(
-        !(config.jwt_secret.is_some() && config.jwt_public_key.is_some()),
-        "set either jwt_secret or jwt_public_key, not both"
-    );
-    Auth::from_config(config)?;
-    Ok(())
 }
 
 fn split_list(list: &Option<String>) -> Vec<String> {
@@ -354,43 +330,6 @@ pub fn chosen_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     bearer
 }
 
-/// How `join` treats the user a client sends: with a token, its identity replaces the frame's
-/// user and its `rooms` claim decides; without one the frame's user stands, within the
-/// per-user connection limit. A refusal leaves the session where it was.
-pub fn join_user(
-    node: &Node,
-    session: &Arc<Session>,
-    room: &RoomName,
-    sent: User,
-) -> Result<User, Refusal> {
-    if let Some(identity) = session.identity.get() {
-        if !identity.may_join(room.as_str()) {
-            return Err(Refusal {
-                code: ErrorCode::Forbidden,
-                message: format!("You may not join room {room}"),
-            });
-        }
-        // The per-user limit was applied when the token's connection was admitted.
-        return Ok(identity.user.clone());
-    }
-    let max = node.config.max_connections_per_user;
-    if max > 0 && session.user_id().as_deref() != Some(sent.id()) {
-        let others = node
-            .hub
-            .user_sessions(sent.id())
-            .iter()
-            .filter(|s| !Arc::ptr_eq(s, session))
-            .count();
-        if others >= max {
-            return Err(Refusal {
-                code: ErrorCode::Forbidden,
-                message: format!("User {} already has {max} connections", sent.id()),
-            });
-        }
-    }
-    Ok(sent)
-}
-
 /// Constant-time comparison of a presented key with the configured one.
 pub fn key_matches(presented: &str, expected: &Secret) -> bool {
     presented
@@ -427,9 +366,7 @@ pub fn check_publisher(
     config: &Config,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> Result<(), crate::limits::Denied> {
-    use crate::limits::Denied;
-    use hyper::StatusCode;
+) -> Result<(), Denied> {
     match &config.api_key {
         Some(expected) => match presented_api_key(headers) {
             Some(key) if key_matches(&key, expected) => Ok(()),

@@ -36,7 +36,7 @@ pub struct Config {
     /// How long shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
     /// HS256/384/512 shared secret; setting it (or `jwt_public_key`) turns authentication on.
-    pub jwt_secret: Option<crate::auth::Secret>,
+    pub jwt_secret: Option<Secret>,
     /// PEM file with an RSA or EC public key (RS*/PS*/ES* tokens); turns authentication on.
     pub jwt_public_key: Option<PathBuf>,
     /// Accepted `aud` values (comma-separated); when set, tokens must carry one of them.
@@ -47,7 +47,7 @@ pub struct Config {
     pub jwt_leeway: Duration,
     /// Key required by `POST /notifications` and `POST /updates`; without one they accept
     /// loopback clients only.
-    pub api_key: Option<crate::auth::Secret>,
+    pub api_key: Option<Secret>,
     /// Origins allowed to open WebSockets and streams and to read responses; empty: any.
     pub allowed_origins: Vec<String>,
     /// Connection attempts (upgrades and streams) per client IP per minute; 0 turns it off.
@@ -76,6 +76,9 @@ pub struct Config {
     pub presence_ttl: Duration,
     /// This node's name in the cluster (random when not given).
     pub node_id: Option<String>,
+    /// Messages (chat, typing, private, events) the cluster broker may hold while Redis is slow;
+    /// past it new messages are shed and counted (`herald_broker_shed_total`).
+    pub broker_queue: usize,
 }
 
 impl Default for Config {
@@ -104,13 +107,14 @@ impl Default for Config {
             rate_limit_loopback: false,
             message_rate: 50,
             message_burst: 100,
-            max_connections: crate::limits::default_max_connections(),
+            max_connections: default_max_connections(),
             max_connections_per_user: 20,
             broker: None,
             redis_prefix: "herald".to_owned(),
             topic_prefix: String::new(),
             presence_ttl: Duration::from_secs(60),
             node_id: None,
+            broker_queue: 100_000,
         }
     }
 }
@@ -215,6 +219,10 @@ pub struct ServeArgs {
     /// This node's name in the cluster [default: random].
     #[arg(long, env = "HERALD_NODE_ID")]
     pub node_id: Option<String>,
+    /// Messages the cluster broker may hold while Redis is slow; more are shed
+    /// [default: 100000].
+    #[arg(long, env = "HERALD_BROKER_QUEUE")]
+    pub broker_queue: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -236,6 +244,7 @@ struct FileConfig {
     topic_prefix: Option<String>,
     presence_ttl: Option<String>,
     node_id: Option<String>,
+    broker_queue: Option<usize>,
     shutdown_timeout: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key: Option<PathBuf>,
@@ -319,10 +328,7 @@ impl ServeArgs {
                 .shutdown_timeout
                 .or(file_duration(file.shutdown_timeout, "shutdown_timeout")?)
                 .unwrap_or(d.shutdown_timeout),
-            jwt_secret: self
-                .jwt_secret
-                .or(file.jwt_secret)
-                .map(crate::auth::Secret::new),
+            jwt_secret: self.jwt_secret.or(file.jwt_secret).map(Secret::new),
             jwt_public_key: self.jwt_public_key.or(file.jwt_public_key),
             jwt_audience: self.jwt_audience.or(file.jwt_audience),
             jwt_issuer: self.jwt_issuer.or(file.jwt_issuer),
@@ -330,10 +336,10 @@ impl ServeArgs {
                 .jwt_leeway
                 .or(file_duration(file.jwt_leeway, "jwt_leeway")?)
                 .unwrap_or(d.jwt_leeway),
-            api_key: self.api_key.or(file.api_key).map(crate::auth::Secret::new),
+            api_key: self.api_key.or(file.api_key).map(Secret::new),
             allowed_origins: match self.allowed_origins {
-                Some(list) => crate::limits::parse_origins(list.split(',')),
-                None => crate::limits::parse_origins(file.allowed_origins.unwrap_or_default()),
+                Some(list) => parse_origins(list.split(',')),
+                None => parse_origins(file.allowed_origins.unwrap_or_default()),
             },
             connect_rate: self
                 .connect_rate
@@ -378,6 +384,10 @@ impl ServeArgs {
                 .or(file_duration(file.presence_ttl, "presence_ttl")?)
                 .unwrap_or(d.presence_ttl),
             node_id: self.node_id.or(file.node_id),
+            broker_queue: self
+                .broker_queue
+                .or(file.broker_queue)
+                .unwrap_or(d.broker_queue),
         };
         config.check()?;
         Ok(config)
@@ -418,6 +428,15 @@ impl Config {
                 "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {url:?}"
             );
         }
+        if let Some(node_id) = &self.node_id {
+            anyhow::ensure!(
+                !node_id.is_empty()
+                    && node_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "node_id must be letters, digits, '-', '_' or '.'"
+            );
+        }
         anyhow::ensure!(
             self.presence_ttl >= Duration::from_secs(1),
             "presence_ttl must be at least 1s"
@@ -426,10 +445,88 @@ impl Config {
             !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['\n', ' ']),
             "redis_prefix must be a non-empty word"
         );
-        crate::auth::check_config(self)?;
-        crate::limits::check_config(self)?;
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(!secret.expose().is_empty(), "jwt_secret is empty");
+        }
+        if let Some(key) = &self.api_key {
+            anyhow::ensure!(!key.expose().is_empty(), "api_key is empty");
+        }
+        anyhow::ensure!(
+            self.jwt_leeway <= Duration::from_secs(3600),
+            "jwt_leeway must be at most 1h"
+        );
+        anyhow::ensure!(
+            !(self.jwt_secret.is_some() && self.jwt_public_key.is_some()),
+            "set either jwt_secret or jwt_public_key, not both"
+        );
+        anyhow::ensure!(
+            self.connect_rate == 0 || self.connect_burst > 0,
+            "connect_burst must be above zero when connect_rate is set"
+        );
+        anyhow::ensure!(
+            self.message_rate == 0 || self.message_burst > 0,
+            "message_burst must be above zero when message_rate is set"
+        );
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "max_connections must be above zero"
+        );
         Ok(())
     }
+}
+
+/// A secret setting (JWT secret, API key): kept out of `Debug` output and logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// File descriptors kept free for the listener, logs, outbound connections and the like.
+const FD_HEADROOM: usize = 64;
+
+/// The default connection cap: the soft `RLIMIT_NOFILE` less some headroom.
+pub fn default_max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        if lim.rlim_cur == libc::RLIM_INFINITY {
+            1 << 20
+        } else {
+            usize::try_from(lim.rlim_cur)
+                .unwrap_or(1 << 20)
+                .min(1 << 20)
+        }
+    } else {
+        1024
+    };
+    soft.saturating_sub(FD_HEADROOM).max(16)
+}
+
+/// Normalises an origin list (trimmed, no trailing slash, lower case, empties dropped).
+pub fn parse_origins<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Vec<String> {
+    list.into_iter()
+        .map(|o| o.as_ref().trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

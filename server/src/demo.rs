@@ -9,7 +9,8 @@ use herald_protocol::{NewsItem, StockUpdate};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::{now_rfc3339, Node};
+use crate::ids::now_rfc3339;
+use crate::node::Node;
 
 const HEADLINES: [&str; 4] = [
     "Herald demo: markets open on a quiet note",

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use herald_protocol::{
     ErrorCode, ErrorResponse, NotifyRequest, NotifyResponse, UpdateRequest, UpdateResponse,
 };
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -18,13 +17,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::LazyLock;
 
+use crate::auth::Denied;
 use crate::inbound::first_violation;
-use crate::limits::Denied;
 use crate::node::Node;
 use crate::transport::{sse, websocket};
 
 /// Every response body.
-pub type Body = BoxBody<Bytes, Infallible>;
+pub use crate::transport::Body;
 
 static INDEX_HTML: &str = include_str!("demo/index.html");
 static APP_JS: &str = include_str!("demo/app.js");
@@ -121,7 +120,7 @@ pub async fn route(
     let origin = req.headers().get(header::ORIGIN).cloned();
     if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
         // Origin, attempt rate, token and capacity are checked before the upgrade.
-        let admission = match crate::limits::admit(&node, &req, peer, None) {
+        let admission = match crate::admission::admit(&node, &req, peer, None) {
             Ok(admission) => admission,
             Err(d) => return Ok(denied(d)),
         };
@@ -170,7 +169,7 @@ pub async fn route(
         },
         (&Method::GET, "/healthz") => json(StatusCode::OK, &health(&node)),
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(full(node.metrics.render()));
+            let mut r = Response::new(full(node.render_metrics()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -224,7 +223,7 @@ fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Respon
         .filter(|id| !id.is_empty() && node.auth.is_none())
         .map(herald_protocol::User::Name);
     let claimed = user.as_ref().map(|u| u.id().to_owned());
-    let admission = match crate::limits::admit(node, req, peer, claimed.as_deref()) {
+    let admission = match crate::admission::admit(node, req, peer, claimed.as_deref()) {
         Ok(admission) => admission,
         Err(d) => return denied(d),
     };
@@ -310,7 +309,7 @@ async fn read_body<T: DeserializeOwned>(
 async fn notifications(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     match read_body::<NotifyRequest>(node, req, &VALIDATORS.notify).await {
         Ok(request) => {
-            let notification = node.notify(request);
+            let notification = crate::capability::notify::notify(node, request);
             json(
                 StatusCode::OK,
                 &NotifyResponse {
@@ -326,7 +325,7 @@ async fn notifications(node: &Arc<Node>, req: Request<Incoming>) -> Response<Bod
 async fn updates(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     match read_body::<UpdateRequest>(node, req, &VALIDATORS.update).await {
         Ok(request) => {
-            node.update(request);
+            crate::capability::notify::update(node, request);
             json(StatusCode::OK, &UpdateResponse { success: true })
         }
         Err(response) => response,

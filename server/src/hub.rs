@@ -1,21 +1,31 @@
-//! This node's sessions, indexed by room and by user.
+//! This node's sessions, indexed by id, by user and by room, and the fan-out to them.
 //!
-//! Rooms live in a sharded map; each room has its own lock, held only while its member list,
-//! offset or history change and while encoded frames are pushed onto member queues (which never
-//! blocks). No lock here is held across an `.await` or a socket write.
+//! The hub holds no room stream of its own: the broker numbers room messages and keeps history
+//! and presence. The hub queues what the broker delivers to the members here, in the broker's
+//! order, and makes a join seamless: a room with a join on its way keeps what crosses the
+//! broker's answer, so the joiner gets the answer, the replay, then those messages past the
+//! answer's offset, and only later ones after that. Nothing missed, nothing twice.
 //!
-//! Each room also keeps its message stream: an epoch, the last offset, and a bounded history,
-//! so that a client that reconnects can be given exactly what it missed, or told it cannot.
+//! Rooms live in a sharded map; each room has its own lock, held only while its members change
+//! and while encoded frames are pushed onto member queues (which never blocks). No lock here is
+//! held across an `.await` or a socket write, and the map's shard lock is never taken while a
+//! room lock is held. Layer 3.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use herald_protocol::{RoomName, StreamPosition, User};
+use herald_protocol::{RoomName, User};
 use parking_lot::Mutex;
 
-use crate::session::{tokio_tungstenite_utf8::Utf8Bytes, Session};
+use crate::broker::{JoinAnswer, PresenceChange};
+use crate::session::Session;
+use crate::wire::Utf8Bytes;
+
+/// Room messages kept while a join is on its way (the broker's answer and the messages that
+/// crossed it meet here). A join that waits longer than this many messages is still correct:
+/// the answer's own replay covers up to its offset, and these cover what followed.
+const CROSSING: usize = 4096;
 
 /// A member of a room: one session and the user it joined as.
 #[derive(Debug, Clone)]
@@ -24,114 +34,58 @@ pub struct Member {
     pub session: Arc<Session>,
     /// The user it joined as.
     pub user: User,
-    /// Room messages up to this offset were sent to it before it joined (by `room_joined`'s
-    /// offset or the replay); only later ones are delivered.
-    pub floor: u64,
+    /// Room messages up to this offset reached it before it became a member (by the answer's
+    /// offset or replay); only later ones are delivered.
+    floor: u64,
+    /// Presence changes up to this sequence number are in what it was told already.
+    presence_floor: u64,
 }
 
-#[derive(Debug)]
-struct Stored {
-    offset: u64,
-    at: Instant,
-    frame: Utf8Bytes,
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct RoomState {
     members: Vec<Member>,
+    /// The stream position of the last message delivered here.
     epoch: String,
     offset: u64,
-    history: VecDeque<Stored>,
-    emptied_at: Option<Instant>,
-    /// Set when the room was dropped from the map; a late joiner must look it up again.
-    removed: bool,
-    /// Joins sent to the cluster broker and not answered yet; the room is kept meanwhile.
+    /// Messages delivered while joins were pending, for them.
+    crossing: VecDeque<(u64, Utf8Bytes)>,
+    /// The last presence sequence number delivered here.
+    presence_seq: u64,
+    /// Presence changes delivered while joins were pending: sequence, session it concerns,
+    /// frame.
+    crossing_presence: VecDeque<(u64, Option<Arc<str>>, Utf8Bytes)>,
+    /// Joins sent to the broker and not answered yet; the room is kept meanwhile.
     pending: u32,
-    /// The stream is this node's own while the cluster broker is unreachable.
-    detached: bool,
+    /// Dropped from the map; a late caller must look it up again.
+    removed: bool,
 }
 
-/// One room.
-#[derive(Debug)]
+/// One room's members here.
+#[derive(Debug, Default)]
 pub struct Room {
     state: Mutex<RoomState>,
 }
 
-/// What `join` found in the room.
-#[derive(Debug)]
-pub struct Joined {
-    /// Every member now, the joiner included, in join order.
-    pub users: Vec<User>,
-    /// The other members' sessions, to tell them.
-    pub others: Vec<Arc<Session>>,
-    /// The room stream's epoch.
-    pub epoch: String,
-    /// The room stream's latest offset.
-    pub offset: u64,
-    /// Whether a requested resume was complete (None when none was asked).
-    pub recovered: Option<bool>,
-}
-
-/// What `leave` found in the room.
-#[derive(Debug)]
-pub struct Left {
-    /// The user the session was in the room as.
-    pub user: User,
-    /// The members still there.
-    pub others: Vec<Arc<Session>>,
-}
-
-/// What the cluster broker answered to a join.
-#[derive(Debug, Clone)]
-pub struct ClusterView {
-    /// The room stream's epoch.
-    pub epoch: String,
-    /// The room stream's latest offset when the join ran.
-    pub offset: u64,
-    /// The missed messages to replay (empty unless the resume was complete).
-    pub replay: Vec<Utf8Bytes>,
-}
-
-/// Settings for room history.
-#[derive(Debug, Clone, Copy)]
-pub struct HistoryLimits {
-    /// Messages kept per room.
-    pub size: usize,
-    /// How long a message is kept.
-    pub ttl: Duration,
-}
-
 /// This node's sessions by room, by user and by id.
+#[derive(Default)]
 pub struct Hub {
     rooms: DashMap<RoomName, Arc<Room>>,
     users: DashMap<String, Vec<Arc<Session>>>,
     sessions: DashMap<Arc<str>, Arc<Session>>,
-    history: HistoryLimits,
 }
 
-/// A random string of `len` lowercase letters and digits.
-pub fn random_token(len: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
-        .collect()
-}
-
-/// A new room stream epoch.
-pub fn new_epoch() -> String {
-    random_token(8)
+/// Pushes to a member unless it is `except`; returns 1 when pushed.
+fn push_to(member: &Member, except: Option<&str>, frame: &Utf8Bytes) -> usize {
+    if except.is_some_and(|e| *member.session.id == *e) {
+        return 0;
+    }
+    usize::from(member.session.push(frame.clone()))
 }
 
 impl Hub {
     /// An empty hub.
-    pub fn new(history: HistoryLimits) -> Self {
-        Hub {
-            rooms: DashMap::new(),
-            users: DashMap::new(),
-            sessions: DashMap::new(),
-            history,
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Registers a new session.
@@ -164,9 +118,14 @@ impl Hub {
         self.sessions.len()
     }
 
-    /// How many rooms exist (with members or with history).
+    /// How many rooms have members (or joins on their way) here.
     pub fn room_count(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// A session on this node by id.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.get(id).map(|s| s.clone())
     }
 
     /// Makes a session reachable by a user id.
@@ -193,284 +152,210 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    fn room(&self, name: &RoomName) -> Arc<Room> {
-        if let Some(room) = self.rooms.get(name) {
-            return room.clone();
-        }
-        self.rooms
-            .entry(name.clone())
-            .or_insert_with(|| {
-                Arc::new(Room {
-                    state: Mutex::new(RoomState {
-                        members: Vec::new(),
-                        epoch: new_epoch(),
-                        offset: 0,
-                        history: VecDeque::new(),
-                        emptied_at: None,
-                        removed: false,
-                        pending: 0,
-                        detached: false,
-                    }),
-                })
-            })
-            .clone()
-    }
-
-    /// Adds a session to a room. When `since` is given and the room's history holds every
-    /// message after it, those messages are queued to the joiner first, under the room's lock,
-    /// so nothing is missed or duplicated before live messages. `before_replay` is queued to the
-    /// joiner first (the `room_joined` frame), built from what the join found.
-    pub fn join(
-        &self,
-        name: &RoomName,
-        session: &Arc<Session>,
-        user: User,
-        since: Option<&StreamPosition>,
-        before_replay: impl FnOnce(&Joined) -> Utf8Bytes,
-    ) -> Joined {
+    /// Runs `f` under the room's lock, creating the room when missing.
+    fn with_room<R>(&self, name: &RoomName, f: impl FnOnce(&mut RoomState) -> R) -> R {
         loop {
-            let room = self.room(name);
+            let room = match self.rooms.get(name) {
+                Some(room) => room.clone(),
+                None => self.rooms.entry(name.clone()).or_default().clone(),
+            };
             let mut state = room.state.lock();
-            // A room removed between lookup and lock is stale: look it up again. (The map's
-            // shard lock is never taken while a room lock is held, so this cannot deadlock.)
             if state.removed {
                 continue;
             }
-            self.expire(&mut state);
-            let others: Vec<Arc<Session>> =
-                state.members.iter().map(|m| m.session.clone()).collect();
-            let floor = state.offset;
-            state.members.push(Member {
-                session: session.clone(),
-                user,
-                floor,
-            });
-            state.emptied_at = None;
-            let replay: Option<Vec<Utf8Bytes>> =
-                since.map(|pos| resume(&state, pos)).unwrap_or(None);
-            let joined = Joined {
-                users: state.members.iter().map(|m| m.user.clone()).collect(),
-                others,
-                epoch: state.epoch.clone(),
-                offset: state.offset,
-                recovered: since.map(|_| replay.is_some()),
-            };
-            session.push(before_replay(&joined));
-            for frame in replay.into_iter().flatten() {
-                session.push(frame);
-            }
-            return joined;
+            return f(&mut state);
         }
     }
 
-    /// Removes a session from a room; `None` when it was not a member.
-    pub fn leave(&self, name: &RoomName, session: &Arc<Session>) -> Option<Left> {
+    /// Runs `f` under the room's lock when the room exists here.
+    fn existing<R>(&self, name: &RoomName, f: impl FnOnce(&mut RoomState) -> R) -> Option<R> {
         let room = self.rooms.get(name)?.clone();
         let mut state = room.state.lock();
-        let index = state
-            .members
-            .iter()
-            .position(|m| Arc::ptr_eq(&m.session, session))?;
-        let member = state.members.remove(index);
-        if state.members.is_empty() {
-            state.emptied_at = Some(Instant::now());
-            if state.history.is_empty() {
-                drop(state);
-                self.remove_if_idle(name, &room);
-            }
-            return Some(Left {
-                user: member.user,
-                others: Vec::new(),
-            });
-        }
-        Some(Left {
-            user: member.user,
-            others: state.members.iter().map(|m| m.session.clone()).collect(),
-        })
+        (!state.removed).then(|| f(&mut state))
     }
 
-    /// Every member's user, in join order.
-    pub fn users(&self, name: &RoomName) -> Vec<User> {
-        self.rooms
-            .get(name)
-            .map(|room| {
-                room.state
-                    .lock()
-                    .members
-                    .iter()
-                    .map(|m| m.user.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Drops the room when nothing is left in it.
+    fn remove_if_idle(&self, name: &RoomName) {
+        self.rooms.remove_if(name, |_, room| {
+            let mut state = room.state.lock();
+            state.removed = state.members.is_empty() && state.pending == 0;
+            state.removed
+        });
     }
 
-    /// Stamps the next offset, encodes the message with it, keeps it in history and queues it to
-    /// every member, all under the room's lock so every member sees the room's messages in the
-    /// same order. Returns the number of members it was queued to.
-    ///
-    /// `detached` is for a cluster node whose broker is unreachable: the room's stream here
-    /// starts a new epoch the first time, so its local offsets can never be mistaken for the
-    /// broker's (a client resuming across the outage gets `recovered: false`, never a wrong
-    /// replay), and the broker's next message starts yet another.
-    pub fn publish(
+    /// Marks a join on its way to the broker: from now until its answer, what the room
+    /// receives is kept for the joiner.
+    pub fn prepare_join(&self, name: &RoomName) {
+        self.with_room(name, |state| state.pending += 1);
+    }
+
+    /// Completes a join with the broker's answer: queues `room_joined` and the replay, then
+    /// what this node received after the answer's position, and adds the member so that only
+    /// later messages reach it. Returns false (and adds nothing) when `still_wanted` says the
+    /// session left or closed meanwhile.
+    pub fn complete_join(
         &self,
-        name: &RoomName,
-        detached: bool,
-        encode: impl FnOnce(u64) -> Utf8Bytes,
-    ) -> usize {
-        let room = self.room(name);
-        let mut state = room.state.lock();
-        if detached && !state.detached {
-            state.detached = true;
-            state.epoch = new_epoch();
-            state.offset = 0;
-            state.history.clear();
-        }
-        state.offset += 1;
-        let offset = state.offset;
-        let frame = encode(offset);
-        if self.history.size > 0 {
-            self.expire(&mut state);
-            if state.history.len() == self.history.size {
-                state.history.pop_front();
+        session: &Arc<Session>,
+        answer: &JoinAnswer,
+        room_joined: Utf8Bytes,
+        still_wanted: impl FnOnce() -> bool,
+    ) -> bool {
+        let added = self.with_room(&answer.room, |state| {
+            state.pending = state.pending.saturating_sub(1);
+            let wanted = still_wanted();
+            if wanted {
+                if state.epoch != answer.epoch {
+                    state.epoch = answer.epoch.clone();
+                    state.offset = answer.offset;
+                    state.crossing.clear();
+                }
+                session.push(room_joined);
+                for frame in &answer.replay {
+                    session.push(frame.clone());
+                }
+                for (_, frame) in state.crossing.iter().filter(|(o, _)| *o > answer.offset) {
+                    session.push(frame.clone());
+                }
+                for (_, _, frame) in state.crossing_presence.iter().filter(|(seq, except, _)| {
+                    *seq > answer.presence_seq && except.as_deref() != Some(&*session.id)
+                }) {
+                    session.push(frame.clone());
+                }
+                state.members.push(Member {
+                    session: session.clone(),
+                    user: answer.user.clone(),
+                    floor: state.offset.max(answer.offset),
+                    presence_floor: state.presence_seq.max(answer.presence_seq),
+                });
             }
-            state.history.push_back(Stored {
-                offset,
-                at: Instant::now(),
-                frame: frame.clone(),
-            });
+            if state.pending == 0 {
+                state.crossing = VecDeque::new();
+                state.crossing_presence = VecDeque::new();
+            }
+            wanted
+        });
+        if !added {
+            self.remove_if_idle(&answer.room);
         }
-        for member in &state.members {
-            member.session.push(frame.clone());
-        }
-        state.members.len()
+        added
     }
 
-    /// Queues a frame to every member except `except` (without an offset: not part of history).
+    /// A join marked by [`Hub::prepare_join`] will not complete (its session closed).
+    pub fn abandon_join(&self, name: &RoomName) {
+        self.existing(name, |state| {
+            state.pending = state.pending.saturating_sub(1);
+            if state.pending == 0 {
+                state.crossing = VecDeque::new();
+                state.crossing_presence = VecDeque::new();
+            }
+        });
+        self.remove_if_idle(name);
+    }
+
+    /// Removes a session from a room; the user it was there as, or `None` when it was not a
+    /// member here.
+    pub fn leave(&self, name: &RoomName, session: &Arc<Session>) -> Option<User> {
+        let left = self.existing(name, |state| {
+            let index = state
+                .members
+                .iter()
+                .position(|m| Arc::ptr_eq(&m.session, session))?;
+            Some(state.members.remove(index).user)
+        })??;
+        self.remove_if_idle(name);
+        Some(left)
+    }
+
+    /// A room message the broker numbered, queued to the members here that have not had it, in
+    /// offset order. Returns how many it was queued to.
+    pub fn deliver(&self, name: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) -> usize {
+        self.existing(name, |state| {
+            if state.epoch != epoch {
+                // A new stream (the room was recreated, or the broker changed): its offsets
+                // start over, for every member.
+                state.epoch = epoch.to_owned();
+                state.crossing.clear();
+                for member in &mut state.members {
+                    member.floor = 0;
+                }
+            } else if offset <= state.offset {
+                return 0;
+            }
+            state.offset = offset;
+            if state.pending > 0 {
+                if state.crossing.len() >= CROSSING {
+                    state.crossing.pop_front();
+                }
+                state.crossing.push_back((offset, frame.clone()));
+            }
+            let mut sent = 0;
+            for member in &state.members {
+                if member.floor < offset {
+                    sent += usize::from(member.session.push(frame.clone()));
+                }
+            }
+            sent
+        })
+        .unwrap_or(0)
+    }
+
+    /// A membership change, queued to the members here that were not told of it yet (all but
+    /// the session it concerns). Returns how many it was queued to.
+    pub fn presence(&self, change: &PresenceChange) -> usize {
+        self.existing(&change.room, |state| {
+            state.presence_seq = state.presence_seq.max(change.seq);
+            if state.pending > 0 {
+                if state.crossing_presence.len() >= CROSSING {
+                    state.crossing_presence.pop_front();
+                }
+                state.crossing_presence.push_back((
+                    change.seq,
+                    change.except.clone(),
+                    change.frame.clone(),
+                ));
+            }
+            let except = change.except.as_deref();
+            state
+                .members
+                .iter()
+                .filter(|m| change.seq == 0 || m.presence_floor < change.seq)
+                .map(|m| push_to(m, except, &change.frame))
+                .sum()
+        })
+        .unwrap_or(0)
+    }
+
+    /// The broker's presence numbering starts over (it lost its state, or another broker took
+    /// over): every member here takes the next changes.
+    pub fn reset_presence(&self) {
+        for room in self.rooms.iter() {
+            let mut state = room.state.lock();
+            state.presence_seq = 0;
+            for member in &mut state.members {
+                member.presence_floor = 0;
+            }
+        }
+    }
+
+    /// Queues a frame to every member here except the session `except` (not part of the
+    /// room's stream). Returns how many it was queued to.
     pub fn broadcast_volatile(
         &self,
         name: &RoomName,
         frame: &Utf8Bytes,
-        except: Option<&Arc<Session>>,
+        except: Option<&str>,
     ) -> usize {
-        let Some(room) = self.rooms.get(name).map(|r| r.clone()) else {
-            return 0;
-        };
-        let state = room.state.lock();
-        let mut sent = 0;
-        for member in &state.members {
-            if except.is_some_and(|e| Arc::ptr_eq(e, &member.session)) {
-                continue;
-            }
-            member.session.push(frame.clone());
-            sent += 1;
-        }
-        sent
+        self.existing(name, |state| {
+            state
+                .members
+                .iter()
+                .map(|m| push_to(m, except, frame))
+                .sum()
+        })
+        .unwrap_or(0)
     }
 
-    /// Cluster mode: makes sure the room exists here before its join is sent to the broker, so
-    /// that every message published after the broker ran the join lands in this node's recent
-    /// history (`deliver`) and can be handed to the joiner when the answer comes back.
-    pub fn prepare_join(&self, name: &RoomName) {
-        loop {
-            let room = self.room(name);
-            let mut state = room.state.lock();
-            if !state.removed {
-                state.pending += 1;
-                return;
-            }
-        }
-    }
-
-    /// Cluster mode: a join marked by `prepare_join` is carried out here after all.
-    pub fn cancel_pending(&self, name: &RoomName) {
-        if let Some(room) = self.rooms.get(name).map(|r| r.clone()) {
-            let mut state = room.state.lock();
-            state.pending = state.pending.saturating_sub(1);
-        }
-    }
-
-    /// Cluster mode: completes a join with what the broker answered. Queues `room_joined` and
-    /// the replay, then the messages this node already received after the broker's offset, and
-    /// adds the member so that only later messages reach it: nothing missed, nothing twice.
-    /// Returns false (and adds nothing) when the session left or closed meanwhile.
-    pub fn complete_join(
-        &self,
-        name: &RoomName,
-        session: &Arc<Session>,
-        user: User,
-        view: &ClusterView,
-        room_joined: Utf8Bytes,
-        still_wanted: impl FnOnce() -> bool,
-    ) -> bool {
-        let room = self.room(name);
-        let mut state = room.state.lock();
-        state.pending = state.pending.saturating_sub(1);
-        if !still_wanted() {
-            return false;
-        }
-        if state.epoch != view.epoch {
-            state.detached = false;
-            state.epoch = view.epoch.clone();
-            state.history.clear();
-            state.offset = view.offset;
-        }
-        session.push(room_joined);
-        for frame in &view.replay {
-            session.push(frame.clone());
-        }
-        for stored in state.history.iter().filter(|m| m.offset > view.offset) {
-            session.push(stored.frame.clone());
-        }
-        let floor = state.offset.max(view.offset);
-        state.members.push(Member {
-            session: session.clone(),
-            user,
-            floor,
-        });
-        state.emptied_at = None;
-        true
-    }
-
-    /// Cluster mode: a room message the broker stamped, delivered to this node's members that
-    /// have not seen it, in offset order, and kept in the recent history. Returns the number of
-    /// members it was queued to.
-    pub fn deliver(&self, name: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) -> usize {
-        let Some(room) = self.rooms.get(name).map(|r| r.clone()) else {
-            return 0;
-        };
-        let mut state = room.state.lock();
-        if state.epoch != epoch {
-            state.epoch = epoch.to_owned();
-            state.history.clear();
-            state.detached = false;
-        } else if offset <= state.offset {
-            return 0;
-        }
-        state.offset = offset;
-        // Recent history is what lets a join complete without a gap, so keep some even when
-        // history is configured off.
-        let keep = self.history.size.max(64);
-        self.expire(&mut state);
-        if state.history.len() >= keep {
-            state.history.pop_front();
-        }
-        state.history.push_back(Stored {
-            offset,
-            at: Instant::now(),
-            frame: frame.clone(),
-        });
-        let mut sent = 0;
-        for member in &state.members {
-            if member.floor < offset {
-                member.session.push(frame.clone());
-                sent += 1;
-            }
-        }
-        sent
-    }
-
-    /// Every room here with the members it has, for re-announcing them to the broker.
+    /// Every room here with its members, for re-announcing them to the broker.
     pub fn snapshot(&self) -> Vec<(RoomName, Vec<Member>)> {
         self.rooms
             .iter()
@@ -479,63 +364,175 @@ impl Hub {
             .collect()
     }
 
-    /// A session on this node by id.
-    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.get(id).map(|s| s.clone())
-    }
-
-    fn expire(&self, state: &mut RoomState) {
-        let ttl = self.history.ttl;
-        while state.history.front().is_some_and(|m| m.at.elapsed() > ttl) {
-            state.history.pop_front();
-        }
-    }
-
-    fn remove_if_idle(&self, name: &RoomName, room: &Arc<Room>) {
-        self.rooms.remove_if(name, |_, r| {
-            if !Arc::ptr_eq(r, room) {
-                return false;
-            }
-            let mut state = r.state.lock();
-            state.removed =
-                state.members.is_empty() && state.history.is_empty() && state.pending == 0;
-            state.removed
-        });
-    }
-
-    /// Drops rooms that have had no members for longer than the history lifetime.
+    /// Drops rooms with no member and no join on its way.
     pub fn sweep(&self) {
-        let ttl = self.history.ttl;
         self.rooms.retain(|_, room| {
             let mut state = room.state.lock();
-            self.expire(&mut state);
-            let idle = state.emptied_at.is_some_and(|t| t.elapsed() > ttl);
-            state.removed = state.members.is_empty()
-                && state.pending == 0
-                && (idle || state.history.is_empty());
+            state.removed = state.members.is_empty() && state.pending == 0;
             !state.removed
         });
     }
 }
 
-/// The frames after `pos` when the history holds all of them; `None` when it cannot.
-fn resume(state: &RoomState, pos: &StreamPosition) -> Option<Vec<Utf8Bytes>> {
-    if pos.epoch != state.epoch || pos.offset > state.offset {
-        return None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Outbound, Outbox, QueueLimits};
+    use crate::wire::Transport;
+    use std::time::Duration;
+
+    fn session(id: &str) -> (Arc<Session>, Outbox) {
+        Session::new(
+            id.into(),
+            Transport::WebSocket,
+            QueueLimits {
+                soft: 1 << 20,
+                hard: 1 << 24,
+                grace: Duration::from_secs(10),
+            },
+        )
     }
-    if pos.offset == state.offset {
-        return Some(Vec::new());
+
+    fn drain(outbox: &mut Outbox) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(item) = outbox.try_recv() {
+            if let Outbound::Frame(f) = item {
+                out.push(f.as_str().to_owned());
+            }
+        }
+        out
     }
-    let first = state.history.front()?.offset;
-    if first > pos.offset + 1 {
-        return None;
+
+    fn answer(id: &str, offset: u64, replay: &[&str], presence_seq: u64) -> JoinAnswer {
+        JoinAnswer {
+            session: id.into(),
+            room: "r".into(),
+            user: User::from(id),
+            users: vec![User::from(id)],
+            epoch: "e1".into(),
+            offset,
+            recovered: None,
+            replay: replay
+                .iter()
+                .map(|s| Utf8Bytes::from(s.to_string()))
+                .collect(),
+            presence_seq,
+        }
     }
-    Some(
-        state
-            .history
-            .iter()
-            .filter(|m| m.offset > pos.offset)
-            .map(|m| m.frame.clone())
-            .collect(),
-    )
+
+    fn frame(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s.to_owned())
+    }
+
+    fn join(hub: &Hub, s: &Arc<Session>, a: &JoinAnswer) {
+        hub.prepare_join(&a.room);
+        assert!(hub.complete_join(s, a, frame("joined"), || true));
+    }
+
+    #[test]
+    fn members_get_room_messages_in_order_once() {
+        let hub = Hub::new();
+        let (a, mut ao) = session("a");
+        let (b, mut bo) = session("b");
+        join(&hub, &a, &answer("a", 0, &[], 1));
+        join(&hub, &b, &answer("b", 0, &[], 2));
+        let room = RoomName::from("r");
+        assert_eq!(hub.deliver(&room, "e1", 1, frame("m1")), 2);
+        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 2);
+        // A repeat of an offset already delivered is dropped.
+        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 0);
+        assert_eq!(drain(&mut ao), ["joined", "m1", "m2"]);
+        assert_eq!(drain(&mut bo), ["joined", "m1", "m2"]);
+    }
+
+    #[test]
+    fn messages_crossing_a_join_answer_reach_the_joiner_once() {
+        let hub = Hub::new();
+        let room = RoomName::from("r");
+        let (a, mut ao) = session("a");
+        hub.prepare_join(&room);
+        // The broker ran the join at offset 5 (replaying 4 and 5), then 6 and 7 were published
+        // and arrived here before the answer did.
+        hub.deliver(&room, "e1", 6, frame("m6"));
+        hub.deliver(&room, "e1", 7, frame("m7"));
+        assert!(hub.complete_join(
+            &a,
+            &answer("a", 5, &["m4", "m5"], 1),
+            frame("joined"),
+            || true
+        ));
+        hub.deliver(&room, "e1", 7, frame("m7"));
+        hub.deliver(&room, "e1", 8, frame("m8"));
+        assert_eq!(drain(&mut ao), ["joined", "m4", "m5", "m6", "m7", "m8"]);
+    }
+
+    #[test]
+    fn presence_crossing_a_join_answer_reaches_the_joiner_once() {
+        let hub = Hub::new();
+        let room = RoomName::from("r");
+        let (a, mut ao) = session("a");
+        let (b, mut bo) = session("b");
+        join(&hub, &a, &answer("a", 0, &[], 1));
+        hub.prepare_join(&room);
+        // b's join ran as presence change 2; c's (3) arrives before b's answer, then b's own.
+        let change = |seq, except: &str, text: &str| PresenceChange {
+            room: room.clone(),
+            seq,
+            except: Some(except.into()),
+            frame: frame(text),
+        };
+        hub.presence(&change(3, "c", "c joined"));
+        assert!(hub.complete_join(&b, &answer("b", 0, &[], 2), frame("joined"), || true));
+        hub.presence(&change(2, "b", "b joined"));
+        hub.presence(&change(4, "a", "a left"));
+        assert_eq!(drain(&mut ao), ["joined", "c joined", "b joined"]);
+        assert_eq!(drain(&mut bo), ["joined", "c joined", "a left"]);
+    }
+
+    #[test]
+    fn a_join_whose_session_left_meanwhile_adds_nothing() {
+        let hub = Hub::new();
+        let (a, mut ao) = session("a");
+        hub.prepare_join(&RoomName::from("r"));
+        assert!(!hub.complete_join(&a, &answer("a", 0, &[], 1), frame("joined"), || false));
+        assert_eq!(
+            hub.room_count(),
+            0,
+            "an empty room with no join pending is dropped"
+        );
+        assert!(drain(&mut ao).is_empty());
+    }
+
+    #[test]
+    fn volatile_frames_skip_the_sender_and_leavers() {
+        let hub = Hub::new();
+        let (a, mut ao) = session("a");
+        let (b, mut bo) = session("b");
+        join(&hub, &a, &answer("a", 0, &[], 1));
+        join(&hub, &b, &answer("b", 0, &[], 2));
+        let room = RoomName::from("r");
+        assert_eq!(
+            hub.broadcast_volatile(&room, &frame("typing"), Some("a")),
+            1
+        );
+        assert_eq!(hub.leave(&room, &b), Some(User::from("b")));
+        assert_eq!(hub.leave(&room, &b), None);
+        assert_eq!(hub.broadcast_volatile(&room, &frame("x"), None), 1);
+        assert_eq!(drain(&mut ao), ["joined", "x"]);
+        assert_eq!(drain(&mut bo), ["joined", "typing"]);
+        hub.leave(&room, &a);
+        assert_eq!(hub.room_count(), 0);
+    }
+
+    #[test]
+    fn a_new_epoch_resets_the_room_position() {
+        let hub = Hub::new();
+        let (a, mut ao) = session("a");
+        join(&hub, &a, &answer("a", 10, &[], 1));
+        let room = RoomName::from("r");
+        hub.deliver(&room, "e1", 11, frame("m11"));
+        // The broker's stream started over (a new epoch): offset 1 is new, not a repeat.
+        hub.deliver(&room, "e2", 1, frame("n1"));
+        assert_eq!(drain(&mut ao), ["joined", "m11", "n1"]);
+    }
 }

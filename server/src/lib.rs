@@ -1,20 +1,31 @@
-//! Herald: a real-time API server. See ARCHITECTURE.md for the map.
+//! Herald: a real-time API server. See ARCHITECTURE.md for the map and the layers.
 //!
-//! [`start`] binds the listener and runs the server in the background; the `herald` binary is a
-//! thin CLI over it.
+//! This is the composition root: [`build`] makes the node from its parts (token verifier,
+//! broker, capabilities) and [`start`] binds the listener and runs the server in the
+//! background; the `herald` binary is a thin CLI over it.
 
+// Layer 1: leaves.
 pub mod auth;
-pub mod broker;
 pub mod config;
-mod demo;
-pub mod http;
-pub mod hub;
+pub mod ids;
 pub mod inbound;
 pub mod limits;
 pub mod metrics;
-pub mod node;
 pub mod sanitize;
+pub mod wire;
+// Layer 2.
+pub mod history;
 pub mod session;
+// Layers 3 and 4.
+pub mod broker;
+pub mod hub;
+// Layer 5.
+pub mod node;
+// Layer 6: edges.
+pub mod admission;
+pub mod capability;
+mod demo;
+pub mod http;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -43,14 +54,35 @@ pub struct Running {
     accept: JoinHandle<()>,
 }
 
+/// Makes a node from its configuration: the token verifier (the key file is read here, once),
+/// the broker the configuration names, and every capability. Errors are configuration errors.
+pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
+    let auth = auth::Auth::from_config(&config)?;
+    auth::log_posture(&config, auth.as_ref());
+    let broker: Box<dyn broker::Broker> = match &config.broker {
+        Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
+        None => Box::new(broker::memory::Memory::new(broker::memory::HistoryLimits {
+            size: config.history_size,
+            ttl: config.history_ttl,
+        })),
+    };
+    let node = Node::new(config, auth, broker, capability::all());
+    node.limits.log_posture(&node.config);
+    Ok(node)
+}
+
 /// Binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let listener = bind(config.listen)?;
+    let node = build(config)?;
+    start_node(node).await
+}
+
+/// Binds the listener and serves with a node made by [`build`].
+pub async fn start_node(node: Arc<Node>) -> anyhow::Result<Running> {
+    let listener = bind(node.config.listen)?;
     let addr = listener.local_addr()?;
-    let demo = config.demo;
-    auth::Auth::from_config(&config)?;
-    let node = Node::new(config);
-    if node.clustered() {
+    let demo = node.config.demo;
+    if node.broker.health() != broker::Health::Standalone {
         // Give the broker a moment so the first clients already see the whole cluster; a node
         // whose Redis is down still starts, serving alone until it comes.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -100,6 +132,7 @@ async fn sweep(node: Arc<Node>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = every.tick() => {
                 node.hub.sweep();
+                node.broker.sweep();
                 node.limits.sweep();
             }
         }

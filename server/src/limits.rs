@@ -23,90 +23,18 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use herald_protocol::{ErrorCode, User};
-use hyper::header::{self, HeaderValue};
-use hyper::{Request, StatusCode};
+use herald_protocol::ErrorCode;
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
 use tokio::task::AbortHandle;
 
-use crate::auth::Identity;
+pub use crate::auth::Denied;
 use crate::config::Config;
-use crate::node::Node;
-use crate::session::{CloseReason, Session};
-
-/// File descriptors kept free for the listener, logs, outbound connections and the like.
-const FD_HEADROOM: usize = 64;
-
-/// The default connection cap: the soft `RLIMIT_NOFILE` less some headroom.
-pub fn default_max_connections() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes into the struct it is given.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        if lim.rlim_cur == libc::RLIM_INFINITY {
-            1 << 20
-        } else {
-            usize::try_from(lim.rlim_cur)
-                .unwrap_or(1 << 20)
-                .min(1 << 20)
-        }
-    } else {
-        1024
-    };
-    soft.saturating_sub(FD_HEADROOM).max(16)
-}
-
-/// Normalises an origin list (trimmed, no trailing slash, lower case, empties dropped).
-pub fn parse_origins<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Vec<String> {
-    list.into_iter()
-        .map(|o| o.as_ref().trim().trim_end_matches('/').to_ascii_lowercase())
-        .filter(|o| !o.is_empty())
-        .collect()
-}
-
-/// Checks the limit settings.
-pub fn check_config(config: &Config) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        config.connect_rate == 0 || config.connect_burst > 0,
-        "connect_burst must be above zero when connect_rate is set"
-    );
-    anyhow::ensure!(
-        config.message_rate == 0 || config.message_burst > 0,
-        "message_burst must be above zero when message_rate is set"
-    );
-    anyhow::ensure!(
-        config.max_connections > 0,
-        "max_connections must be above zero"
-    );
-    Ok(())
-}
-
-/// Why a request is refused before it becomes a connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Denied {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Machine code for the JSON body.
-    pub code: ErrorCode,
-    /// Human text for the JSON body.
-    pub message: String,
-}
-
-impl Denied {
-    /// A refusal.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Denied {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
+pub use crate::config::{default_max_connections, parse_origins};
 
 /// The node's limits and their counters.
 pub struct Limits {
@@ -115,7 +43,8 @@ pub struct Limits {
     rate_limit_loopback: bool,
     message: Option<(Quota, u32)>,
     max_connections: usize,
-    max_per_user: usize,
+    /// Connections one user may hold (0: no limit).
+    pub max_per_user: usize,
     open: Arc<AtomicUsize>,
     per_user: Arc<DashMap<String, usize>>,
 }
@@ -289,6 +218,13 @@ pub struct Permit {
     expiry: Option<AbortHandle>,
 }
 
+impl Permit {
+    /// A task to stop when the connection ends (the token-expiry timer).
+    pub fn abort_on_drop(&mut self, task: AbortHandle) {
+        self.expiry = Some(task);
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
@@ -301,91 +237,6 @@ impl Drop for Permit {
         if let Some(task) = self.expiry.take() {
             task.abort();
         }
-    }
-}
-
-/// A request that passed every check: the connection's identity and its permit. Held by the
-/// transport for as long as the connection lives.
-pub struct Admission {
-    /// The token's identity, when authentication is on.
-    pub identity: Option<Arc<Identity>>,
-    permit: Permit,
-}
-
-/// Runs the checks above on a WebSocket upgrade or SSE request. `claimed_user` is the SSE
-/// stream's `?userId=` (ignored when authentication is on).
-pub fn admit<B>(
-    node: &Node,
-    req: &Request<B>,
-    peer: SocketAddr,
-    claimed_user: Option<&str>,
-) -> Result<Admission, Denied> {
-    let limits = &node.limits;
-    limits.check_origin(req.headers().get(header::ORIGIN))?;
-    limits.check_connect_rate(peer)?;
-    let identity = match &node.auth {
-        None => None,
-        Some(auth) => {
-            let Some(source) = crate::auth::token_from(req) else {
-                return Err(Denied::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "A token is required: Authorization: Bearer <token>, ?token=, or the \
-                     bearer.<token> WebSocket subprotocol",
-                ));
-            };
-            let identity = auth.verify(source.token()).map_err(|message| {
-                Denied::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
-            })?;
-            Some(Arc::new(identity))
-        }
-    };
-    let user = match &identity {
-        Some(identity) => Some(identity.user.id()),
-        None => {
-            // Without a token, a stream's claimed user is checked against those connected.
-            if let (Some(user), max) = (claimed_user, limits.max_per_user) {
-                if max > 0 && node.hub.user_sessions(user).len() >= max {
-                    return Err(Denied::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        ErrorCode::RateLimited,
-                        format!("User {user} already has {max} connections"),
-                    ));
-                }
-            }
-            None
-        }
-    };
-    let permit = limits.reserve(user)?;
-    Ok(Admission { identity, permit })
-}
-
-impl Admission {
-    /// Ties the open session to the token: its identity, and the end of the connection when
-    /// the token expires.
-    pub fn attach(&mut self, node: &Arc<Node>, session: &Arc<Session>) {
-        let Some(identity) = &self.identity else {
-            return;
-        };
-        let _ = session.identity.set(identity.clone());
-        node.identify(session, identity.user.clone());
-        let remaining = node.auth.as_ref().and_then(|auth| auth.remaining(identity));
-        if let Some(remaining) = remaining {
-            let weak: Weak<Session> = Arc::downgrade(session);
-            let task = tokio::spawn(async move {
-                tokio::time::sleep(remaining).await;
-                if let Some(session) = weak.upgrade() {
-                    tracing::debug!(client = %session.id, "token expired");
-                    session.close(CloseReason::TokenExpired);
-                }
-            });
-            self.permit.expiry = Some(task.abort_handle());
-        }
-    }
-
-    /// The user the stream or socket speaks as from the start, if the token names one.
-    pub fn user(&self) -> Option<&User> {
-        self.identity.as_ref().map(|i| &i.user)
     }
 }
 
@@ -421,15 +272,6 @@ impl MessageLimiter {
             Verdict::Refuse
         }
     }
-}
-
-/// Answers a frame dropped by the message bucket.
-pub fn refuse_rate_limited(node: &Node, session: &Session) {
-    node.refuse_frame(
-        session,
-        ErrorCode::RateLimited,
-        "Too many messages: slow down",
-    );
 }
 
 #[cfg(test)]
@@ -553,7 +395,12 @@ mod tests {
             config: Some(path),
             ..Default::default()
         };
-        assert!(args.resolve().is_err(), "unreadable key file");
+        // The key file is read once, when the node is built.
+        let config = args.resolve().unwrap();
+        assert!(
+            crate::auth::Auth::from_config(&config).is_err(),
+            "unreadable key file"
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = args.resolve()?;
+            let config = match args.resolve() {
+                Ok(config) => config,
+                Err(e) => config_error(e),
+            };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -58,8 +61,19 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A configuration that cannot run: say why and exit with status 2, as command-line tools do
+/// for usage errors.
+fn config_error(e: anyhow::Error) -> ! {
+    eprintln!("herald: configuration error: {e:#}");
+    std::process::exit(2)
+}
+
 async fn serve(config: herald::Config) -> anyhow::Result<()> {
-    let running = herald::start(config).await?;
+    let node = match herald::build(config) {
+        Ok(node) => node,
+        Err(e) => config_error(e),
+    };
+    let running = herald::start_node(node).await?;
     tracing::info!(addr = %running.addr, demo = running.node.config.demo, "herald listening");
     // Tools and tests read this line to learn the port when 0 was asked.
     let mut out = std::io::stdout().lock();

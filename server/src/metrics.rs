@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::session::Transport;
+use crate::wire::Transport;
 
 type Label = [(&'static str, &'static str); 1];
 
@@ -30,6 +30,23 @@ pub struct Metrics {
     pub timeouts: Counter,
     /// Frames refused for their size.
     pub oversized: Counter,
+    broker_queued: Gauge,
+    broker_shed: Counter,
+    broker_unreadable: Counter,
+    broker_restarts: Counter,
+}
+
+/// The cluster broker's own counts, as the broker reports them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrokerCounts {
+    /// Commands waiting to be sent.
+    pub queued: u64,
+    /// Messages shed because the queue was full.
+    pub shed: u64,
+    /// Bus messages dropped as unreadable.
+    pub unreadable: u64,
+    /// Times the broker task was restarted.
+    pub restarts: u64,
 }
 
 impl Default for Metrics {
@@ -52,6 +69,10 @@ impl Metrics {
             slow_consumers: Counter::default(),
             timeouts: Counter::default(),
             oversized: Counter::default(),
+            broker_queued: Gauge::default(),
+            broker_shed: Counter::default(),
+            broker_unreadable: Counter::default(),
+            broker_restarts: Counter::default(),
             connections: connections.clone(),
             connections_total: connections_total.clone(),
             errors: errors.clone(),
@@ -94,6 +115,26 @@ impl Metrics {
             "Frames refused for their size",
             m.oversized.clone(),
         );
+        registry.register(
+            "broker_queued",
+            "Commands waiting for the cluster broker",
+            m.broker_queued.clone(),
+        );
+        registry.register(
+            "broker_shed",
+            "Messages shed because the cluster broker's queue was full",
+            m.broker_shed.clone(),
+        );
+        registry.register(
+            "broker_unreadable",
+            "Cluster bus messages dropped as unreadable",
+            m.broker_unreadable.clone(),
+        );
+        registry.register(
+            "broker_restarts",
+            "Times the cluster broker's task died and was restarted",
+            m.broker_restarts.clone(),
+        );
         // Show both transports from the start, at zero, so dashboards see the series.
         for transport in [Transport::WebSocket, Transport::Sse] {
             let label = [("transport", transport.as_str())];
@@ -120,6 +161,17 @@ impl Metrics {
     /// An error was sent to a client.
     pub fn error(&self, code: ErrorCode) {
         self.errors.get_or_create(&[("code", code.as_str())]).inc();
+    }
+
+    /// Takes the broker's latest counts.
+    pub fn set_broker(&self, counts: BrokerCounts) {
+        self.broker_queued.set(counts.queued as i64);
+        let catch_up = |counter: &Counter, value: u64| {
+            counter.inc_by(value.saturating_sub(counter.get()));
+        };
+        catch_up(&self.broker_shed, counts.shed);
+        catch_up(&self.broker_unreadable, counts.unreadable);
+        catch_up(&self.broker_restarts, counts.restarts);
     }
 
     /// The Prometheus text exposition.

@@ -15,78 +15,8 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 
 use futures_util::task::AtomicWaker;
-use tokio_tungstenite_utf8::Utf8Bytes;
 
-/// Re-export of the frame payload type: UTF-8 bytes, cheap to clone and share.
-pub mod tokio_tungstenite_utf8 {
-    pub use hyper_tungstenite::tungstenite::Utf8Bytes;
-}
-
-/// Which transport carries a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A WebSocket: receives `ServerMessage` JSON frames.
-    WebSocket,
-    /// A Server-Sent Events stream: receives formatted `event:`/`data:` blocks.
-    Sse,
-}
-
-impl Transport {
-    /// The label used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::WebSocket => "websocket",
-            Transport::Sse => "sse",
-        }
-    }
-}
-
-/// Why the server ends a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client's outbound queue filled up.
-    SlowConsumer,
-    /// The client sent nothing, not even a pong, within the timeout.
-    Timeout,
-    /// The server is shutting down.
-    Shutdown,
-    /// A frame was larger than the limit.
-    TooBig,
-    /// A text frame was not valid UTF-8.
-    BadData,
-    /// The client kept sending past its message rate.
-    RateLimited,
-    /// The connection's token expired.
-    TokenExpired,
-}
-
-impl CloseReason {
-    /// The WebSocket close code.
-    pub fn code(self) -> u16 {
-        match self {
-            CloseReason::SlowConsumer => 1008,
-            CloseReason::Timeout => 1001,
-            CloseReason::Shutdown => 1001,
-            CloseReason::TooBig => 1009,
-            CloseReason::BadData => 1007,
-            CloseReason::RateLimited => 1008,
-            CloseReason::TokenExpired => 4001,
-        }
-    }
-
-    /// The WebSocket close reason text.
-    pub fn text(self) -> &'static str {
-        match self {
-            CloseReason::SlowConsumer => "slow consumer",
-            CloseReason::Timeout => "ping timeout",
-            CloseReason::Shutdown => "server shutting down",
-            CloseReason::TooBig => "message too big",
-            CloseReason::BadData => "invalid UTF-8",
-            CloseReason::RateLimited => "rate limited",
-            CloseReason::TokenExpired => "token expired",
-        }
-    }
-}
+pub use crate::wire::{CloseReason, Transport, Utf8Bytes};
 
 /// What a session's writer receives.
 #[derive(Debug)]

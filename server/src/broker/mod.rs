@@ -1,30 +1,38 @@
-//! The broker: how a node's room messages, presence, private messages and notifications reach
-//! the other nodes.
+//! The broker seam: how what one node does reaches every node's clients.
 //!
-//! The node turns every action that other nodes must see into a [`Command`] and hands it to its
-//! broker. [`Memory`] (the default) carries it out at once in this process; [`redis_broker::Redis`]
-//! (`--broker redis://...`) runs it in Redis, which stamps room offsets, keeps history and
-//! presence for the whole cluster and publishes the result to every node, this one included.
-//! Rooms, sessions and transports never know which broker runs.
+//! The node turns every action other nodes must see into a [`Command`] of plain data (ids,
+//! names, encoded frames; never a session) and hands it to its [`Broker`]. The broker orders it
+//! (room offsets, event ids), keeps room history and presence, and delivers the outcome back
+//! through [`BrokerEvents`], which the node implements. A broker never calls the node directly
+//! and knows nothing of capabilities or transports.
+//!
+//! - [`memory::Memory`] (the default): one process; offsets, history and presence in memory.
+//! - [`redis::Redis`] (`--broker redis://`): a cluster of nodes sharing one Redis; it falls back
+//!   to a [`memory::Memory`] of its own while Redis is unreachable.
+//!
+//! Adding a broker (NATS, PostgreSQL) means implementing [`Broker`] against these two traits;
+//! `node.rs` does not change. Layer 3 (the traits) and 4 (the implementations).
 
-pub mod redis_broker;
+pub mod bus;
+pub mod memory;
+pub mod redis;
 mod scripts;
-
-use std::sync::Arc;
+pub mod topics;
 
 use herald_protocol::{Notification, RoomName, StreamPosition, Update, User};
 
-use crate::node::Node;
-use crate::session::tokio_tungstenite_utf8::Utf8Bytes;
-use crate::session::Session;
+use crate::wire::{Transport, Utf8Bytes};
+
+/// A connection's id, as the node knows it (`clientId` on the wire).
+pub type SessionId = std::sync::Arc<str>;
 
 /// An action other nodes must see.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Command {
-    /// A session joins a room (presence, `room_joined` with the cluster's members, replay).
+    /// A session joins a room: presence, the answer with the cluster's members, the replay.
     Join {
         /// The joining session.
-        session: Arc<Session>,
+        session: SessionId,
         /// The room.
         room: RoomName,
         /// The user it joins as.
@@ -32,48 +40,155 @@ pub enum Command {
         /// Where to resume from.
         since: Option<StreamPosition>,
     },
-    /// A session left a room here already; tell the members.
-    Left {
+    /// A session left a room (it is out of the room on its node already).
+    Leave {
         /// The session that left.
-        session: Arc<Session>,
+        session: SessionId,
         /// The room.
         room: RoomName,
         /// The user it was in the room as.
         user: User,
-        /// The room's members on this node.
-        others: Vec<Arc<Session>>,
     },
-    /// A chat message for a room, encoded up to its offset: the frame is `prefix`, the offset
-    /// the room's stream gives it, then `}`.
-    Chat {
+    /// A message for a room's stream, encoded up to its offset ([`crate::wire::offset_prefix`]):
+    /// the broker numbers it, keeps it in history and delivers it to every member.
+    Publish {
         /// The room.
         room: RoomName,
         /// The encoded frame without its offset and closing brace.
         prefix: String,
     },
-    /// A typing indicator, for every member but the sender.
-    Typing {
-        /// The sender.
-        session: Arc<Session>,
+    /// A frame for a room's members that is not part of its stream (typing), except one.
+    Volatile {
         /// The room.
         room: RoomName,
+        /// The sender, who does not get it.
+        except: Option<SessionId>,
         /// The encoded frame.
         frame: Utf8Bytes,
     },
-    /// A private message to every WebSocket of a user; the sender hears `user_not_found` when
-    /// there is none.
+    /// A private message to every WebSocket of a user; the sender hears
+    /// [`BrokerEvents::undeliverable`] when there is none.
     Private {
         /// The sender.
-        from: Arc<Session>,
+        from: SessionId,
         /// The recipient's user id.
         target: String,
         /// The encoded frame.
         frame: Utf8Bytes,
     },
-    /// A notification to one user's connections, or everyone's.
-    Notify(Notification),
-    /// A resource update to every SSE stream.
+    /// A resumable event for SSE streams (and, for notifications, WebSockets).
+    Event(Event),
+}
+
+/// An event that SSE streams receive with an id, so they can resume.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum Event {
+    /// A notification for one user, or for everyone.
+    Notification(Notification),
+    /// A resource update for every SSE stream.
     Update(Update),
+}
+
+/// What a broker answers to a join.
+#[derive(Debug, Clone)]
+pub struct JoinAnswer {
+    /// The joining session.
+    pub session: SessionId,
+    /// The room.
+    pub room: RoomName,
+    /// The user it joined as.
+    pub user: User,
+    /// Every member of the room now (on every node), the joiner included, in join order.
+    pub users: Vec<User>,
+    /// The room stream's epoch.
+    pub epoch: String,
+    /// The room stream's latest offset when the join ran.
+    pub offset: u64,
+    /// `Some` when the join asked to resume: whether every missed message follows.
+    pub recovered: Option<bool>,
+    /// The missed messages, in order (empty unless `recovered` is `Some(true)`).
+    pub replay: Vec<Utf8Bytes>,
+    /// The room's presence sequence when the join ran: presence changes numbered after it
+    /// reach the joiner, earlier ones are in `users`.
+    pub presence_seq: u64,
+}
+
+/// A change of a room's membership, numbered in the room's presence sequence.
+#[derive(Debug, Clone)]
+pub struct PresenceChange {
+    /// The room.
+    pub room: RoomName,
+    /// The presence sequence number (increasing per room; 0 when the broker has none).
+    pub seq: u64,
+    /// The session it concerns, which does not receive the frame.
+    pub except: Option<SessionId>,
+    /// The encoded `user_joined` or `user_left` frame.
+    pub frame: Utf8Bytes,
+}
+
+/// This node's members and users, for a broker that re-registers them (after a reconnect).
+#[derive(Debug, Clone, Default)]
+pub struct LocalState {
+    /// Every room member here: room, session, user.
+    pub members: Vec<(RoomName, SessionId, User)>,
+    /// Every identified session here: user id, session, transport.
+    pub users: Vec<(String, SessionId, Transport)>,
+}
+
+/// A request a backend made through a broker's own channel (the Redis backend topics).
+#[derive(Debug, Clone)]
+pub enum BackendRequest {
+    /// A chat message into a room, as `user` (the system user when none).
+    Chat {
+        /// The room.
+        room: RoomName,
+        /// The sender.
+        user: Option<User>,
+        /// The text.
+        text: String,
+    },
+    /// A notification.
+    Notify(herald_protocol::NotifyRequest),
+}
+
+/// How a broker delivers back to its node. The node implements it; a broker holds it as
+/// `Weak<dyn BrokerEvents>` and calls it in the order it ordered the commands.
+pub trait BrokerEvents: Send + Sync {
+    /// A join ran: answer the joiner and start its deliveries, nothing missed or doubled.
+    fn joined(&self, answer: JoinAnswer);
+    /// A room message with its stream position, for the room's members here.
+    fn room_message(&self, room: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes);
+    /// A membership change for the room's members here.
+    fn presence(&self, change: PresenceChange);
+    /// A frame for the room's members here, except `except`.
+    fn room_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes);
+    /// A private message for a user's WebSockets here; returns how many got it.
+    fn private(&self, target: &str, frame: &Utf8Bytes) -> usize;
+    /// Nobody could receive `from`'s private message to `target`.
+    fn undeliverable(&self, from: &str, target: &str);
+    /// A resumable event; `id` is the cluster's, or `None` to take this node's next one.
+    fn event(&self, id: Option<u64>, event: &Event);
+    /// A backend asked for something through the broker's channel.
+    fn backend(&self, request: BackendRequest);
+    /// This node's members and users now.
+    fn local_state(&self) -> LocalState;
+    /// The broker's presence numbering starts over (it lost its state, or another broker took
+    /// over): every member here takes the next changes.
+    fn reset(&self);
+}
+
+/// A broker's own counters, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrokerStats {
+    /// Commands waiting to be sent.
+    pub queued: u64,
+    /// Messages refused because the queue was full.
+    pub shed: u64,
+    /// Bus messages dropped as unreadable.
+    pub unreadable: u64,
+    /// Times the broker's task died and was restarted.
+    pub restarts: u64,
 }
 
 /// Whether the broker can reach the other nodes.
@@ -89,34 +204,25 @@ pub enum Health {
 
 /// Where a node sends what other nodes must see.
 pub trait Broker: Send + Sync {
+    /// Connects the broker to its node's events; called once, before any command.
+    fn attach(&self, events: std::sync::Weak<dyn BrokerEvents>);
     /// Carries out a command (at once, or once the cluster has ordered it).
-    fn submit(&self, node: &Node, command: Command);
+    fn submit(&self, command: Command);
     /// A user can now be reached through this session (for private messages from other nodes).
-    fn user_online(&self, user_id: &str, session: &Arc<Session>);
+    fn user_online(&self, user_id: &str, session: &str, transport: Transport);
     /// The session no longer answers for the user.
-    fn user_offline(&self, user_id: &str, session: &Arc<Session>);
+    fn user_offline(&self, user_id: &str, session: &str);
     /// Reachability, for `/healthz`.
     fn health(&self) -> Health;
+    /// Periodic housekeeping (the node's sweep): drop what has expired.
+    fn sweep(&self) {}
+    /// Its counters.
+    fn stats(&self) -> BrokerStats {
+        BrokerStats::default()
+    }
     /// Called once when the server stops, after its connections closed: leave the cluster
     /// cleanly. Resolves when done.
     fn shutdown(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         None
-    }
-}
-
-/// The default broker: one node, everything in this process.
-pub struct Memory;
-
-impl Broker for Memory {
-    fn submit(&self, node: &Node, command: Command) {
-        node.apply_local(command, false);
-    }
-
-    fn user_online(&self, _user_id: &str, _session: &Arc<Session>) {}
-
-    fn user_offline(&self, _user_id: &str, _session: &Arc<Session>) {}
-
-    fn health(&self) -> Health {
-        Health::Standalone
     }
 }

@@ -12,7 +12,7 @@ use futures_util::stream;
 use hyper::body::Frame;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::limits::Admission;
+use crate::admission::Admission;
 use crate::node::Node;
 use crate::session::{Outbound, Outbox, Session};
 

@@ -26,9 +26,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::coalesce::Coalesce;
-use crate::http::Body;
+use super::Body;
 
-use crate::limits::{Admission, Verdict};
+use crate::admission::{refuse_rate_limited, Admission};
+use crate::limits::Verdict;
 use crate::node::Node;
 use crate::session::{CloseReason, Outbound, Outbox, Session, Transport};
 
@@ -204,7 +205,7 @@ async fn run(node: &Node, session: &Arc<Session>, outbox: &mut Outbox, ws: &mut 
                 match limited {
                     Verdict::Allow => {}
                     Verdict::Refuse => {
-                        crate::limits::refuse_rate_limited(node, session);
+                        refuse_rate_limited(node, session);
                         continue;
                     }
                     Verdict::Close => return End::Close(CloseReason::RateLimited),

@@ -1,0 +1,339 @@
+//! The cluster bus: the one format of the messages nodes exchange through a broker's pub/sub,
+//! encoded and decoded here and nowhere else.
+//!
+//! A message is a header line and a body: `h1 KIND FIELDS...\n BODY`. `h1` is the format's
+//! version; a node drops (and counts) what it cannot read instead of guessing. Header fields are
+//! separated by one space and never contain one (room names, epochs and member keys have no
+//! spaces). Bodies are opaque to the broker's scripts: a script may write a header with the
+//! numbers it assigns (offsets, presence sequence, event ids) and the keys it knows, and passes
+//! bodies through; it never builds a client frame.
+//!
+//! | kind | header fields | body | written by |
+//! |---|---|---|---|
+//! | `R` room message | room, epoch, offset | the frame up to its offset ([`crate::wire::offset_prefix`]) | the chat script |
+//! | `P` presence | room, sequence, member, `+` joined or `-` left | the user's JSON, then for `+` one line per member's user JSON, in join order | the join, leave, reap and resync scripts |
+//! | `V` volatile | room, member to skip (or `-`) | the encoded frame | the node |
+//! | `U` private | target length in bytes | the target user id, then the encoded frame | the node (the script publishes it when the user is online) |
+//! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
+//!
+//! A member is `NODE/SESSION`. Layer 3.
+
+use herald_protocol::{RoomName, User};
+
+use super::Event;
+use crate::wire::Utf8Bytes;
+
+/// The format version every header starts with.
+pub const VERSION: &str = "h1";
+
+/// A decoded bus message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusMessage {
+    /// A room message with its stream position.
+    Room {
+        /// The room.
+        room: RoomName,
+        /// The stream's epoch.
+        epoch: String,
+        /// Its offset.
+        offset: u64,
+        /// The frame up to its offset.
+        prefix: String,
+    },
+    /// A membership change.
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// The room's presence sequence number.
+        seq: u64,
+        /// The member (`NODE/SESSION`) it concerns.
+        member: String,
+        /// Who joined or left.
+        user: User,
+        /// For a join, every member now, in join order; `None` for a leave.
+        users: Option<Vec<User>>,
+    },
+    /// A frame for a room's members, except one member.
+    Volatile {
+        /// The room.
+        room: RoomName,
+        /// The member to skip.
+        except: Option<String>,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
+    /// A private message.
+    Private {
+        /// The recipient's user id.
+        target: String,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
+    /// A resumable event with the cluster's id.
+    Event {
+        /// The event id.
+        id: u64,
+        /// The event.
+        event: Event,
+    },
+}
+
+/// Why a bus message was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(pub String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(why: impl Into<String>) -> Unreadable {
+    Unreadable(why.into())
+}
+
+/// The header of a room message (what the chat script writes before the prefix).
+pub fn room_header(room: &str, epoch: &str, offset: u64) -> String {
+    format!("{VERSION} R {room} {epoch} {offset}\n")
+}
+
+/// A volatile message.
+pub fn volatile(room: &RoomName, except: Option<&str>, frame: &str) -> String {
+    format!(
+        "{VERSION} V {} {}\n{frame}",
+        room.as_str(),
+        except.unwrap_or("-")
+    )
+}
+
+/// A private message (published by the script only when the target is online).
+pub fn private(target: &str, frame: &str) -> String {
+    format!("{VERSION} U {}\n{target}{frame}", target.len())
+}
+
+/// An event's body (the event script writes the header with the id).
+pub fn event_body(event: &Event) -> String {
+    serde_json::to_string(event).expect("events always serialise")
+}
+
+/// Encodes a whole message, as the scripts and the node together write it.
+pub fn encode(message: &BusMessage) -> String {
+    match message {
+        BusMessage::Room {
+            room,
+            epoch,
+            offset,
+            prefix,
+        } => format!("{}{prefix}", room_header(room.as_str(), epoch, *offset)),
+        BusMessage::Presence {
+            room,
+            seq,
+            member,
+            user,
+            users,
+        } => {
+            let json = |u: &User| serde_json::to_string(u).expect("users serialise");
+            let mut out = format!(
+                "{VERSION} P {} {seq} {member} {}\n{}",
+                room.as_str(),
+                if users.is_some() { "+" } else { "-" },
+                json(user)
+            );
+            for u in users.iter().flatten() {
+                out.push('\n');
+                out.push_str(&json(u));
+            }
+            out
+        }
+        BusMessage::Volatile {
+            room,
+            except,
+            frame,
+        } => volatile(room, except.as_deref(), frame.as_str()),
+        BusMessage::Private { target, frame } => private(target, frame.as_str()),
+        BusMessage::Event { id, event } => format!("{VERSION} S {id}\n{}", event_body(event)),
+    }
+}
+
+fn field<'a>(
+    fields: &mut impl Iterator<Item = &'a str>,
+    name: &str,
+) -> Result<&'a str, Unreadable> {
+    fields
+        .next()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| bad(format!("missing {name}")))
+}
+
+fn number(text: &str, name: &str) -> Result<u64, Unreadable> {
+    text.parse()
+        .map_err(|_| bad(format!("{name} is not a number")))
+}
+
+fn user(json: &str) -> Result<User, Unreadable> {
+    serde_json::from_str(json).map_err(|e| bad(format!("a user does not parse: {e}")))
+}
+
+/// Reads one bus message. Never panics, whatever the payload (any client of the Redis server
+/// can publish on the bus).
+pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
+    let text = std::str::from_utf8(payload).map_err(|_| bad("not UTF-8"))?;
+    let (header, body) = text.split_once('\n').ok_or_else(|| bad("no header line"))?;
+    let mut fields = header.split(' ');
+    let version = field(&mut fields, "version")?;
+    if version != VERSION {
+        return Err(bad(format!("unknown format {version:?}")));
+    }
+    let kind = field(&mut fields, "kind")?;
+    let message = match kind {
+        "R" => BusMessage::Room {
+            room: RoomName::from(field(&mut fields, "room")?),
+            epoch: field(&mut fields, "epoch")?.to_owned(),
+            offset: number(field(&mut fields, "offset")?, "offset")?,
+            prefix: body.to_owned(),
+        },
+        "P" => {
+            let room = RoomName::from(field(&mut fields, "room")?);
+            let seq = number(field(&mut fields, "sequence")?, "sequence")?;
+            let member = field(&mut fields, "member")?.to_owned();
+            let joined = match field(&mut fields, "change")? {
+                "+" => true,
+                "-" => false,
+                other => return Err(bad(format!("unknown presence change {other:?}"))),
+            };
+            let mut lines = body.split('\n');
+            let who = user(lines.next().unwrap_or_default())?;
+            let users = if joined {
+                Some(lines.map(user).collect::<Result<Vec<_>, _>>()?)
+            } else {
+                None
+            };
+            BusMessage::Presence {
+                room,
+                seq,
+                member,
+                user: who,
+                users,
+            }
+        }
+        "V" => BusMessage::Volatile {
+            room: RoomName::from(field(&mut fields, "room")?),
+            except: Some(field(&mut fields, "member")?)
+                .filter(|m| *m != "-")
+                .map(str::to_owned),
+            frame: Utf8Bytes::from(body.to_owned()),
+        },
+        "U" => {
+            let len = number(field(&mut fields, "target length")?, "target length")? as usize;
+            if !body.is_char_boundary(len.min(body.len())) || len > body.len() {
+                return Err(bad("the target length does not fit the body"));
+            }
+            let (target, frame) = body.split_at(len);
+            BusMessage::Private {
+                target: target.to_owned(),
+                frame: Utf8Bytes::from(frame.to_owned()),
+            }
+        }
+        "S" => BusMessage::Event {
+            id: number(field(&mut fields, "id")?, "id")?,
+            event: serde_json::from_str(body)
+                .map_err(|e| bad(format!("an event does not parse: {e}")))?,
+        },
+        other => return Err(bad(format!("unknown kind {other:?}"))),
+    };
+    if fields.next().is_some() {
+        return Err(bad("extra header fields"));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_protocol::Notification;
+
+    fn samples() -> Vec<BusMessage> {
+        let object: User =
+            serde_json::from_str(r#"{"id":"u1","name":"Ann\nLee é","extra":[1,{"a":"\n"}]}"#)
+                .unwrap();
+        vec![
+            BusMessage::Room {
+                room: "lobby".into(),
+                epoch: "e1".into(),
+                offset: 42,
+                prefix: r#"{"type":"chat","text":"a\nb é","offset":"#.into(),
+            },
+            BusMessage::Presence {
+                room: "lobby".into(),
+                seq: 7,
+                member: "n1/s1".into(),
+                user: object.clone(),
+                users: Some(vec![User::from("bob"), object.clone()]),
+            },
+            BusMessage::Presence {
+                room: "lobby".into(),
+                seq: 8,
+                member: "n1/s1".into(),
+                user: object,
+                users: None,
+            },
+            BusMessage::Volatile {
+                room: "lobby".into(),
+                except: Some("n1/s2".into()),
+                frame: Utf8Bytes::from_static("{\"type\":\"typing\"}\n"),
+            },
+            BusMessage::Volatile {
+                room: "lobby".into(),
+                except: None,
+                frame: Utf8Bytes::from_static("{}"),
+            },
+            BusMessage::Private {
+                target: "zoë\nwith a newline".into(),
+                frame: Utf8Bytes::from_static("{\"type\":\"private_message\"}"),
+            },
+            BusMessage::Event {
+                id: 9,
+                event: Event::Notification(Notification {
+                    id: "n".into(),
+                    user_id: None,
+                    message: "hi".into(),
+                    kind: "info".into(),
+                    timestamp: "2026-01-01T00:00:00.000Z".into(),
+                }),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            let encoded = encode(&message);
+            assert_eq!(decode(encoded.as_bytes()), Ok(message), "{encoded}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panicking() {
+        let cases: Vec<&[u8]> = vec![
+            b"",
+            b"\xff\xfe",
+            "é".as_bytes(),
+            "éé\nx".as_bytes(),
+            b"h1",
+            b"h1 R\n",
+            b"h1 R room epoch notanumber\nx",
+            b"h2 R room e 1\nx",
+            b"h1 Z\n",
+            b"h1 U 99\nshort",
+            "h1 U 1\né".as_bytes(),
+            b"h1 P room 1 m *\n\"u\"",
+            b"h1 P room 1 m +\nnot json",
+            b"h1 S 1\n{",
+            b"h1 R room e 1 extra\nx",
+            b"R\nold format",
+        ];
+        for case in cases {
+            assert!(decode(case).is_err(), "{:?}", String::from_utf8_lossy(case));
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The in-memory broker: one process, and the fallback of a cluster node whose Redis is away.
+//!
+//! It is the authority for each room's stream (epoch, offsets, history) and presence (members in
+//! join order, a presence sequence), and the SSE event ids. Every command on a room runs under
+//! that room's lock, and its outcome is delivered to the node's [`BrokerEvents`] under the same
+//! lock, so every member sees one order. Layer 4.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use herald_protocol::{RoomName, ServerMessage, StreamPosition, User};
+use parking_lot::Mutex;
+
+use super::{
+    Broker, BrokerEvents, Command, Health, JoinAnswer, LocalState, PresenceChange, SessionId,
+};
+use crate::history::History;
+use crate::ids::new_epoch;
+use crate::wire::{encode, with_offset, Transport, Utf8Bytes};
+
+/// How long history lives and how much of it a room keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Messages kept per room.
+    pub size: usize,
+    /// How long a message is kept.
+    pub ttl: Duration,
+}
+
+struct RoomStream {
+    epoch: String,
+    offset: u64,
+    history: History<Utf8Bytes>,
+    /// Members in join order: session and user.
+    members: Vec<(SessionId, User)>,
+    presence_seq: u64,
+    emptied_at: Option<Instant>,
+    /// Dropped from the map; a command that raced the removal looks the room up again.
+    removed: bool,
+}
+
+/// The in-memory broker.
+pub struct Memory {
+    events: OnceLock<Weak<dyn BrokerEvents>>,
+    rooms: DashMap<RoomName, Arc<Mutex<RoomStream>>>,
+    limits: HistoryLimits,
+}
+
+impl Memory {
+    /// A broker keeping room history within `limits`.
+    pub fn new(limits: HistoryLimits) -> Self {
+        Memory {
+            events: OnceLock::new(),
+            rooms: DashMap::new(),
+            limits,
+        }
+    }
+
+    fn events(&self) -> Option<Arc<dyn BrokerEvents>> {
+        self.events.get()?.upgrade()
+    }
+
+    fn new_room(&self) -> Arc<Mutex<RoomStream>> {
+        Arc::new(Mutex::new(RoomStream {
+            epoch: new_epoch(),
+            offset: 0,
+            history: History::new(self.limits.size, self.limits.ttl),
+            members: Vec::new(),
+            presence_seq: 0,
+            emptied_at: None,
+            removed: false,
+        }))
+    }
+
+    /// Runs `f` on the room's stream under its lock (creating the room when `create`).
+    fn with_room<R>(
+        &self,
+        name: &RoomName,
+        create: bool,
+        f: impl FnOnce(&mut RoomStream) -> R,
+    ) -> Option<R> {
+        loop {
+            let room = match self.rooms.get(name) {
+                Some(room) => room.clone(),
+                None if create => self
+                    .rooms
+                    .entry(name.clone())
+                    .or_insert_with(|| self.new_room())
+                    .clone(),
+                None => return None,
+            };
+            let mut state = room.lock();
+            // A room removed between lookup and lock is stale. (The map's shard lock is never
+            // taken while a room lock is held, so this cannot deadlock.)
+            if state.removed {
+                continue;
+            }
+            let result = f(&mut state);
+            let idle = state.members.is_empty() && state.history.is_empty();
+            drop(state);
+            if idle {
+                self.remove_if_idle(name, &room);
+            }
+            return Some(result);
+        }
+    }
+
+    fn remove_if_idle(&self, name: &RoomName, room: &Arc<Mutex<RoomStream>>) {
+        self.rooms.remove_if(name, |_, r| {
+            if !Arc::ptr_eq(r, room) {
+                return false;
+            }
+            let mut state = r.lock();
+            state.removed = state.members.is_empty() && state.history.is_empty();
+            state.removed
+        });
+    }
+
+    /// Forgets every room (a cluster node going back to its broker, or leaving it): streams
+    /// started afterwards get new epochs, so their offsets are never mistaken for others'.
+    pub fn reset(&self) {
+        self.rooms.retain(|_, room| {
+            room.lock().removed = true;
+            false
+        });
+    }
+
+    /// Forgets every room, then takes this node's members as the rooms' presence (a cluster
+    /// node that lost its broker serves its own members alone).
+    pub fn seed(&self, state: &LocalState) {
+        self.reset();
+        for (room, session, user) in &state.members {
+            self.with_room(room, true, |s| {
+                s.members.push((session.clone(), user.clone()));
+            });
+        }
+    }
+
+    fn join(
+        &self,
+        events: &dyn BrokerEvents,
+        session: SessionId,
+        room: RoomName,
+        user: User,
+        since: Option<StreamPosition>,
+    ) {
+        let name = room.clone();
+        self.with_room(&name, true, |s| {
+            s.history.expire();
+            match s.members.iter_mut().find(|(id, _)| *id == session) {
+                Some((_, existing)) => *existing = user.clone(),
+                None => s.members.push((session.clone(), user.clone())),
+            }
+            s.emptied_at = None;
+            s.presence_seq += 1;
+            let users: Vec<User> = s.members.iter().map(|(_, u)| u.clone()).collect();
+            let replay = since.as_ref().and_then(|pos| {
+                (pos.epoch == s.epoch)
+                    .then(|| s.history.complete_after(pos.offset, s.offset))
+                    .flatten()
+            });
+            let frame = encode(&ServerMessage::UserJoined {
+                user: user.clone(),
+                users: users.clone(),
+                room: room.clone(),
+            });
+            events.joined(JoinAnswer {
+                session: session.clone(),
+                room: room.clone(),
+                user,
+                users,
+                epoch: s.epoch.clone(),
+                offset: s.offset,
+                recovered: since.as_ref().map(|_| replay.is_some()),
+                replay: replay.unwrap_or_default(),
+                presence_seq: s.presence_seq,
+            });
+            events.presence(PresenceChange {
+                room,
+                seq: s.presence_seq,
+                except: Some(session),
+                frame,
+            });
+        });
+    }
+
+    fn leave(&self, events: &dyn BrokerEvents, session: SessionId, room: RoomName, user: User) {
+        let name = room.clone();
+        self.with_room(&name, false, |s| {
+            let Some(index) = s.members.iter().position(|(id, _)| *id == session) else {
+                return;
+            };
+            s.members.remove(index);
+            if s.members.is_empty() {
+                s.emptied_at = Some(Instant::now());
+            }
+            s.presence_seq += 1;
+            events.presence(PresenceChange {
+                seq: s.presence_seq,
+                except: Some(session),
+                frame: encode(&ServerMessage::UserLeft {
+                    user,
+                    room: room.clone(),
+                }),
+                room,
+            });
+        });
+    }
+
+    fn publish(&self, events: &dyn BrokerEvents, room: RoomName, prefix: &str) {
+        self.with_room(&room, true, |s| {
+            s.offset += 1;
+            let frame = with_offset(prefix, s.offset);
+            s.history.push(s.offset, frame.clone());
+            events.room_message(&room, &s.epoch, s.offset, frame);
+        });
+    }
+}
+
+impl Broker for Memory {
+    fn attach(&self, events: Weak<dyn BrokerEvents>) {
+        let _ = self.events.set(events);
+    }
+
+    fn submit(&self, command: Command) {
+        let Some(events) = self.events() else { return };
+        let events = &*events;
+        match command {
+            Command::Join {
+                session,
+                room,
+                user,
+                since,
+            } => self.join(events, session, room, user, since),
+            Command::Leave {
+                session,
+                room,
+                user,
+            } => self.leave(events, session, room, user),
+            Command::Publish { room, prefix } => self.publish(events, room, &prefix),
+            Command::Volatile {
+                room,
+                except,
+                frame,
+            } => events.room_volatile(&room, except.as_deref(), &frame),
+            Command::Private {
+                from,
+                target,
+                frame,
+            } => {
+                if events.private(&target, &frame) == 0 {
+                    events.undeliverable(&from, &target);
+                }
+            }
+            Command::Event(event) => events.event(None, &event),
+        }
+    }
+
+    fn user_online(&self, _user_id: &str, _session: &str, _transport: Transport) {}
+
+    fn user_offline(&self, _user_id: &str, _session: &str) {}
+
+    fn health(&self) -> Health {
+        Health::Standalone
+    }
+
+    fn sweep(&self) {
+        let ttl = self.limits.ttl;
+        self.rooms.retain(|_, room| {
+            let mut state = room.lock();
+            state.history.expire();
+            let idle = state.emptied_at.is_some_and(|t| t.elapsed() > ttl);
+            state.removed = state.members.is_empty() && (idle || state.history.is_empty());
+            !state.removed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{BackendRequest, Event};
+
+    /// Records what the broker delivers, as the node would see it.
+    #[derive(Default)]
+    struct Recorder {
+        log: Mutex<Vec<String>>,
+        answers: Mutex<Vec<JoinAnswer>>,
+        online: Mutex<Vec<String>>,
+    }
+
+    impl BrokerEvents for Recorder {
+        fn joined(&self, answer: JoinAnswer) {
+            self.log
+                .lock()
+                .push(format!("joined {} {}", answer.session, answer.room));
+            self.answers.lock().push(answer);
+        }
+        fn room_message(&self, room: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) {
+            let _ = epoch;
+            self.log
+                .lock()
+                .push(format!("message {room} {offset} {}", frame.as_str()));
+        }
+        fn presence(&self, change: PresenceChange) {
+            self.log.lock().push(format!(
+                "presence {} {} {}",
+                change.seq,
+                change.except.as_deref().unwrap_or("-"),
+                change.frame.as_str()
+            ));
+        }
+        fn room_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes) {
+            self.log.lock().push(format!(
+                "volatile {room} {} {}",
+                except.unwrap_or("-"),
+                frame.as_str()
+            ));
+        }
+        fn private(&self, target: &str, _frame: &Utf8Bytes) -> usize {
+            usize::from(self.online.lock().iter().any(|u| u == target))
+        }
+        fn undeliverable(&self, from: &str, target: &str) {
+            self.log
+                .lock()
+                .push(format!("undeliverable {from} {target}"));
+        }
+        fn event(&self, id: Option<u64>, event: &Event) {
+            self.log.lock().push(format!("event {id:?} {event:?}"));
+        }
+        fn backend(&self, _request: BackendRequest) {}
+        fn local_state(&self) -> LocalState {
+            LocalState::default()
+        }
+        fn reset(&self) {}
+    }
+
+    fn broker(size: usize) -> (Memory, Arc<Recorder>) {
+        let memory = Memory::new(HistoryLimits {
+            size,
+            ttl: Duration::from_secs(60),
+        });
+        let recorder = Arc::new(Recorder::default());
+        let events: Arc<dyn BrokerEvents> = recorder.clone();
+        memory.attach(Arc::downgrade(&events));
+        (memory, recorder)
+    }
+
+    fn join(m: &Memory, session: &str, room: &str, since: Option<(&str, u64)>) {
+        m.submit(Command::Join {
+            session: session.into(),
+            room: room.into(),
+            user: User::from(session),
+            since: since.map(|(epoch, offset)| StreamPosition {
+                epoch: epoch.into(),
+                offset,
+            }),
+        });
+    }
+
+    fn publish(m: &Memory, room: &str, text: &str) {
+        m.submit(Command::Publish {
+            room: room.into(),
+            prefix: format!(r#"{{"t":"{text}","offset":"#),
+        });
+    }
+
+    #[test]
+    fn offsets_count_up_per_room_in_one_order() {
+        let (m, r) = broker(10);
+        publish(&m, "a", "1");
+        publish(&m, "b", "x");
+        publish(&m, "a", "2");
+        let log = r.log.lock().clone();
+        assert_eq!(
+            log,
+            [
+                r#"message a 1 {"t":"1","offset":1}"#,
+                r#"message b 1 {"t":"x","offset":1}"#,
+                r#"message a 2 {"t":"2","offset":2}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn presence_lists_members_in_join_order_and_numbers_changes() {
+        let (m, r) = broker(10);
+        join(&m, "ann", "a", None);
+        join(&m, "bob", "a", None);
+        let answers = r.answers.lock().clone();
+        assert_eq!(answers[1].users, [User::from("ann"), User::from("bob")]);
+        assert_eq!((answers[0].presence_seq, answers[1].presence_seq), (1, 2));
+        m.submit(Command::Leave {
+            session: "ann".into(),
+            room: "a".into(),
+            user: User::from("ann"),
+        });
+        let log = r.log.lock().clone();
+        assert_eq!(
+            log.last().unwrap(),
+            r#"presence 3 ann {"type":"user_left","user":"ann","room":"a"}"#
+        );
+        assert!(log.contains(
+            &r#"presence 2 bob {"type":"user_joined","user":"bob","users":["ann","bob"],"room":"a"}"#
+                .to_owned()
+        ));
+        // Leaving twice (or a room never joined) announces nothing.
+        let before = r.log.lock().len();
+        m.submit(Command::Leave {
+            session: "ann".into(),
+            room: "a".into(),
+            user: User::from("ann"),
+        });
+        assert_eq!(r.log.lock().len(), before);
+    }
+
+    #[test]
+    fn resume_replays_everything_missed_or_nothing() {
+        let (m, r) = broker(3);
+        join(&m, "ann", "a", None);
+        let epoch = r.answers.lock()[0].epoch.clone();
+        for i in 1..=5 {
+            publish(&m, "a", &i.to_string());
+        }
+        // History holds 3, 4, 5: resuming from 2 is complete.
+        join(&m, "bob", "a", Some((&epoch, 2)));
+        // From 1 it is not: 2 is gone, so nothing is replayed.
+        join(&m, "cat", "a", Some((&epoch, 1)));
+        // Another epoch's position cannot be resumed.
+        join(&m, "dan", "a", Some(("other", 4)));
+        // Up to date: complete, nothing to replay.
+        join(&m, "eve", "a", Some((&epoch, 5)));
+        let answers = r.answers.lock().clone();
+        let replayed = |a: &JoinAnswer| {
+            a.replay
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answers[1].recovered, Some(true));
+        assert_eq!(
+            replayed(&answers[1]),
+            [
+                r#"{"t":"3","offset":3}"#,
+                r#"{"t":"4","offset":4}"#,
+                r#"{"t":"5","offset":5}"#
+            ]
+        );
+        assert_eq!(answers[2].recovered, Some(false));
+        assert!(answers[2].replay.is_empty());
+        assert_eq!(answers[3].recovered, Some(false));
+        assert_eq!(answers[4].recovered, Some(true));
+        assert!(answers[4].replay.is_empty());
+        assert_eq!(answers[0].recovered, None);
+        assert_eq!(answers[4].offset, 5);
+    }
+
+    #[test]
+    fn an_idle_room_is_dropped_and_starts_a_new_epoch() {
+        let (m, r) = broker(0);
+        join(&m, "ann", "a", None);
+        m.submit(Command::Leave {
+            session: "ann".into(),
+            room: "a".into(),
+            user: User::from("ann"),
+        });
+        assert!(
+            m.rooms.is_empty(),
+            "no members and no history: nothing is kept"
+        );
+        join(&m, "ann", "a", None);
+        let answers = r.answers.lock().clone();
+        assert_ne!(answers[0].epoch, answers[1].epoch);
+    }
+
+    #[test]
+    fn private_messages_to_nobody_are_reported_to_the_sender() {
+        let (m, r) = broker(10);
+        r.online.lock().push("bob".into());
+        for target in ["bob", "zed"] {
+            m.submit(Command::Private {
+                from: "ann".into(),
+                target: target.into(),
+                frame: Utf8Bytes::from_static("{}"),
+            });
+        }
+        assert_eq!(r.log.lock().clone(), ["undeliverable ann zed"]);
+    }
+
+    #[test]
+    fn seeding_takes_local_members_as_presence_under_new_epochs() {
+        let (m, r) = broker(10);
+        join(&m, "ann", "a", None);
+        let old = r.answers.lock()[0].epoch.clone();
+        m.seed(&LocalState {
+            members: vec![("a".into(), "ann".into(), User::from("ann"))],
+            users: Vec::new(),
+        });
+        join(&m, "bob", "a", None);
+        let answers = r.answers.lock().clone();
+        assert_ne!(answers[1].epoch, old);
+        assert_eq!(answers[1].users, [User::from("ann"), User::from("bob")]);
+    }
+}

@@ -1,0 +1,882 @@
+//! The Redis broker (`--broker redis://...`): every node of a cluster shares rooms, presence,
+//! history and delivery through one Redis.
+//!
+//! One task per node owns two Redis connections: a multiplexed one for commands and a pub/sub
+//! one reading the cluster's bus ([`super::bus`]) and the backend topics ([`super::topics`]).
+//! Commands run as Lua scripts ([`super::scripts`]) in the order the node submitted them,
+//! pipelined in batches; their outcomes come back to every node, this one included, through the
+//! bus, in one order, and are delivered through the node's [`BrokerEvents`].
+//!
+//! When Redis cannot be reached the node keeps serving its own connections alone through a
+//! [`Memory`] broker seeded with its members (`/healthz` says `degraded`), retries with
+//! backoff, and on reconnecting re-registers its members and users, resubscribes, and resumes
+//! cross-node delivery. A task that dies is restarted, and the broker reports `degraded` until
+//! it is connected again. Layer 4.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Value};
+use futures_util::StreamExt;
+use herald_protocol::{RoomName, ServerMessage, User};
+use tokio::sync::{mpsc, oneshot};
+
+use super::bus::{self, BusMessage};
+use super::memory::{HistoryLimits, Memory};
+use super::{
+    scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer, PresenceChange, SessionId,
+};
+use crate::config::Config;
+use crate::ids::{new_epoch, random_token};
+use crate::wire::{encode, with_offset, Transport};
+
+/// What the node hands the broker task.
+enum Op {
+    Command(Command),
+    Online {
+        user_id: String,
+        session: String,
+        transport: Transport,
+    },
+    Offline {
+        user_id: String,
+        session: String,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl Op {
+    /// Whether the command may be refused when the queue is full: messages may be; membership,
+    /// identity and shutdown never are (they are bounded by the connections themselves).
+    fn sheddable(&self) -> bool {
+        matches!(
+            self,
+            Op::Command(
+                Command::Publish { .. }
+                    | Command::Volatile { .. }
+                    | Command::Private { .. }
+                    | Command::Event(_)
+            )
+        )
+    }
+}
+
+struct Shared {
+    up: AtomicBool,
+    leader: AtomicBool,
+    node_id: String,
+    prefix: String,
+    bus: String,
+    /// Channel names of the backend topics, with the topic each is.
+    topics: Vec<(String, &'static str)>,
+    history_size: usize,
+    history_ttl_ms: u64,
+    presence_ttl: Duration,
+    /// Commands waiting for the task.
+    queued: AtomicUsize,
+    max_queued: usize,
+    shed: AtomicU64,
+    unreadable: AtomicU64,
+    restarts: AtomicU64,
+}
+
+impl Shared {
+    fn member(&self, session: &str) -> String {
+        format!("{}/{}", self.node_id, session)
+    }
+
+    /// The session a member key names, when it is on this node.
+    fn local_session<'a>(&self, member: &'a str) -> Option<&'a str> {
+        member
+            .split_once('/')
+            .filter(|(node, _)| *node == self.node_id)
+            .map(|(_, session)| session)
+    }
+}
+
+/// The scripts, with their SHA1s for `EVALSHA`.
+struct Scripts {
+    join: ::redis::Script,
+    leave: ::redis::Script,
+    chat: ::redis::Script,
+    private: ::redis::Script,
+    event: ::redis::Script,
+    online: ::redis::Script,
+    offline: ::redis::Script,
+    heartbeat: ::redis::Script,
+    reap: ::redis::Script,
+    resync: ::redis::Script,
+}
+
+impl Scripts {
+    fn all(&self) -> [&::redis::Script; 10] {
+        [
+            &self.join,
+            &self.leave,
+            &self.chat,
+            &self.private,
+            &self.event,
+            &self.online,
+            &self.offline,
+            &self.heartbeat,
+            &self.reap,
+            &self.resync,
+        ]
+    }
+}
+
+fn scripts_loaded() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        join: ::redis::Script::new(&scripts::join()),
+        leave: ::redis::Script::new(&scripts::leave()),
+        chat: ::redis::Script::new(scripts::CHAT),
+        private: ::redis::Script::new(scripts::PRIVATE),
+        event: ::redis::Script::new(scripts::EVENT),
+        online: ::redis::Script::new(scripts::ONLINE),
+        offline: ::redis::Script::new(scripts::OFFLINE),
+        heartbeat: ::redis::Script::new(scripts::HEARTBEAT),
+        reap: ::redis::Script::new(&scripts::reap()),
+        resync: ::redis::Script::new(&scripts::resync()),
+    })
+}
+
+/// The receiving end of the command queue, lent to the running task. When the task ends, even
+/// by a panic, the receiver goes back to its slot for the next task.
+struct Lease {
+    rx: Option<mpsc::UnboundedReceiver<Op>>,
+    slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            *self.slot.lock() = Some(rx);
+        }
+    }
+}
+
+impl Lease {
+    fn rx(&mut self) -> &mut mpsc::UnboundedReceiver<Op> {
+        self.rx.as_mut().expect("a lease holds its receiver")
+    }
+}
+
+/// The Redis broker's handle, kept by the node.
+pub struct Redis {
+    tx: mpsc::UnboundedSender<Op>,
+    slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
+    shared: Arc<Shared>,
+    client: ::redis::Client,
+    fallback: Arc<Memory>,
+}
+
+/// Checks a broker URL without connecting.
+pub fn check_url(url: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        url.starts_with("redis://"),
+        "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {:?}",
+        redact(url)
+    );
+    ::redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)))
+}
+
+impl Redis {
+    /// A broker for `url`; it starts connecting when attached to its node (which serves alone
+    /// until it does).
+    pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
+        check_url(url)?;
+        let client = ::redis::Client::open(url)?;
+        let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
+        let prefix = config.redis_prefix.clone();
+        let shared = Arc::new(Shared {
+            up: AtomicBool::new(false),
+            leader: AtomicBool::new(false),
+            bus: format!("{prefix}:bus"),
+            topics: topics::TOPICS
+                .iter()
+                .map(|t| (format!("{}{t}", config.topic_prefix), *t))
+                .collect(),
+            node_id,
+            prefix,
+            history_size: config.history_size,
+            history_ttl_ms: config.history_ttl.as_millis().max(1) as u64,
+            presence_ttl: config.presence_ttl,
+            queued: AtomicUsize::new(0),
+            max_queued: config.broker_queue.max(1),
+            shed: AtomicU64::new(0),
+            unreadable: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
+        Ok(Redis {
+            tx,
+            slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
+            shared,
+            client,
+            fallback: Arc::new(Memory::new(HistoryLimits {
+                size: config.history_size,
+                ttl: config.history_ttl,
+            })),
+        })
+    }
+
+    fn send(&self, op: Op) {
+        if op.sheddable() && self.shared.queued.load(Ordering::Relaxed) >= self.shared.max_queued {
+            let shed = self.shared.shed.fetch_add(1, Ordering::Relaxed);
+            if shed.is_power_of_two() {
+                tracing::warn!(
+                    shed = shed + 1,
+                    "the Redis command queue is full: shedding messages"
+                );
+            }
+            return;
+        }
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError(op)) = self.tx.send(op) {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            if let Op::Command(command) = op {
+                self.fallback.submit(command);
+            }
+        }
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Broker for Redis {
+    fn attach(&self, events: Weak<dyn BrokerEvents>) {
+        self.fallback.attach(events.clone());
+        let (client, shared, slot, fallback) = (
+            self.client.clone(),
+            self.shared.clone(),
+            self.slot.clone(),
+            self.fallback.clone(),
+        );
+        tokio::spawn(supervise(client, shared, events, fallback, slot));
+    }
+
+    fn submit(&self, command: Command) {
+        if !self.shared.up.load(Ordering::Acquire) {
+            return self.fallback.submit(command);
+        }
+        self.send(Op::Command(command));
+    }
+
+    fn user_online(&self, user_id: &str, session: &str, transport: Transport) {
+        self.send(Op::Online {
+            user_id: user_id.to_owned(),
+            session: session.to_owned(),
+            transport,
+        });
+    }
+
+    fn user_offline(&self, user_id: &str, session: &str) {
+        self.send(Op::Offline {
+            user_id: user_id.to_owned(),
+            session: session.to_owned(),
+        });
+    }
+
+    fn health(&self) -> Health {
+        if self.shared.up.load(Ordering::Acquire) {
+            Health::Up
+        } else {
+            Health::Degraded
+        }
+    }
+
+    fn sweep(&self) {
+        self.fallback.sweep();
+    }
+
+    fn stats(&self) -> super::BrokerStats {
+        super::BrokerStats {
+            queued: self.shared.queued.load(Ordering::Relaxed) as u64,
+            shed: self.shared.shed.load(Ordering::Relaxed),
+            unreadable: self.shared.unreadable.load(Ordering::Relaxed),
+            restarts: self.shared.restarts.load(Ordering::Relaxed),
+        }
+    }
+
+    fn shutdown(&self) -> Option<oneshot::Receiver<()>> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Op::Shutdown(done)).ok()?;
+        Some(wait)
+    }
+}
+
+/// Runs the broker task, and runs it again if it dies.
+async fn supervise(
+    client: ::redis::Client,
+    shared: Arc<Shared>,
+    events: Weak<dyn BrokerEvents>,
+    fallback: Arc<Memory>,
+    slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
+) {
+    loop {
+        let Some(rx) = slot.lock().take() else { return };
+        let lease = Lease {
+            rx: Some(rx),
+            slot: slot.clone(),
+        };
+        let task = tokio::spawn(run(
+            client.clone(),
+            shared.clone(),
+            events.clone(),
+            fallback.clone(),
+            lease,
+        ));
+        match task.await {
+            Ok(()) => return,
+            Err(e) => {
+                shared.up.store(false, Ordering::Release);
+                shared.leader.store(false, Ordering::Release);
+                shared.restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "the cluster broker task died; restarting it");
+                if let Some(events) = events.upgrade() {
+                    fallback.seed(&events.local_state());
+                    events.reset();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Why the connected loop ended.
+enum End {
+    /// The node is gone or shutting down.
+    Stop,
+    /// Redis failed; reconnect.
+    Lost(String),
+}
+
+/// Takes one operation off the queue, counting it out.
+fn took(shared: &Shared, n: usize) {
+    shared.queued.fetch_sub(n, Ordering::Relaxed);
+}
+
+async fn run(
+    client: ::redis::Client,
+    shared: Arc<Shared>,
+    events: Weak<dyn BrokerEvents>,
+    fallback: Arc<Memory>,
+    mut lease: Lease,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match connect(&client, &shared, &events, &fallback).await {
+            Ok((mut conn, pubsub)) => {
+                backoff = Duration::from_millis(100);
+                shared.up.store(true, Ordering::Release);
+                tracing::info!(node = %shared.node_id, "cluster broker connected");
+                let end = serve(&mut conn, pubsub, &shared, &events, &fallback, lease.rx()).await;
+                shared.up.store(false, Ordering::Release);
+                shared.leader.store(false, Ordering::Release);
+                if let Some(events) = events.upgrade() {
+                    fallback.seed(&events.local_state());
+                    events.reset();
+                }
+                match end {
+                    End::Stop => return,
+                    End::Lost(why) => {
+                        tracing::warn!(error = %why, "cluster broker lost; serving this node alone")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cluster broker unreachable; retrying"),
+        }
+        // Until the next attempt, commands are carried out here alone.
+        let wait = tokio::time::sleep(backoff);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                op = lease.rx().recv() => {
+                    let Some(op) = op else { return };
+                    took(&shared, 1);
+                    match op {
+                        Op::Shutdown(done) => {
+                            let _ = done.send(());
+                            return;
+                        }
+                        Op::Command(command) => fallback.submit(command),
+                        Op::Online { .. } | Op::Offline { .. } => {}
+                    }
+                }
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn connect(
+    client: &::redis::Client,
+    shared: &Shared,
+    events: &Weak<dyn BrokerEvents>,
+    fallback: &Memory,
+) -> ::redis::RedisResult<(MultiplexedConnection, ::redis::aio::PubSubStream)> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    for script in scripts_loaded().all() {
+        script.prepare_invoke().load_async(&mut conn).await?;
+    }
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(&shared.bus).await?;
+    for (channel, _) in &shared.topics {
+        pubsub.subscribe(channel).await?;
+    }
+    heartbeat(&mut conn, shared).await?;
+    if let Some(events) = events.upgrade() {
+        // What ran here alone is not the cluster's: its streams and presence are dropped, and
+        // the cluster's presence numbering starts again for every member here.
+        fallback.reset();
+        events.reset();
+        resync(&mut conn, shared, &*events).await?;
+    }
+    Ok((conn, pubsub.into_on_message()))
+}
+
+/// Renews the heartbeat and the topic leadership.
+async fn heartbeat(conn: &mut MultiplexedConnection, shared: &Shared) -> ::redis::RedisResult<()> {
+    let ttl = (shared.presence_ttl.as_millis() * 3 / 4).max(500) as u64;
+    let leads: i64 = scripts_loaded()
+        .heartbeat
+        .arg(&shared.prefix)
+        .arg(&shared.node_id)
+        .arg(ttl)
+        .invoke_async(conn)
+        .await?;
+    shared.leader.store(leads == 1, Ordering::Release);
+    Ok(())
+}
+
+fn transport_code(transport: Transport) -> &'static str {
+    match transport {
+        Transport::WebSocket => "w",
+        Transport::Sse => "s",
+    }
+}
+
+fn user_json(user: &User) -> String {
+    serde_json::to_string(user).expect("users serialise")
+}
+
+/// Makes Redis hold exactly this node's members and users.
+async fn resync(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    events: &dyn BrokerEvents,
+) -> ::redis::RedisResult<()> {
+    let state = events.local_state();
+    let mut invocation = scripts_loaded().resync.prepare_invoke();
+    invocation
+        .arg(&shared.prefix)
+        .arg(&shared.node_id)
+        .arg(state.members.len());
+    for (room, session, user) in &state.members {
+        invocation
+            .arg(room.as_str())
+            .arg(shared.member(session))
+            .arg(user_json(user));
+    }
+    invocation.arg(state.users.len());
+    for (id, session, transport) in &state.users {
+        invocation
+            .arg(id)
+            .arg(shared.member(session))
+            .arg(transport_code(*transport));
+    }
+    let _: i64 = invocation.invoke_async(conn).await?;
+    Ok(())
+}
+
+async fn serve(
+    conn: &mut MultiplexedConnection,
+    mut pubsub: ::redis::aio::PubSubStream,
+    shared: &Shared,
+    events: &Weak<dyn BrokerEvents>,
+    fallback: &Memory,
+    rx: &mut mpsc::UnboundedReceiver<Op>,
+) -> End {
+    let beat = (shared.presence_ttl / 4).max(Duration::from_millis(250));
+    let mut heartbeat_every = tokio::time::interval(beat);
+    let mut reap_every =
+        tokio::time::interval((shared.presence_ttl / 8).max(Duration::from_millis(125)));
+    heartbeat_every.tick().await;
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            biased;
+            message = pubsub.next() => {
+                let Some(message) = message else {
+                    return End::Lost("the subscription connection closed".into());
+                };
+                let Some(events) = events.upgrade() else { return End::Stop };
+                on_message(&*events, shared, &message);
+            }
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    return End::Stop;
+                }
+                took(shared, n);
+                let Some(events) = events.upgrade() else { return End::Stop };
+                if let Some(end) = run_batch(conn, shared, &*events, fallback, &mut batch).await {
+                    return end;
+                }
+            }
+            _ = heartbeat_every.tick() => {
+                if let Err(e) = heartbeat(conn, shared).await {
+                    return End::Lost(e.to_string());
+                }
+            }
+            _ = reap_every.tick() => {
+                let reaped: ::redis::RedisResult<i64> = scripts_loaded()
+                    .reap
+                    .arg(&shared.prefix)
+                    .arg("")
+                    .invoke_async(conn)
+                    .await;
+                match reaped {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(nodes = n, "removed dead nodes from presence"),
+                    Err(e) => return End::Lost(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// What to do with a command's answer.
+enum Then {
+    Nothing,
+    Join {
+        session: SessionId,
+        room: RoomName,
+        user: User,
+        resumed: bool,
+    },
+    Private {
+        from: SessionId,
+        target: String,
+    },
+}
+
+/// Adds a script call to the pipeline.
+fn eval<'a>(
+    pipe: &'a mut ::redis::Pipeline,
+    script: &::redis::Script,
+) -> &'a mut ::redis::Pipeline {
+    pipe.cmd("EVALSHA").arg(script.get_hash()).arg(0)
+}
+
+/// Sends a batch of operations as one pipeline, in order, and acts on the answers. On failure
+/// the batch is carried out here alone and the connection is given up.
+async fn run_batch(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    events: &dyn BrokerEvents,
+    fallback: &Memory,
+    batch: &mut Vec<Op>,
+) -> Option<End> {
+    let s = scripts_loaded();
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    let mut then = Vec::with_capacity(batch.len());
+    let mut shutdown = None;
+    let p = &shared.prefix;
+    for op in batch.iter_mut() {
+        match op {
+            Op::Command(command) => match command {
+                Command::Join {
+                    session,
+                    room,
+                    user,
+                    since,
+                } => {
+                    let (epoch, offset) = since
+                        .as_ref()
+                        .map(|s| (s.epoch.as_str(), s.offset))
+                        .unwrap_or(("", 0));
+                    eval(&mut pipe, &s.join)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(shared.member(session))
+                        .arg(user_json(user))
+                        .arg(epoch)
+                        .arg(offset)
+                        .arg(shared.history_ttl_ms)
+                        .arg(new_epoch());
+                    then.push(Then::Join {
+                        session: session.clone(),
+                        room: room.clone(),
+                        user: user.clone(),
+                        resumed: since.is_some(),
+                    });
+                }
+                Command::Leave { session, room, .. } => {
+                    eval(&mut pipe, &s.leave)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(shared.member(session));
+                    then.push(Then::Nothing);
+                }
+                Command::Publish { room, prefix } => {
+                    eval(&mut pipe, &s.chat)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(prefix.as_str())
+                        .arg(shared.history_size)
+                        .arg(shared.history_ttl_ms)
+                        .arg(new_epoch());
+                    then.push(Then::Nothing);
+                }
+                Command::Volatile {
+                    room,
+                    except,
+                    frame,
+                } => {
+                    let except = except.as_deref().map(|s| shared.member(s));
+                    pipe.cmd("PUBLISH").arg(&shared.bus).arg(bus::volatile(
+                        room,
+                        except.as_deref(),
+                        frame.as_str(),
+                    ));
+                    then.push(Then::Nothing);
+                }
+                Command::Private {
+                    from,
+                    target,
+                    frame,
+                } => {
+                    eval(&mut pipe, &s.private)
+                        .arg(p)
+                        .arg(target.as_str())
+                        .arg(bus::private(target, frame.as_str()));
+                    then.push(Then::Private {
+                        from: from.clone(),
+                        target: target.clone(),
+                    });
+                }
+                Command::Event(event) => {
+                    eval(&mut pipe, &s.event).arg(p).arg(bus::event_body(event));
+                    then.push(Then::Nothing);
+                }
+            },
+            Op::Online {
+                user_id,
+                session,
+                transport,
+            } => {
+                eval(&mut pipe, &s.online)
+                    .arg(p)
+                    .arg(&shared.node_id)
+                    .arg(user_id.as_str())
+                    .arg(shared.member(session))
+                    .arg(transport_code(*transport));
+                then.push(Then::Nothing);
+            }
+            Op::Offline { user_id, session } => {
+                eval(&mut pipe, &s.offline)
+                    .arg(p)
+                    .arg(&shared.node_id)
+                    .arg(user_id.as_str())
+                    .arg(shared.member(session));
+                then.push(Then::Nothing);
+            }
+            Op::Shutdown(done) => {
+                let (tx, _) = oneshot::channel();
+                shutdown = Some(std::mem::replace(done, tx));
+            }
+        }
+    }
+    let answers: ::redis::RedisResult<Vec<Value>> = if then.is_empty() {
+        Ok(Vec::new())
+    } else {
+        pipe.query_async(conn).await
+    };
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(e) => {
+            // Carried out here alone, from the node's own members.
+            fallback.seed(&events.local_state());
+            events.reset();
+            for op in batch.drain(..) {
+                if let Op::Command(command) = op {
+                    fallback.submit(command);
+                }
+            }
+            return Some(End::Lost(e.to_string()));
+        }
+    };
+    batch.clear();
+    for (answer, then) in answers.into_iter().zip(then) {
+        if let Value::ServerError(e) = &answer {
+            tracing::error!(error = ?e, "a broker script failed");
+            if e.code() == "NOSCRIPT" {
+                return Some(End::Lost("Redis lost the scripts".into()));
+            }
+            continue;
+        }
+        match then {
+            Then::Nothing => {}
+            Then::Join {
+                session,
+                room,
+                user,
+                resumed,
+            } => match join_answer(session, room, user, resumed, answer) {
+                Ok(answer) => events.joined(answer),
+                Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
+            },
+            Then::Private { from, target } => {
+                if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
+                    events.undeliverable(&from, &target);
+                }
+            }
+        }
+    }
+    if let Some(done) = shutdown {
+        let _: ::redis::RedisResult<i64> = s
+            .reap
+            .arg(&shared.prefix)
+            .arg(&shared.node_id)
+            .invoke_async(conn)
+            .await;
+        let _ = done.send(());
+        return Some(End::Stop);
+    }
+    None
+}
+
+fn join_answer(
+    session: SessionId,
+    room: RoomName,
+    user: User,
+    resumed: bool,
+    answer: Value,
+) -> Result<JoinAnswer, String> {
+    type Answer = (String, u64, String, String, Vec<String>, u64);
+    let (epoch, offset, users, recovered, replay, presence_seq): Answer =
+        ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
+    let users = users
+        .split('\n')
+        .map(|u| serde_json::from_str(u).map_err(|e| format!("a member does not parse: {e}")))
+        .collect::<Result<Vec<User>, _>>()?;
+    let replay = replay
+        .chunks(2)
+        .map(|pair| match pair {
+            [o, prefix] => o
+                .parse()
+                .map(|o| with_offset(prefix, o))
+                .map_err(|_| "a replayed offset is not a number".to_owned()),
+            _ => Err("a replayed message has no offset".to_owned()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(JoinAnswer {
+        session,
+        room,
+        user,
+        users,
+        epoch,
+        offset,
+        recovered: resumed.then_some(recovered == "1"),
+        replay,
+        presence_seq,
+    })
+}
+
+/// Acts on one message from the bus or a backend topic.
+fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg) {
+    let channel = message.get_channel_name();
+    let payload = message.get_payload_bytes();
+    if channel == shared.bus {
+        return match bus::decode(payload) {
+            Ok(message) => on_bus(events, shared, message),
+            Err(e) => {
+                shared.unreadable.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "dropping an unreadable bus message");
+            }
+        };
+    }
+    // Backend topics: one node (the leader) handles each message, and the result reaches every
+    // node through the bus like any other.
+    if !shared.leader.load(Ordering::Acquire) {
+        return;
+    }
+    let Some((_, topic)) = shared.topics.iter().find(|(c, _)| c == channel) else {
+        return;
+    };
+    match topics::read(topic, payload) {
+        Ok(request) => events.backend(request),
+        Err(e) => tracing::warn!(topic = channel, error = %e, "dropping a topic message"),
+    }
+}
+
+/// Delivers one bus message here.
+fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
+    match message {
+        BusMessage::Room {
+            room,
+            epoch,
+            offset,
+            prefix,
+        } => events.room_message(&room, &epoch, offset, with_offset(&prefix, offset)),
+        BusMessage::Presence {
+            room,
+            seq,
+            member,
+            user,
+            users,
+        } => {
+            let frame = match users {
+                Some(users) => encode(&ServerMessage::UserJoined {
+                    user,
+                    users,
+                    room: room.clone(),
+                }),
+                None => encode(&ServerMessage::UserLeft {
+                    user,
+                    room: room.clone(),
+                }),
+            };
+            let except = shared.local_session(&member).map(SessionId::from);
+            events.presence(PresenceChange {
+                room,
+                seq,
+                except,
+                frame,
+            });
+        }
+        BusMessage::Volatile {
+            room,
+            except,
+            frame,
+        } => {
+            let except = except.as_deref().and_then(|m| shared.local_session(m));
+            events.room_volatile(&room, except, &frame);
+        }
+        BusMessage::Private { target, frame } => {
+            events.private(&target, &frame);
+        }
+        BusMessage::Event { id, event } => events.event(Some(id), &event),
+    }
+}
