@@ -93,3 +93,133 @@ pub fn chat(node: &Node, room: RoomName, user: User, body: &str) {
     };
     node.publish_to_room(room, &message);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::memory::{HistoryLimits, Memory};
+    use crate::config::Config;
+    use crate::session::{Outbound, Outbox};
+    use crate::wire::Transport;
+
+    fn node(config: Config) -> Arc<Node> {
+        let broker = Memory::new(HistoryLimits {
+            size: config.history_size,
+            ttl: config.history_ttl,
+        });
+        Node::new(config, None, Box::new(broker), crate::capability::all())
+    }
+
+    fn frames(outbox: &mut Outbox) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Some(item) = outbox.try_recv() {
+            if let Outbound::Frame(f) = item {
+                out.push(serde_json::from_str(f.as_str()).unwrap());
+            }
+        }
+        out
+    }
+
+    fn types(frames: &[serde_json::Value]) -> Vec<&str> {
+        frames.iter().map(|f| f["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn join_chat_and_presence_through_the_memory_broker() {
+        let node = node(Config::default());
+        let (ann, mut ao) = node.open(Transport::WebSocket);
+        let (bob, mut bo) = node.open(Transport::WebSocket);
+        node.on_text(&ann, r#"{"type":"join","room":"r","user":"ann"}"#);
+        node.on_text(&bob, r#"{"type":"join","room":"r","user":"bob"}"#);
+        node.on_text(&ann, r#"{"type":"chat","text":"<script>x</script>hi"}"#);
+        node.on_text(&bob, r#"{"type":"typing","isTyping":true}"#);
+        let a = frames(&mut ao);
+        let b = frames(&mut bo);
+        assert_eq!(types(&a), ["room_joined", "user_joined", "chat", "typing"]);
+        assert_eq!(types(&b), ["room_joined", "chat"]);
+        assert_eq!(a[1]["users"], serde_json::json!(["ann", "bob"]));
+        assert_eq!(b[1]["text"], "hi");
+        assert_eq!(
+            (a[2]["offset"].as_u64(), b[1]["offset"].as_u64()),
+            (Some(1), Some(1))
+        );
+        node.close(&bob);
+        assert_eq!(types(&frames(&mut ao)), ["user_left"]);
+    }
+
+    #[test]
+    fn a_rejoin_resumes_all_or_nothing() {
+        let node = node(Config {
+            history_size: 2,
+            ..Config::default()
+        });
+        let (ann, mut ao) = node.open(Transport::WebSocket);
+        node.on_text(&ann, r#"{"type":"join","room":"r","user":"ann"}"#);
+        for i in 0..3 {
+            node.on_text(&ann, &format!(r#"{{"type":"chat","text":"m{i}"}}"#));
+        }
+        let epoch = frames(&mut ao)[0]["epoch"].as_str().unwrap().to_owned();
+        let (bob, mut bo) = node.open(Transport::WebSocket);
+        let resume = |offset| {
+            format!(
+                r#"{{"type":"join","room":"r","user":"bob","since":{{"epoch":"{epoch}","offset":{offset}}}}}"#
+            )
+        };
+        node.on_text(&bob, &resume(1));
+        let b = frames(&mut bo);
+        assert_eq!(b[0]["recovered"], true);
+        assert_eq!(types(&b), ["room_joined", "chat", "chat"]);
+        node.on_text(&bob, &resume(0));
+        let b = frames(&mut bo);
+        assert_eq!(types(&b), ["room_left", "room_joined"]);
+        assert_eq!(b[1]["recovered"], false);
+    }
+
+    #[test]
+    fn the_join_policy_caps_connections_per_user() {
+        let node = node(Config {
+            max_connections_per_user: 1,
+            ..Config::default()
+        });
+        let (one, _o1) = node.open(Transport::WebSocket);
+        let (two, mut o2) = node.open(Transport::WebSocket);
+        node.on_text(&one, r#"{"type":"join","room":"r","user":"ann"}"#);
+        assert!(node
+            .join_policy(&two, &"r".into(), User::from("ann"))
+            .is_err());
+        assert!(node
+            .join_policy(&two, &"r".into(), User::from("bob"))
+            .is_ok());
+        // The connection already speaking as ann may join again.
+        assert!(node
+            .join_policy(&one, &"s".into(), User::from("ann"))
+            .is_ok());
+        node.on_text(&two, r#"{"type":"join","room":"r","user":"ann"}"#);
+        let f = frames(&mut o2);
+        assert_eq!(
+            (f[0]["type"].as_str(), f[0]["code"].as_str()),
+            (Some("error"), Some("forbidden"))
+        );
+    }
+
+    #[test]
+    fn private_messages_reach_every_websocket_of_a_user_or_say_nobody_did() {
+        let node = node(Config::default());
+        let (ann, mut ao) = node.open(Transport::WebSocket);
+        let (bob, mut bo) = node.open(Transport::WebSocket);
+        node.on_text(&ann, r#"{"type":"join","room":"r","user":"ann"}"#);
+        node.on_text(&bob, r#"{"type":"join","room":"s","user":"bob"}"#);
+        node.on_text(
+            &ann,
+            r#"{"type":"private_message","target":"bob","text":"hi"}"#,
+        );
+        node.on_text(
+            &ann,
+            r#"{"type":"private_message","target":"zed","text":"hi"}"#,
+        );
+        assert_eq!(types(&frames(&mut bo)), ["room_joined", "private_message"]);
+        let a = frames(&mut ao);
+        assert_eq!(types(&a), ["room_joined", "error"]);
+        assert_eq!(a[1]["code"], "user_not_found");
+    }
+}
