@@ -229,7 +229,7 @@ impl Redis {
     fn send(&self, op: Op) {
         if op.sheddable() && self.shared.queued.load(Ordering::Relaxed) >= self.shared.max_queued {
             let shed = self.shared.shed.fetch_add(1, Ordering::Relaxed);
-            if shed.is_power_of_two() {
+            if (shed + 1).is_power_of_two() {
                 tracing::warn!(
                     shed = shed + 1,
                     "the Redis command queue is full: shedding messages"

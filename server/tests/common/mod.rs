@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod cluster;
+
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A running `herald serve`, killed when dropped.
