@@ -220,7 +220,11 @@ impl Session {
     fn take(&self) -> Option<Outbound> {
         let item = self.queue.lock().pop_front();
         if let Some(Outbound::Frame(frame)) = &item {
-            self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+            let left = self.queued.fetch_sub(frame.len(), Ordering::Relaxed) - frame.len();
+            if left <= self.limits.soft && self.behind_since.load(Ordering::Relaxed) != 0 {
+                // Caught up: a later backlog gets a grace period of its own.
+                self.behind_since.store(0, Ordering::Relaxed);
+            }
         }
         item
     }
@@ -320,5 +324,52 @@ mod tests {
         // Drained: the spill's memory is gone.
         assert_eq!(q.rest.capacity(), 0);
         assert!(q.first.is_none());
+    }
+}
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+
+    fn frame(len: usize) -> Utf8Bytes {
+        Utf8Bytes::from("x".repeat(len))
+    }
+
+    /// Time passes: whatever backlog the session is tracking started long ago.
+    fn age(session: &Session) {
+        while clock_ms() < 3 {
+            std::thread::yield_now();
+        }
+        if session.behind_since.load(Ordering::Relaxed) != 0 {
+            session.behind_since.store(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_slow_consumer_grace_starts_again_after_the_queue_drains() {
+        let (session, mut outbox) = Session::new(
+            "s".into(),
+            Transport::WebSocket,
+            QueueLimits {
+                soft: 100,
+                hard: 10_000,
+                grace: Duration::ZERO,
+            },
+        );
+        // A first burst puts it over the soft limit; it drains.
+        assert!(session.push(frame(80)));
+        assert!(session.push(frame(80)));
+        while outbox.try_recv().is_some() {}
+        // Long after, a second burst: a client that kept reading gets a new grace period.
+        age(&session);
+        assert!(
+            session.push(frame(80)) && session.push(frame(80)),
+            "a second backlog, long after the first drained, dropped the client at once"
+        );
+        assert!(!session.is_closing());
+        // Staying behind past the grace still closes it.
+        age(&session);
+        assert!(!session.push(frame(80)));
+        assert!(session.is_closing());
     }
 }
