@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod error;
+pub mod glob;
 pub mod http;
 pub mod limits;
 pub mod server;

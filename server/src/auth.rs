@@ -239,25 +239,9 @@ impl Identity {
     }
 }
 
-/// `*` matches any run of characters (none included); everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty(); // no `*` at all
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
+/// `*` matches any run of characters (none included); everything else matches itself. The
+/// `rooms` claim's pattern language, defined by the protocol.
+pub use herald_protocol::glob::matches as glob_match;
 
 /// Where a request's token came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -417,21 +401,6 @@ pub fn log_posture(config: &Config, auth: Option<&Auth>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("general", "general"));
-        assert!(!glob_match("general", "general2"));
-        assert!(glob_match("team-*", "team-a"));
-        assert!(glob_match("team-*", "team-"));
-        assert!(!glob_match("team-*", "teams"));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("a*b*c", "aXXbYYc"));
-        assert!(glob_match("a*b*c", "abc"));
-        assert!(!glob_match("a*b*c", "acb"));
-        assert!(!glob_match("ab*ba", "aba"));
-        assert!(glob_match("*-ops", "dev-ops"));
-    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -429,13 +429,19 @@ mod tests {
         assert!(hub.complete_join(s, a, frame("joined"), || true));
     }
 
-    #[test]
-    fn members_get_room_messages_in_order_once() {
+    /// A hub with members a and b in room r.
+    fn two_members() -> (Hub, (Arc<Session>, Outbox), (Arc<Session>, Outbox)) {
         let hub = Hub::new();
-        let (a, mut ao) = session("a");
-        let (b, mut bo) = session("b");
+        let (a, ao) = session("a");
+        let (b, bo) = session("b");
         join(&hub, &a, &answer("a", 0, &[], 1));
         join(&hub, &b, &answer("b", 0, &[], 2));
+        (hub, (a, ao), (b, bo))
+    }
+
+    #[test]
+    fn members_get_room_messages_in_order_once() {
+        let (hub, (a, mut ao), (b, mut bo)) = two_members();
         let room = RoomName::from("r");
         assert_eq!(hub.deliver(&room, "e1", 1, frame("m1")), 2);
         assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 2);
@@ -505,11 +511,7 @@ mod tests {
 
     #[test]
     fn volatile_frames_skip_the_sender_and_leavers() {
-        let hub = Hub::new();
-        let (a, mut ao) = session("a");
-        let (b, mut bo) = session("b");
-        join(&hub, &a, &answer("a", 0, &[], 1));
-        join(&hub, &b, &answer("b", 0, &[], 2));
+        let (hub, (a, mut ao), (b, mut bo)) = two_members();
         let room = RoomName::from("r");
         assert_eq!(
             hub.broadcast_volatile(&room, &frame("typing"), Some("a")),
