@@ -46,7 +46,11 @@ fn every_schema_is_2020_12_with_an_id() {
         );
         assert_eq!(
             schema["$id"],
-            format!("https://herald.dev/schemas/{}.schema.json", doc.name)
+            format!(
+                "https://herald.dev/schemas/{}/{}.schema.json",
+                herald_protocol::PROTOCOL_VERSION,
+                doc.name
+            )
         );
         jsonschema::draft202012::meta::validate(&schema)
             .unwrap_or_else(|e| panic!("{} is not a valid 2020-12 schema: {e}", doc.name));

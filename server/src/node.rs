@@ -256,6 +256,8 @@ impl Node {
             session,
             &ServerMessage::Welcome {
                 client_id: session.id.to_string(),
+                protocol: herald_protocol::PROTOCOL_VERSION.to_owned(),
+                capabilities: herald_protocol::capability::herald_capabilities(self.auth.is_some()),
             },
         );
     }
@@ -428,7 +430,7 @@ impl Node {
             text: sanitize(body),
             timestamp: now_rfc3339(),
             room: room.clone(),
-            offset: 0,
+            offset: Some(0),
         });
         self.broker.submit(self, Command::Chat { room, prefix });
     }
@@ -440,7 +442,7 @@ impl Node {
         let frame = encode(&ServerMessage::Typing {
             user,
             is_typing,
-            room: room.clone(),
+            room: Some(room.clone()),
         });
         self.broker.submit(
             self,
@@ -545,7 +547,10 @@ impl Node {
                 room, user, others, ..
             } => {
                 if !others.is_empty() {
-                    let frame = encode(&ServerMessage::UserLeft { user, room });
+                    let frame = encode(&ServerMessage::UserLeft {
+                        user,
+                        room: Some(room),
+                    });
                     self.fan_out(&others, &frame);
                 }
             }
@@ -602,8 +607,8 @@ impl Node {
                 encode(&ServerMessage::RoomJoined {
                     room: room.clone(),
                     users: joined.users.clone(),
-                    epoch: joined.epoch.clone(),
-                    offset: joined.offset,
+                    epoch: Some(joined.epoch.clone()),
+                    offset: Some(joined.offset),
                     recovered: joined.recovered,
                 })
             });
@@ -611,7 +616,7 @@ impl Node {
             let frame = encode(&ServerMessage::UserJoined {
                 user,
                 users: joined.users,
-                room,
+                room: Some(room),
             });
             self.fan_out(&joined.others, &frame);
         }
@@ -630,8 +635,8 @@ impl Node {
         let frame = encode(&ServerMessage::RoomJoined {
             room: room.clone(),
             users,
-            epoch: view.epoch.clone(),
-            offset: view.offset,
+            epoch: Some(view.epoch.clone()),
+            offset: Some(view.offset),
             recovered,
         });
         let added = self
