@@ -232,3 +232,15 @@ fn asyncapi_examples_match_their_payloads() {
     }
     assert!(checked >= 28, "only {checked} examples");
 }
+
+#[test]
+fn the_changelog_records_the_current_version() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md");
+    let changelog = std::fs::read_to_string(&path).expect("protocol/CHANGELOG.md exists");
+    let heading = format!("\n## {}\n", herald_protocol::PROTOCOL_VERSION);
+    assert!(
+        changelog.contains(&heading),
+        "protocol/CHANGELOG.md has no `## {}` section",
+        herald_protocol::PROTOCOL_VERSION
+    );
+}
