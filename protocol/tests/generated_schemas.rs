@@ -7,6 +7,10 @@
 #[allow(dead_code)]
 mod generate;
 
+#[path = "../../xtask/src/spec.rs"]
+#[allow(dead_code)]
+mod spec;
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -243,4 +247,52 @@ fn the_changelog_records_the_current_version() {
         "protocol/CHANGELOG.md has no `## {}` section",
         herald_protocol::PROTOCOL_VERSION
     );
+}
+
+#[test]
+fn protocol_md_generated_sections_are_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(spec::PROTOCOL_FILE);
+    let committed = std::fs::read_to_string(&path).expect("PROTOCOL.md exists at the root");
+    let fresh = spec::rewrite(&committed).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        fresh == committed,
+        "the generated sections of PROTOCOL.md are stale; run `cargo xtask gen-schemas`"
+    );
+    // Every message type, both ways, has its own heading there.
+    for stem in ["client-message", "server-message"] {
+        let schema = herald_protocol::schema(stem).unwrap().to_value();
+        for variant in schema["oneOf"].as_array().unwrap() {
+            let tag = variant["properties"]["type"]["const"].as_str().unwrap();
+            assert!(
+                committed.contains(&format!("#### `{tag}`")),
+                "PROTOCOL.md has no section for `{tag}`"
+            );
+        }
+    }
+    // Every capability field is marked with its capability.
+    assert!(committed.contains("| `offset` | integer ≥ 0 | with `offsets` |"));
+    assert!(committed.contains("| `room` | room name | with `room-in-presence` |"));
+}
+
+#[test]
+fn protocol_md_rewrite_refuses_broken_markers() {
+    let mut doc = String::new();
+    for (name, _) in spec::sections() {
+        doc.push_str(&format!(
+            "<!-- BEGIN GENERATED: {name} (cargo xtask gen-schemas) -->\nSTALE-CONTENT\n<!-- END GENERATED: {name} -->\n"
+        ));
+    }
+    let fresh = spec::rewrite(&doc).unwrap();
+    assert!(
+        !fresh.contains("STALE-CONTENT"),
+        "every section is replaced"
+    );
+    assert_eq!(spec::rewrite(&fresh).unwrap(), fresh, "rewriting is stable");
+    let missing = doc.replace("<!-- END GENERATED: limits -->", "");
+    assert!(spec::rewrite(&missing).unwrap_err().contains("limits"));
+    let first = spec::sections()[0].0;
+    let doubled = format!("{doc}<!-- BEGIN GENERATED: {first} (cargo xtask gen-schemas) -->\n");
+    assert!(spec::rewrite(&doubled).unwrap_err().contains("twice"));
 }
