@@ -90,6 +90,15 @@ fn every_ref(value: &Value, out: &mut Vec<String>) {
 fn asyncapi_covers_the_contract() {
     let doc = generate::asyncapi();
     assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["info"]["version"], herald_protocol::PROTOCOL_VERSION);
+
+    // The HTTP and WebSocket servers default to where Herald listens (127.0.0.1:8080).
+    for server in ["websocket", "http"] {
+        assert_eq!(
+            doc["servers"][server]["variables"]["host"]["default"], "localhost:8080",
+            "server {server}"
+        );
+    }
 
     // No reference dangles, and none points at a `$defs` left behind.
     let mut refs = Vec::new();
