@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_ROOM_NAME_CHARS, MAX_TEXT_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN};
+use crate::limits::{LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN};
 use crate::user::User;
 
 /// A frame from client to server, tagged by `type`.
@@ -18,7 +18,8 @@ pub enum ClientMessage {
         /// Who is joining. With authentication on, the server takes the identity from the token
         /// instead.
         user: User,
-        /// The last position this client saw in the room, to receive what it missed.
+        /// Capability `recovery`: the last position this client saw in the room, to receive what
+        /// it missed. Send it only to a server whose `welcome` lists `recovery`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<StreamPosition>,
     },
@@ -28,8 +29,7 @@ pub enum ClientMessage {
     /// Say something in the current room; every member, the sender included, receives it.
     Chat {
         /// The message text. HTML is sanitised: only `b`, `i`, `em` and `strong` survive, without
-        /// attributes.
-        #[schemars(length(max = MAX_TEXT_CHARS))]
+        /// attributes. Its length is bounded only by the frame limit.
         text: String,
     },
     /// Tell the other members of the room whether this user is typing.
@@ -43,11 +43,11 @@ pub enum ClientMessage {
         /// The id of the user to reach.
         #[schemars(length(min = 1, max = MAX_USER_ID_CHARS))]
         target: String,
-        /// The message text, sanitised like chat text.
-        #[schemars(length(max = MAX_TEXT_CHARS))]
+        /// The message text, sanitised like chat text; bounded only by the frame limit.
         text: String,
     },
-    /// An application-level ping (browsers cannot send WebSocket pings); answered with `pong`.
+    /// Capability `app-ping`: an application-level ping (browsers cannot send WebSocket pings);
+    /// answered with `pong`.
     Ping {},
 }
 
@@ -65,6 +65,17 @@ impl ClientMessage {
             ClientMessage::Typing { .. } => "typing",
             ClientMessage::PrivateMessage { .. } => "private_message",
             ClientMessage::Ping {} => "ping",
+        }
+    }
+
+    /// Checks the limits that the JSON Schema cannot express, on a frame that already passed the
+    /// schema: today, that a `join`'s user object is at most
+    /// [`MAX_USER_OBJECT_BYTES`](crate::limits::MAX_USER_OBJECT_BYTES) serialized. The error
+    /// carries the code and text to send back in an `error` frame.
+    pub fn check_limits(&self) -> Result<(), LimitExceeded> {
+        match self {
+            ClientMessage::Join { user, .. } => user.check_size(),
+            _ => Ok(()),
         }
     }
 }

@@ -107,4 +107,7 @@ pub mod text {
     pub const UNKNOWN_TYPE: &str = "Unknown message type";
     /// Sent with [`super::ErrorCode::NotInRoom`].
     pub const NOT_IN_ROOM: &str = "Not in a room";
+    /// Sent with [`super::ErrorCode::InvalidMessage`] when a `join`'s user object is larger than
+    /// [`crate::limits::MAX_USER_OBJECT_BYTES`] serialized.
+    pub const USER_TOO_LARGE: &str = "user object over 1024 bytes";
 }

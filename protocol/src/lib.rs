@@ -7,6 +7,7 @@
 //! This crate does no I/O and knows nothing of sockets or async runtimes: any client or server
 //! can use it.
 
+pub mod capability;
 pub mod client;
 pub mod error;
 pub mod glob;
@@ -17,6 +18,7 @@ pub mod sse;
 pub mod topics;
 pub mod user;
 
+pub use capability::{Capability, CAPABILITIES, PROTOCOL_VERSION};
 pub use client::{ClientMessage, RoomName, StreamPosition};
 pub use error::ErrorCode;
 pub use http::{
@@ -39,11 +41,14 @@ pub struct SchemaDoc {
 
 fn doc<T: JsonSchema>(name: &'static str) -> SchemaDoc {
     let mut schema = schemars::schema_for!(T);
-    schema.insert(
-        "$id".to_owned(),
-        format!("https://herald.dev/schemas/{name}.schema.json").into(),
-    );
+    schema.insert("$id".to_owned(), schema_id(name).into());
     SchemaDoc { name, schema }
+}
+
+/// The `$id` of a top-level schema: it carries the protocol version, so a schema of another
+/// version is another document (`https://herald.dev/schemas/1.1/client-message.schema.json`).
+pub fn schema_id(name: &str) -> String {
+    format!("https://herald.dev/schemas/{PROTOCOL_VERSION}/{name}.schema.json")
 }
 
 /// The JSON Schema of every top-level type on the wire: WebSocket frames in both directions,

@@ -5,8 +5,21 @@
 /// is refused with close code 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-/// Longest chat or private-message text, in characters.
-pub const MAX_TEXT_CHARS: u64 = 8_192;
+// Chat and private-message text has no limit of its own: the frame limit governs (protocol 1.1
+// removed the 8,192-character cap of 1.0, which refused frames well under 64 KiB).
+
+/// Largest user object (a `join`'s object `user`, extra fields included), in bytes of its compact
+/// JSON serialization. Every presence frame carries every member's object, so this bounds what
+/// one member can make each join cost. JSON Schema cannot express it; the schema documents it and
+/// caps the number of fields, and [`crate::ClientMessage::check_limits`] enforces it.
+pub const MAX_USER_OBJECT_BYTES: usize = 1024;
+
+/// Most fields a user object may have (`id`, `name`, `avatar` and extras).
+pub const MAX_USER_OBJECT_FIELDS: u64 = 32;
+
+/// Longest text of a backend's `room.messages` payload, in characters: as long as a frame can be,
+/// so that it never refuses what a member could send.
+pub const MAX_TOPIC_TEXT_CHARS: u64 = MAX_FRAME_BYTES as u64;
 
 /// Longest room name, in characters.
 pub const MAX_ROOM_NAME_CHARS: u64 = 64;
@@ -28,3 +41,20 @@ pub const MAX_NOTIFICATION_CHARS: u64 = 8_192;
 
 /// Longest notification `type`, update `resource` or update `action`, in characters.
 pub const MAX_LABEL_CHARS: u64 = 128;
+
+/// A frame that passed the schema but breaks a limit the schema cannot express.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// The code to answer with.
+    pub code: crate::ErrorCode,
+    /// The text to answer with.
+    pub message: &'static str,
+}
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}

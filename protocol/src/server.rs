@@ -17,6 +17,17 @@ pub enum ServerMessage {
         /// This connection's id.
         #[serde(rename = "clientId")]
         client_id: String,
+        /// The protocol version the server speaks, such as `1.1` (see `protocol/CHANGELOG.md`).
+        /// Absent on a server that speaks only the core; chapter clients ignore it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+$"))]
+        protocol: String,
+        /// The names of the capabilities the server guarantees on this connection (`recovery`,
+        /// `offsets`, `room-in-presence`, `app-ping`, `auth`, ...). Absent or empty: the server
+        /// speaks only the core. Names a client does not know are to be ignored.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(inner(regex(pattern = r"^[a-z][a-z0-9-]*$")))]
+        capabilities: Vec<String>,
     },
     /// The answer to `join`: the room and everyone in it, the joiner included.
     RoomJoined {
@@ -24,13 +35,16 @@ pub enum ServerMessage {
         room: RoomName,
         /// Every member of the room, the joiner included, each as they described themselves.
         users: Vec<User>,
-        /// The epoch of the room's message stream; offsets are comparable only within one epoch.
-        epoch: String,
-        /// The offset of the room's latest message (0 when it has none).
-        offset: u64,
-        /// Present when the join asked to resume (`since`): `true` when every missed message
-        /// follows, in order, before live ones; `false` when that was impossible and nothing is
-        /// replayed.
+        /// Capability `recovery`: the epoch of the room's message stream; offsets are comparable
+        /// only within one epoch, and a client resumes with it in `join`'s `since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+        /// Capability `offsets`: the offset of the room's latest message (0 when it has none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        /// Capability `recovery`: present when the join asked to resume (`since`). `true` when
+        /// every missed message follows, in order, before live ones; `false` when that was
+        /// impossible and nothing is replayed (all or nothing).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recovered: Option<bool>,
     },
@@ -40,8 +54,9 @@ pub enum ServerMessage {
         user: User,
         /// Every member of the room now.
         users: Vec<User>,
-        /// The room.
-        room: RoomName,
+        /// Capability `room-in-presence`: the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
     },
     /// The answer to `leave`.
     RoomLeft {
@@ -52,8 +67,9 @@ pub enum ServerMessage {
     UserLeft {
         /// Who left.
         user: User,
-        /// The room.
-        room: RoomName,
+        /// Capability `room-in-presence`: the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
     },
     /// A chat message, sent to every member of the room, its sender included.
     Chat {
@@ -68,8 +84,11 @@ pub enum ServerMessage {
         timestamp: String,
         /// The room.
         room: RoomName,
-        /// The message's position in the room's stream (1 for the first message of an epoch).
-        offset: u64,
+        /// Capability `offsets`: the message's position in the room's stream (1 for the first
+        /// message of an epoch). Always the last field, so a server may encode the frame once and
+        /// append each offset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     /// Another member started or stopped typing (never echoed to the sender).
     Typing {
@@ -78,8 +97,9 @@ pub enum ServerMessage {
         /// Whether they are typing.
         #[serde(rename = "isTyping")]
         is_typing: bool,
-        /// The room.
-        room: RoomName,
+        /// Capability `room-in-presence`: the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
     },
     /// A private message, sent to every connection of its target.
     PrivateMessage {
@@ -98,7 +118,8 @@ pub enum ServerMessage {
         /// The same object the SSE `notification` event carries.
         content: Notification,
     },
-    /// The answer to an application-level `ping`.
+    /// Capability `app-ping`: the answer to an application-level `ping`, sent after every frame
+    /// queued for the connection before the ping arrived.
     Pong {},
     /// Something the client sent could not be acted on; the connection stays open.
     Error {

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::client::RoomName;
-use crate::limits::{MAX_LABEL_CHARS, MAX_NOTIFICATION_CHARS, MAX_TEXT_CHARS};
+use crate::limits::{LimitExceeded, MAX_LABEL_CHARS, MAX_NOTIFICATION_CHARS, MAX_TOPIC_TEXT_CHARS};
 use crate::user::User;
 
 /// Topic names, without the node's topic prefix.
@@ -29,11 +29,21 @@ pub struct RoomMessage {
     /// The room.
     pub room: RoomName,
     /// The text; sanitised like a member's chat.
-    #[schemars(length(max = MAX_TEXT_CHARS))]
+    #[schemars(length(max = MAX_TOPIC_TEXT_CHARS))]
     pub text: String,
     /// Who the message is from; `"system"` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
+}
+
+impl RoomMessage {
+    /// Checks the limits the schema cannot express: the user object's size.
+    pub fn check_limits(&self) -> Result<(), LimitExceeded> {
+        match &self.user {
+            Some(user) => user.check_size(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Payload of the `system.events` topic: delivered to every connection on every node as a

@@ -7,7 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::limits::{MAX_URL_CHARS, MAX_USER_ID_CHARS, MAX_USER_NAME_CHARS};
+use crate::error::{text, ErrorCode};
+use crate::limits::{
+    LimitExceeded, MAX_URL_CHARS, MAX_USER_ID_CHARS, MAX_USER_NAME_CHARS, MAX_USER_OBJECT_BYTES,
+    MAX_USER_OBJECT_FIELDS,
+};
 
 /// A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
 /// `id` and a `name`.
@@ -23,8 +27,10 @@ pub enum User {
 }
 
 /// A user object, such as `{"id":"user123","name":"John Doe","avatar":"https://..."}`. Fields
-/// beyond these are allowed and echoed back unchanged.
+/// beyond these are allowed and echoed back unchanged. At most 1024 bytes as compact JSON
+/// (`user object over 1024 bytes` otherwise) and at most 32 fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("maxProperties" = MAX_USER_OBJECT_FIELDS))]
 pub struct UserObject {
     /// The user's stable id; private messages and notifications are addressed to it.
     #[schemars(length(min = 1, max = MAX_USER_ID_CHARS))]
@@ -56,6 +62,44 @@ impl User {
             User::Name(name) => name,
             User::Object(object) => &object.name,
         }
+    }
+}
+
+impl User {
+    /// Checks that the user, serialized as compact JSON, is at most
+    /// [`MAX_USER_OBJECT_BYTES`]; the error carries `invalid_message` and
+    /// [`text::USER_TOO_LARGE`]. A string user is bounded by the schema already, and passes.
+    pub fn check_size(&self) -> Result<(), LimitExceeded> {
+        match self {
+            User::Name(_) => Ok(()),
+            User::Object(object) => {
+                let mut counter = ByteCounter(0);
+                // Writing into a counter cannot fail, and a user object always serialises.
+                let _ = serde_json::to_writer(&mut counter, object);
+                if counter.0 <= MAX_USER_OBJECT_BYTES {
+                    Ok(())
+                } else {
+                    Err(LimitExceeded {
+                        code: ErrorCode::InvalidMessage,
+                        message: text::USER_TOO_LARGE,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Counts the bytes written to it, without keeping them.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

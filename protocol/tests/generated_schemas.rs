@@ -7,6 +7,10 @@
 #[allow(dead_code)]
 mod generate;
 
+#[path = "../../xtask/src/spec.rs"]
+#[allow(dead_code)]
+mod spec;
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -46,7 +50,11 @@ fn every_schema_is_2020_12_with_an_id() {
         );
         assert_eq!(
             schema["$id"],
-            format!("https://herald.dev/schemas/{}.schema.json", doc.name)
+            format!(
+                "https://herald.dev/schemas/{}/{}.schema.json",
+                herald_protocol::PROTOCOL_VERSION,
+                doc.name
+            )
         );
         jsonschema::draft202012::meta::validate(&schema)
             .unwrap_or_else(|e| panic!("{} is not a valid 2020-12 schema: {e}", doc.name));
@@ -82,6 +90,15 @@ fn every_ref(value: &Value, out: &mut Vec<String>) {
 fn asyncapi_covers_the_contract() {
     let doc = generate::asyncapi();
     assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["info"]["version"], herald_protocol::PROTOCOL_VERSION);
+
+    // The HTTP and WebSocket servers default to where Herald listens (127.0.0.1:8080).
+    for server in ["websocket", "http"] {
+        assert_eq!(
+            doc["servers"][server]["variables"]["host"]["default"], "localhost:8080",
+            "server {server}"
+        );
+    }
 
     // No reference dangles, and none points at a `$defs` left behind.
     let mut refs = Vec::new();
@@ -227,4 +244,64 @@ fn asyncapi_examples_match_their_payloads() {
         }
     }
     assert!(checked >= 28, "only {checked} examples");
+}
+
+#[test]
+fn the_changelog_records_the_current_version() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md");
+    let changelog = std::fs::read_to_string(&path).expect("protocol/CHANGELOG.md exists");
+    let heading = format!("\n## {}\n", herald_protocol::PROTOCOL_VERSION);
+    assert!(
+        changelog.contains(&heading),
+        "protocol/CHANGELOG.md has no `## {}` section",
+        herald_protocol::PROTOCOL_VERSION
+    );
+}
+
+#[test]
+fn protocol_md_generated_sections_are_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(spec::PROTOCOL_FILE);
+    let committed = std::fs::read_to_string(&path).expect("PROTOCOL.md exists at the root");
+    let fresh = spec::rewrite(&committed).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        fresh == committed,
+        "the generated sections of PROTOCOL.md are stale; run `cargo xtask gen-schemas`"
+    );
+    // Every message type, both ways, has its own heading there.
+    for stem in ["client-message", "server-message"] {
+        let schema = herald_protocol::schema(stem).unwrap().to_value();
+        for variant in schema["oneOf"].as_array().unwrap() {
+            let tag = variant["properties"]["type"]["const"].as_str().unwrap();
+            assert!(
+                committed.contains(&format!("#### `{tag}`")),
+                "PROTOCOL.md has no section for `{tag}`"
+            );
+        }
+    }
+    // Every capability field is marked with its capability.
+    assert!(committed.contains("| `offset` | integer ≥ 0 | with `offsets` |"));
+    assert!(committed.contains("| `room` | room name | with `room-in-presence` |"));
+}
+
+#[test]
+fn protocol_md_rewrite_refuses_broken_markers() {
+    let mut doc = String::new();
+    for (name, _) in spec::sections() {
+        doc.push_str(&format!(
+            "<!-- BEGIN GENERATED: {name} (cargo xtask gen-schemas) -->\nSTALE-CONTENT\n<!-- END GENERATED: {name} -->\n"
+        ));
+    }
+    let fresh = spec::rewrite(&doc).unwrap();
+    assert!(
+        !fresh.contains("STALE-CONTENT"),
+        "every section is replaced"
+    );
+    assert_eq!(spec::rewrite(&fresh).unwrap(), fresh, "rewriting is stable");
+    let missing = doc.replace("<!-- END GENERATED: limits -->", "");
+    assert!(spec::rewrite(&missing).unwrap_err().contains("limits"));
+    let first = spec::sections()[0].0;
+    let doubled = format!("{doc}<!-- BEGIN GENERATED: {first} (cargo xtask gen-schemas) -->\n");
+    assert!(spec::rewrite(&doubled).unwrap_err().contains("twice"));
 }

@@ -118,12 +118,23 @@ fn notification() -> impl Strategy<Value = Notification> {
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     let users = || vec(user(), 0..4);
     prop_oneof![
-        id().prop_map(|client_id| ServerMessage::Welcome { client_id }),
+        (
+            id(),
+            proptest::option::of("[0-9]{1,2}\\.[0-9]{1,2}"),
+            vec("[a-z][a-z0-9-]{0,15}", 0..4)
+        )
+            .prop_map(|(client_id, protocol, capabilities)| {
+                ServerMessage::Welcome {
+                    client_id,
+                    protocol: protocol.unwrap_or_default(),
+                    capabilities,
+                }
+            }),
         (
             room(),
             users(),
-            "[a-z0-9]{1,16}",
-            any::<u64>(),
+            proptest::option::of("[a-z0-9]{1,16}"),
+            proptest::option::of(any::<u64>()),
             proptest::option::of(any::<bool>())
         )
             .prop_map(|(room, users, epoch, offset, recovered)| {
@@ -135,30 +146,38 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                     recovered,
                 }
             }),
-        (user(), users(), room()).prop_map(|(user, users, room)| ServerMessage::UserJoined {
-            user,
-            users,
-            room
-        }),
+        (user(), users(), proptest::option::of(room()))
+            .prop_map(|(user, users, room)| ServerMessage::UserJoined { user, users, room }),
         room().prop_map(|room| ServerMessage::RoomLeft { room }),
-        (user(), room()).prop_map(|(user, room)| ServerMessage::UserLeft { user, room }),
-        (id(), user(), text(), timestamp(), room(), any::<u64>()).prop_map(
-            |(id, user, text, timestamp, room, offset)| ServerMessage::Chat {
-                id,
-                user,
-                text,
-                timestamp,
-                room,
-                offset,
+        (user(), proptest::option::of(room()))
+            .prop_map(|(user, room)| ServerMessage::UserLeft { user, room }),
+        (
+            id(),
+            user(),
+            text(),
+            timestamp(),
+            room(),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(
+                |(id, user, text, timestamp, room, offset)| ServerMessage::Chat {
+                    id,
+                    user,
+                    text,
+                    timestamp,
+                    room,
+                    offset,
+                }
+            ),
+        (user(), any::<bool>(), proptest::option::of(room())).prop_map(
+            |(user, is_typing, room)| {
+                ServerMessage::Typing {
+                    user,
+                    is_typing,
+                    room,
+                }
             }
         ),
-        (user(), any::<bool>(), room()).prop_map(|(user, is_typing, room)| {
-            ServerMessage::Typing {
-                user,
-                is_typing,
-                room,
-            }
-        }),
         (id(), user(), text(), timestamp()).prop_map(|(id, from, text, timestamp)| {
             ServerMessage::PrivateMessage {
                 id,

@@ -6,11 +6,14 @@
 mod common;
 
 use common::{only_fault, Fault, TS};
+use herald_protocol::error::text;
 use herald_protocol::limits::{
-    MAX_NOTIFICATION_CHARS, MAX_ROOM_NAME_CHARS, MAX_TEXT_CHARS, MAX_USER_ID_CHARS,
-    MAX_USER_NAME_CHARS,
+    MAX_FRAME_BYTES, MAX_NOTIFICATION_CHARS, MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS,
+    MAX_USER_NAME_CHARS, MAX_USER_OBJECT_BYTES, MAX_USER_OBJECT_FIELDS,
 };
-use herald_protocol::{ClientMessage, ErrorResponse, NotifyRequest, ServerMessage, UpdateRequest};
+use herald_protocol::{
+    ClientMessage, ErrorCode, ErrorResponse, NotifyRequest, ServerMessage, UpdateRequest,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -178,17 +181,14 @@ fn bad_client_frames() {
                 "additionalProperties",
             ),
             limit(
-                "chat text over the limit",
-                json!({"type": "chat", "text": chars(MAX_TEXT_CHARS + 1)}),
-                "/text",
-                "maxLength",
-            ),
-            limit(
-                "private text over the limit",
-                json!({"type": "private_message", "target": "u1",
-                    "text": chars(MAX_TEXT_CHARS + 1)}),
-                "/text",
-                "maxLength",
+                "user object with too many fields",
+                json!({"type": "join", "room": "general", "user": Value::Object(
+                    (0..MAX_USER_OBJECT_FIELDS - 1)
+                        .map(|i| (format!("f{i}"), json!(i)))
+                        .chain([("id".to_owned(), json!("u1")), ("name".to_owned(), json!("A"))])
+                        .collect())}),
+                "/user",
+                "maxProperties",
             ),
             limit(
                 "empty target",
@@ -260,12 +260,75 @@ fn bad_client_frames() {
 #[test]
 fn limits_are_inclusive() {
     for frame in [
-        json!({"type": "chat", "text": chars(MAX_TEXT_CHARS)}),
+        json!({"type": "chat", "text": chars(8)}),
         json!({"type": "join", "room": "a-Z_0.9:x", "user": chars(MAX_USER_NAME_CHARS)}),
         json!({"type": "join", "room": "r".repeat(MAX_ROOM_NAME_CHARS as usize), "user": "x"}),
     ] {
         common::round_trip::<ClientMessage>("client-message", &frame);
     }
+}
+
+/// The frame limit governs chat text: a chat whose frame is just under 64 KiB is valid, and so is
+/// a private message (protocol 1.0 refused both past 8,192 characters).
+#[test]
+fn chat_text_is_bounded_by_the_frame_limit_only() {
+    let overhead = r#"{"type":"chat","text":""}"#.len();
+    let text = "x".repeat(MAX_FRAME_BYTES - overhead);
+    let frame = json!({"type": "chat", "text": text});
+    assert_eq!(frame.to_string().len(), MAX_FRAME_BYTES);
+    common::round_trip::<ClientMessage>("client-message", &frame);
+    // 60 KiB of two-byte characters: 30,720 characters, well past the old cap.
+    let frame = json!({"type": "private_message", "target": "u1", "text": chars(30 * 1024)});
+    common::round_trip::<ClientMessage>("client-message", &frame);
+    let payload = json!({"room": "general", "text": chars(30 * 1024)});
+    common::round_trip::<herald_protocol::RoomMessage>("topic-room-message", &payload);
+}
+
+/// A user object of `bytes` bytes as compact JSON.
+fn user_object_of(bytes: usize) -> Value {
+    let mut user = json!({"id": "u1", "name": "A", "bio": ""});
+    let base = user.to_string().len();
+    user["bio"] = json!("b".repeat(bytes - base));
+    assert_eq!(user.to_string().len(), bytes);
+    user
+}
+
+#[test]
+fn user_objects_are_capped_at_1_kib() {
+    assert!(text::USER_TOO_LARGE.contains(&MAX_USER_OBJECT_BYTES.to_string()));
+    for (bytes, ok) in [
+        (MAX_USER_OBJECT_BYTES, true),
+        (MAX_USER_OBJECT_BYTES + 1, false),
+        (60 * 1024, false),
+    ] {
+        let frame = json!({"type": "join", "room": "general", "user": user_object_of(bytes)});
+        // The schema cannot count bytes: it accepts the frame, and check_limits decides.
+        let parsed: ClientMessage = common::round_trip("client-message", &frame);
+        let verdict = parsed.check_limits();
+        if ok {
+            assert_eq!(verdict, Ok(()), "{bytes} bytes");
+        } else {
+            let refused = verdict.expect_err("over the cap");
+            assert_eq!(refused.code, ErrorCode::InvalidMessage);
+            assert_eq!(refused.message, "user object over 1024 bytes");
+        }
+    }
+    // Multi-byte characters count as their UTF-8 bytes.
+    let user = json!({"id": "u1", "name": "A", "bio": "é".repeat(510)});
+    assert!(user.to_string().len() > MAX_USER_OBJECT_BYTES);
+    let join: ClientMessage =
+        serde_json::from_value(json!({"type": "join", "room": "g", "user": user})).unwrap();
+    assert!(join.check_limits().is_err());
+    // String users and other frames pass.
+    let join: ClientMessage =
+        serde_json::from_value(json!({"type": "join", "room": "g", "user": "JohnDoe"})).unwrap();
+    assert_eq!(join.check_limits(), Ok(()));
+    assert_eq!(ClientMessage::Ping {}.check_limits(), Ok(()));
+    // The same rule for a backend's room message.
+    let message: herald_protocol::RoomMessage =
+        serde_json::from_value(json!({"room": "g", "text": "x", "user": user_object_of(2048)}))
+            .unwrap();
+    assert!(message.check_limits().is_err());
 }
 
 #[test]

@@ -429,8 +429,10 @@ mod tests {
         assert!(hub.complete_join(s, a, frame("joined"), || true));
     }
 
+    type Connected = (Arc<Session>, Outbox);
+
     /// A hub with members a and b in room r.
-    fn two_members() -> (Hub, (Arc<Session>, Outbox), (Arc<Session>, Outbox)) {
+    fn two_members() -> (Hub, Connected, Connected) {
         let hub = Hub::new();
         let (a, ao) = session("a");
         let (b, bo) = session("b");
@@ -441,7 +443,7 @@ mod tests {
 
     #[test]
     fn members_get_room_messages_in_order_once() {
-        let (hub, (a, mut ao), (b, mut bo)) = two_members();
+        let (hub, (_a, mut ao), (_b, mut bo)) = two_members();
         let room = RoomName::from("r");
         assert_eq!(hub.deliver(&room, "e1", 1, frame("m1")), 2);
         assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 2);

@@ -84,10 +84,16 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
             message: format!("Invalid {kind} message at {fault}"),
         });
     }
-    serde_json::from_value(value).map_err(|e| Refusal {
+    let message: ClientMessage = serde_json::from_value(value).map_err(|e| Refusal {
         code: ErrorCode::InvalidMessage,
         message: format!("Invalid {kind} message: {e}"),
-    })
+    })?;
+    // What the schema cannot say: a user object's size in bytes.
+    message.check_limits().map_err(|e| Refusal {
+        code: e.code,
+        message: e.message.to_owned(),
+    })?;
+    Ok(message)
 }
 
 fn format_error() -> Refusal {

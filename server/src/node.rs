@@ -41,6 +41,10 @@ pub trait Capability: Send + Sync {
     fn name(&self) -> &'static str;
     /// The client message types (`type` values) it handles.
     fn handles(&self) -> &'static [&'static str];
+    /// The protocol capabilities it gives clients (announced in `welcome`).
+    fn announces(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Acts on one message of a type it handles.
     fn handle(&self, node: &Node, session: &Arc<Session>, message: ClientMessage);
     /// Acts on a request a backend made through the broker's channel, if it is one of its.
@@ -83,6 +87,8 @@ pub struct Node {
     capabilities: Vec<Box<dyn Capability>>,
     /// Client message type → index in `capabilities`.
     handlers: HashMap<&'static str, usize>,
+    /// The protocol capabilities `welcome` announces.
+    announced: Vec<String>,
     sse_log: Mutex<SseLog>,
 }
 
@@ -104,6 +110,14 @@ impl Node {
                 assert!(previous.is_none(), "two capabilities handle `{kind}`");
             }
         }
+        let mut announced: Vec<String> = capabilities
+            .iter()
+            .flat_map(|c| c.announces())
+            .map(|name| (*name).to_owned())
+            .collect();
+        if auth.is_some() {
+            announced.push(herald_protocol::capability::name::AUTH.to_owned());
+        }
         let sse_log = SseLog {
             last: 0,
             ring: History::new(config.history_size, config.history_ttl),
@@ -118,6 +132,7 @@ impl Node {
             broker,
             capabilities,
             handlers,
+            announced,
             sse_log: Mutex::new(sse_log),
         });
         let events: Weak<dyn BrokerEvents> = Arc::downgrade(&node) as Weak<dyn BrokerEvents>;
@@ -218,6 +233,8 @@ impl Node {
             session,
             &ServerMessage::Welcome {
                 client_id: session.id.to_string(),
+                protocol: herald_protocol::PROTOCOL_VERSION.to_owned(),
+                capabilities: self.announced.clone(),
             },
         );
     }
@@ -470,8 +487,8 @@ impl BrokerEvents for Node {
         let frame = encode(&ServerMessage::RoomJoined {
             room: answer.room.clone(),
             users: answer.users.clone(),
-            epoch: answer.epoch.clone(),
-            offset: answer.offset,
+            epoch: Some(answer.epoch.clone()),
+            offset: Some(answer.offset),
             recovered: answer.recovered,
         });
         let added = self.hub.complete_join(&session, &answer, frame, || {

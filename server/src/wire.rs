@@ -147,7 +147,7 @@ mod tests {
             text: "hi".into(),
             timestamp: "2026-01-01T00:00:00.000Z".into(),
             room: RoomName::from("r"),
-            offset,
+            offset: Some(offset),
         };
         let prefix = offset_prefix(&message(0));
         assert_eq!(

@@ -39,9 +39,11 @@ function showNotification(n: Notification): string {
 export function handle(message: ServerMessage): string | undefined {
   switch (message.type) {
     case 'welcome':
-      return `connected as ${message.clientId}`;
+      // Chapter servers send neither field: a core-only server.
+      return `connected as ${message.clientId} (protocol ${message.protocol ?? 'core'}: ${(message.capabilities ?? []).join(', ')})`;
     case 'room_joined':
-      return `joined ${message.room} (${message.users.map(nameOf).join(', ')}) at ${message.epoch}/${message.offset}`;
+      // epoch and offset come with the `recovery` and `offsets` capabilities only.
+      return `joined ${message.room} (${message.users.map(nameOf).join(', ')})${message.epoch !== undefined && message.epoch !== null ? ` at ${message.epoch}/${message.offset ?? 0}` : ''}`;
     case 'user_joined':
       return `${nameOf(message.user)} joined; ${message.users.length} here`;
     case 'room_left':

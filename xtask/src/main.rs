@@ -1,11 +1,13 @@
 //! Project chores, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 //!
 //! - `gen-schemas`: write `schemas/*.schema.json` and `schemas/asyncapi.json` from the
-//!   `herald-protocol` types.
-//! - `gen-schemas --check`: fail, naming the files, when the committed schemas are stale.
+//!   `herald-protocol` types, and rewrite the generated sections of `PROTOCOL.md`.
+//! - `gen-schemas --check`: fail, naming the files, when the committed schemas or the generated
+//!   sections of `PROTOCOL.md` are stale.
 //! - `bench [ARGS...]`: run the standard benchmark (`herald-bench standard [ARGS...]`).
 
 mod generate;
+mod spec;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -17,7 +19,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  gen-schemas            write schemas/*.schema.json and schemas/asyncapi.json
+  gen-schemas            write schemas/*.schema.json and schemas/asyncapi.json, and the
+                         generated sections of PROTOCOL.md
   gen-schemas --check    exit non-zero, naming the files, if they are stale
   bench [ARGS...]        cargo run --release -p herald-bench -- standard [ARGS...]
 ";
@@ -69,10 +72,56 @@ fn gen_schemas(args: &[OsString]) -> ExitCode {
     } else {
         write_schemas(&dir)
     };
-    match result {
+    let schemas = match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}: {error}", dir.display());
+            ExitCode::FAILURE
+        }
+    };
+    let spec = protocol_md(check);
+    if schemas == ExitCode::SUCCESS {
+        spec
+    } else {
+        schemas
+    }
+}
+
+/// Rewrites (or, with `check`, compares) the generated sections of PROTOCOL.md.
+fn protocol_md(check: bool) -> ExitCode {
+    let path = workspace_root().join(spec::PROTOCOL_FILE);
+    let current = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let fresh = match spec::rewrite(&current) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if fresh == current {
+        println!("{} is up to date", spec::PROTOCOL_FILE);
+        return ExitCode::SUCCESS;
+    }
+    if check {
+        eprintln!(
+            "stale generated sections in {}; run `cargo xtask gen-schemas` and commit the result",
+            spec::PROTOCOL_FILE
+        );
+        return ExitCode::FAILURE;
+    }
+    match fs::write(&path, fresh) {
+        Ok(()) => {
+            println!("wrote   {}", spec::PROTOCOL_FILE);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
             ExitCode::FAILURE
         }
     }

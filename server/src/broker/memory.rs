@@ -163,7 +163,7 @@ impl Memory {
             let frame = encode(&ServerMessage::UserJoined {
                 user: user.clone(),
                 users: users.clone(),
-                room: room.clone(),
+                room: Some(room.clone()),
             });
             events.joined(JoinAnswer {
                 session: session.clone(),
@@ -201,7 +201,7 @@ impl Memory {
                 except: Some(session),
                 frame: encode(&ServerMessage::UserLeft {
                     user,
-                    room: room.clone(),
+                    room: Some(room.clone()),
                 }),
                 room,
             });

@@ -851,11 +851,11 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
                 Some(users) => encode(&ServerMessage::UserJoined {
                     user,
                     users,
-                    room: room.clone(),
+                    room: Some(room.clone()),
                 }),
                 None => encode(&ServerMessage::UserLeft {
                     user,
-                    room: room.clone(),
+                    room: Some(room.clone()),
                 }),
             };
             let except = shared.local_session(&member).map(SessionId::from);

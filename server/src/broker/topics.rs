@@ -23,6 +23,7 @@ pub fn read(topic_name: &str, payload: &[u8]) -> Result<BackendRequest, String> 
     match topic_name {
         topic::ROOM_MESSAGES => {
             let m: RoomMessage = parse("topic-room-message", payload)?;
+            m.check_limits().map_err(|e| e.to_string())?;
             Ok(BackendRequest::Chat {
                 room: m.room,
                 user: m.user,

@@ -24,6 +24,16 @@ impl Capability for Rooms {
         &["join", "leave", "chat", "typing", "private_message", "ping"]
     }
 
+    fn announces(&self) -> &'static [&'static str] {
+        use herald_protocol::capability::name;
+        &[
+            name::RECOVERY,
+            name::OFFSETS,
+            name::ROOM_IN_PRESENCE,
+            name::APP_PING,
+        ]
+    }
+
     fn handle(&self, node: &Node, session: &Arc<Session>, message: ClientMessage) {
         match message {
             ClientMessage::Join { room, user, since } => {
@@ -46,7 +56,7 @@ impl Capability for Rooms {
                     let frame = ServerMessage::Typing {
                         user,
                         is_typing,
-                        room: room.clone(),
+                        room: Some(room.clone()),
                     };
                     node.publish_volatile(room, Some(session), &frame);
                 }
@@ -89,7 +99,7 @@ pub fn chat(node: &Node, room: RoomName, user: User, body: &str) {
         text: sanitize(body),
         timestamp: now_rfc3339(),
         room: room.clone(),
-        offset: 0,
+        offset: Some(0),
     };
     node.publish_to_room(room, &message);
 }
