@@ -1,6 +1,4 @@
-//! The real server, started in-process, against the whole suite (with `--features herald`).
-
-#![cfg(feature = "herald")]
+//! The real server, started in-process, against the whole suite.
 
 use std::time::Duration;
 
