@@ -239,6 +239,40 @@ async fn first_frame(
 mod tests {
     use super::*;
 
+    fn outcome(name: &str, passed: bool) -> crate::Outcome {
+        crate::Outcome {
+            name: name.into(),
+            file: String::new(),
+            requires: Vec::new(),
+            failure: (!passed).then(|| "failed".to_owned()),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn expected_failures_must_match_exactly() {
+        let list = ExpectedFailures::parse("# why\nws-a  # reason\n\nws-b\n");
+        assert_eq!(list.names.len(), 2);
+        let report = |outcomes| ProfileReport {
+            capabilities: Capabilities::given(""),
+            outcomes,
+            skipped: Vec::new(),
+        };
+        let ok = report(vec![
+            outcome("ws-a", false),
+            outcome("ws-b", false),
+            outcome("ws-c", true),
+        ]);
+        assert!(list.check(&ok).is_ok());
+        // Another session fails, a listed one passes, a listed one did not run.
+        let bad = report(vec![outcome("ws-a", true), outcome("ws-c", false)]);
+        let problems = list.check(&bad).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("ws-a is listed as an expected failure but passed"));
+        assert!(problems[1].contains("ws-c failed and is not in the list"));
+        assert!(problems[2].contains("ws-b is listed as an expected failure but did not run"));
+    }
+
     #[test]
     fn given_list() {
         let c = Capabilities::given("recovery, offsets,,core,warp-drive");

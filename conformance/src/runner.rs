@@ -467,6 +467,7 @@ impl<'a> Run<'a> {
                 };
                 if let Ok(conn) = self.conn(&actor) {
                     conn.closed = true;
+                    conn.sink = None;
                 }
                 result
             }
@@ -690,6 +691,15 @@ impl<'a> Run<'a> {
                             .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
                             .unwrap_or((None, String::new()));
                         let _ = tx.send(Incoming::Close(code, reason));
+                        // Keep polling for a moment: that sends the close reply. Then let go
+                        // of the connection (the sink goes with the step that saw the close),
+                        // as a browser does: a server that stopped reading after refusing a
+                        // frame waits for the client's end of the TCP connection before it
+                        // counts the connection gone and announces its user's departure.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Some(Ok(_)) = stream.next().await {}
+                        })
+                        .await;
                         return;
                     }
                     Ok(_) => continue,
