@@ -25,6 +25,10 @@ enum Command {
         /// several separated by commas).
         #[arg(long)]
         filter: Option<String>,
+        /// Leave out sessions whose name contains this text (or matches this glob with `*`;
+        /// several separated by commas). They are not counted.
+        #[arg(long)]
+        exclude: Option<String>,
         /// Write a JUnit XML report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -98,6 +102,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             target,
             filter,
+            exclude,
             junit,
             sessions,
             timeout_ms,
@@ -116,6 +121,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut all = conformance::Session::load_dir(&sessions)?;
             if let Some(f) = &filter {
                 all.retain(|s| conformance::filter_matches(f, s.name()));
+            }
+            if let Some(x) = &exclude {
+                all.retain(|s| !conformance::filter_matches(x, s.name()));
             }
             let mut opts = conformance::Options::new(target);
             opts.step_timeout = Duration::from_millis(timeout_ms);
