@@ -410,6 +410,8 @@ pub fn build_session(name: &str, observed: &[Observed]) -> Session {
             covers: Vec::new(),
             isolated,
             timeout_ms: None,
+            requires: Vec::new(),
+            allow_trailing: false,
             actors,
         },
         steps,

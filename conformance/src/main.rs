@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -24,6 +25,10 @@ enum Command {
         /// several separated by commas).
         #[arg(long)]
         filter: Option<String>,
+        /// Leave out sessions whose name contains this text (or matches this glob with `*`;
+        /// several separated by commas). They are not counted.
+        #[arg(long)]
+        exclude: Option<String>,
         /// Write a JUnit XML report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -36,6 +41,18 @@ enum Command {
         /// How many independent sessions run at once.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
+        /// The server's capabilities, such as `recovery,offsets` (`core` or an empty list: none).
+        /// Wins over what the server's welcome announces.
+        #[arg(long)]
+        capabilities: Option<String>,
+        /// A token for the welcome probe of a server that refuses unauthenticated WebSockets
+        /// (sent as `Authorization: Bearer`).
+        #[arg(long)]
+        probe_token: Option<String>,
+        /// A file listing the sessions this server is expected to fail (one name per line, `#`
+        /// comments). The run then fails when any other session fails, or a listed one passes.
+        #[arg(long)]
+        expected_failures: Option<PathBuf>,
     },
     /// Run a recording proxy in front of a server and write what passes through as sessions.
     Record {
@@ -85,34 +102,97 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             target,
             filter,
+            exclude,
             junit,
             sessions,
             timeout_ms,
             parallel,
+            capabilities,
+            probe_token,
+            expected_failures,
         } => {
+            let expected = match &expected_failures {
+                Some(path) => Some(conformance::profile::ExpectedFailures::parse(
+                    &std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )),
+                None => None,
+            };
             let mut all = conformance::Session::load_dir(&sessions)?;
             if let Some(f) = &filter {
                 all.retain(|s| conformance::filter_matches(f, s.name()));
+            }
+            if let Some(x) = &exclude {
+                all.retain(|s| !conformance::filter_matches(x, s.name()));
             }
             let mut opts = conformance::Options::new(target);
             opts.step_timeout = Duration::from_millis(timeout_ms);
             opts.parallel = parallel;
             opts.verbose = true;
-            println!("running {} session(s) against {}", all.len(), opts.target);
-            let outcomes = conformance::run_all(all, &opts).await;
+            opts.capabilities = capabilities
+                .as_deref()
+                .map(conformance::profile::Capabilities::given);
+            opts.probe_token = probe_token;
+            let total = all.len();
+            let report = conformance::profile::run_profile_with(all, &opts, |caps, apply| {
+                println!("{}", caps.describe());
+                for note in &caps.notes {
+                    println!("note: {note}");
+                }
+                println!(
+                    "running {apply} of {total} session(s) against {}",
+                    opts.target
+                );
+            })
+            .await?;
             if let Some(path) = junit {
-                std::fs::write(&path, conformance::report::junit(&outcomes, &opts.target))?;
+                std::fs::write(
+                    &path,
+                    conformance::report::junit(&report.outcomes, &opts.target),
+                )?;
             }
-            let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
+            let skipped = report.skipped_lines();
+            if !skipped.is_empty() {
+                println!();
+                println!("skipped sessions (the server lacks a capability they need):");
+                for line in skipped {
+                    println!("  {line}");
+                }
+            }
+            let failed: Vec<_> = report.outcomes.iter().filter(|o| !o.passed()).collect();
             if !failed.is_empty() {
                 println!();
                 println!("failed sessions:");
                 for o in &failed {
-                    println!("  {}", o.name);
+                    let listed = expected.as_ref().is_some_and(|e| e.names.contains(&o.name));
+                    let tag = if listed { " (expected)" } else { "" };
+                    println!("  {}{tag}", o.name);
                 }
             }
-            println!("{}", conformance::summary(&outcomes));
-            Ok(if failed.is_empty() && !outcomes.is_empty() {
+            println!();
+            println!("by profile:");
+            for line in report.capability_lines() {
+                println!("  {line}");
+            }
+            let mut ok = !report.outcomes.is_empty();
+            match &expected {
+                Some(e) => match e.check(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(problems) => {
+                        ok = false;
+                        println!("the failures differ from the expected ones:");
+                        for p in problems {
+                            println!("  {p}");
+                        }
+                    }
+                },
+                None => ok &= failed.is_empty(),
+            }
+            if report.outcomes.is_empty() {
+                println!("no session applies: nothing was checked");
+            }
+            println!("{}", report.summary());
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

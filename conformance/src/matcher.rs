@@ -15,8 +15,10 @@
 //! | `{"$one_of": [p, ...]}` | a value matching at least one of the patterns |
 //! | `{"$regex": "RE"}` | a string matching the regular expression |
 //! | `{"$not": p}` | a value that does not match `p` |
+//! | `"key": {"$optional": p}` | in an object only: the key may be absent; when present its value matches `p` |
 //!
-//! Objects must have exactly the keys of the pattern; arrays the same length and order.
+//! Objects must have exactly the keys of the pattern (less the absent `$optional` ones); arrays the
+//! same length and order.
 
 use std::collections::BTreeMap;
 
@@ -210,6 +212,11 @@ fn match_at(pattern: &Value, actual: &Value, vars: &mut Vars, path: &str, out: &
                         )),
                     }
                 }
+                "$optional" => fail(
+                    "`$optional` stands only for the value of an object's field, as in \
+                     {\"offset\": {\"$optional\": \"$number\"}}"
+                        .into(),
+                ),
                 other => fail(format!("unknown matcher `{other}`")),
             }
         }
@@ -221,8 +228,13 @@ fn match_at(pattern: &Value, actual: &Value, vars: &mut Vars, path: &str, out: &
             for (k, pv) in pmap {
                 let key = vars.interpolate(k).unwrap_or_else(|_| k.clone());
                 let child = format!("{path}.{key}");
+                let (pv, optional) = match optional_inner(pv) {
+                    Some(inner) => (inner, true),
+                    None => (pv, false),
+                };
                 match amap.get(&key) {
                     Some(av) => match_at(pv, av, vars, &child, out),
+                    None if optional => {}
                     None => out.push(Mismatch {
                         path: child,
                         reason: format!("missing (expected {})", short(pv)),
@@ -273,6 +285,14 @@ fn match_at(pattern: &Value, actual: &Value, vars: &mut Vars, path: &str, out: &
                 fail(format!("expected {}, got {}", short(other), short(actual)));
             }
         }
+    }
+}
+
+/// The pattern inside `{"$optional": p}`.
+fn optional_inner(pattern: &Value) -> Option<&Value> {
+    match pattern.as_object() {
+        Some(map) if map.len() == 1 => map.get("$optional"),
+        _ => None,
     }
 }
 
@@ -558,6 +578,35 @@ mod tests {
             &vars
         ));
         assert!(is_match(&json!("$$literal"), &json!("$literal"), &vars));
+    }
+
+    #[test]
+    fn optional_fields() {
+        let mut vars = Vars::default();
+        let p = json!({"type":"chat","offset":{"$optional":"$number"},"room":{"$optional":"r"}});
+        // Absent: fine.
+        matches(&p, &json!({"type":"chat"}), &mut vars).unwrap();
+        // Present: must match.
+        matches(&p, &json!({"type":"chat","offset":3,"room":"r"}), &mut vars).unwrap();
+        let errs = matches(
+            &p,
+            &json!({"type":"chat","offset":"3","room":"s"}),
+            &mut vars,
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].path, "$.offset");
+        // A field the pattern does not name is still unexpected.
+        assert!(matches(&p, &json!({"type":"chat","epoch":"e"}), &mut vars).is_err());
+        // Captures inside an optional field bind only when the field is there.
+        let c = json!({"epoch":{"$optional":"$capture:e"}});
+        matches(&c, &json!({}), &mut vars).unwrap();
+        assert!(!vars.0.contains_key("e"));
+        matches(&c, &json!({"epoch":"x1"}), &mut vars).unwrap();
+        assert_eq!(vars.0["e"], json!("x1"));
+        // Outside an object's field it is a mistake in the session, said plainly.
+        let errs = matches(&json!({"$optional":1}), &json!(1), &mut vars).unwrap_err();
+        assert!(errs[0].reason.contains("object's field"), "{errs:?}");
     }
 
     #[test]

@@ -341,9 +341,13 @@ async fn proxy_sse(rec: Arc<Recorder>, req: Request<Incoming>) -> anyhow::Result
     }
     rec.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let guard = OpenGuard(rec.clone());
+    let closed = SseClosed {
+        rec: rec.clone(),
+        actor: actor.clone(),
+    };
     let mut parser = SseParser::default();
     let stream = resp.bytes_stream().map(move |chunk| {
-        let _keep = &guard;
+        let _keep = (&guard, &closed);
         let chunk = chunk.map_err(std::io::Error::other)?;
         for ev in parser.push(&chunk) {
             if ev.event != "ping" {
@@ -357,6 +361,22 @@ async fn proxy_sse(rec: Arc<Recorder>, req: Request<Incoming>) -> anyhow::Result
         Ok(Frame::data(chunk))
     });
     Ok(builder.body(BodyExt::boxed(StreamBody::new(stream)))?)
+}
+
+/// Records the end of an SSE stream (the client went away, or the stream ended) as the
+/// client's disconnect, so a replay stops listening where the recording did.
+struct SseClosed {
+    rec: Arc<Recorder>,
+    actor: String,
+}
+
+impl Drop for SseClosed {
+    fn drop(&mut self) {
+        self.rec.push(Observed::ClientClose {
+            actor: std::mem::take(&mut self.actor),
+            clean: true,
+        });
+    }
 }
 
 struct OpenGuard(Arc<Recorder>);

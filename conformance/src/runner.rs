@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::matcher::{matches, Mismatch, Vars};
+use crate::profile::Capabilities;
 use crate::schema::Schemas;
 use crate::session::{Action, Connect, Disconnect, Http, Session, Step};
 use crate::sse::SseParser;
@@ -32,6 +33,12 @@ pub struct Options {
     pub parallel: usize,
     /// Print each result as it completes.
     pub verbose: bool,
+    /// The server's capabilities: given (`--capabilities`), or read from its welcome by
+    /// [`run_profile`]. `None` when sessions are run directly with [`run_all`]; then the
+    /// trailing-frame check synchronises with a core exchange.
+    pub capabilities: Option<Capabilities>,
+    /// A token for the welcome probe of a server that requires authentication.
+    pub probe_token: Option<String>,
 }
 
 impl Options {
@@ -42,6 +49,8 @@ impl Options {
             step_timeout: Duration::from_secs(3),
             parallel: 8,
             verbose: false,
+            capabilities: None,
+            probe_token: None,
         }
     }
 }
@@ -53,6 +62,8 @@ pub struct Outcome {
     pub name: String,
     /// The session file.
     pub file: String,
+    /// The capabilities the session needs (empty: core).
+    pub requires: Vec<String>,
     /// `None` when the session passed; otherwise what went wrong, readable.
     pub failure: Option<String>,
     /// How long it took.
@@ -143,9 +154,19 @@ pub async fn run_session(session: &Session, opts: &Options) -> Outcome {
             break;
         }
     }
+    if failure.is_none() && !session.header.allow_trailing {
+        if let Err(e) = run.trailing().await {
+            failure = Some(format!(
+                "after the last step: {e}\n(a session that allows frames after its last step says \"allow_trailing\": true in its header)"
+            ));
+        }
+    }
     if failure.is_none() {
-        // Give frames already on the wire a moment to arrive, so they are schema-checked too.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if session.header.allow_trailing {
+            // Nothing synchronised with the server after the last step: give frames already on
+            // the wire a moment to arrive, so they are schema-checked too.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if let Some(v) = run.violations() {
             failure = Some(format!("schema violation:\n{v}"));
         }
@@ -156,6 +177,7 @@ pub async fn run_session(session: &Session, opts: &Options) -> Outcome {
     Outcome {
         name: session.name().to_owned(),
         file: session.path.display().to_string(),
+        requires: session.header.requires.clone(),
         failure,
         duration: start.elapsed(),
     }
@@ -445,6 +467,7 @@ impl<'a> Run<'a> {
                 };
                 if let Ok(conn) = self.conn(&actor) {
                     conn.closed = true;
+                    conn.sink = None;
                 }
                 result
             }
@@ -478,6 +501,89 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Action::Http(h) => self.http_step(h, timeout).await,
+        }
+    }
+
+    /// After the last step: every connection that can still talk sends a probe the server
+    /// answers in order (`{"type":"ping"}` when the server has `app-ping`, otherwise a frame of
+    /// an unknown type, which every server answers with the core `Unknown message type` error),
+    /// and the next frame must be that answer. Anything before it is a frame no step expected.
+    /// Closed connections and SSE streams cannot be probed: what has already arrived on them
+    /// (after the WebSocket probes' round trips) must be nothing but SSE `ping` events.
+    async fn trailing(&mut self) -> Result<(), String> {
+        let app_ping = self
+            .opts
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.has("app-ping"));
+        let (probe, answer) = if app_ping {
+            (
+                serde_json::json!({"type":"ping"}),
+                serde_json::json!({"type":"pong"}),
+            )
+        } else {
+            (
+                serde_json::json!({"type":"conformance_sync"}),
+                serde_json::json!({"type":"error","message":"Unknown message type","code":{"$optional":"$string"}}),
+            )
+        };
+        let mut actors: Vec<String> = self.conns.keys().cloned().collect();
+        actors.sort();
+        let timeout = self.opts.step_timeout;
+        let mut problems = Vec::new();
+        // The probes first, so that the streams have had the round trips to deliver.
+        for actor in &actors {
+            let conn = self.conns.get_mut(actor).expect("listed");
+            if conn.sink.is_none() || conn.closed {
+                continue;
+            }
+            if let Some(i) = conn.pending.pop_front() {
+                problems.push(format!(
+                    "{actor} got {} that no step expected",
+                    i.describe()
+                ));
+                continue;
+            }
+            let sink = conn.sink.as_mut().expect("a WebSocket");
+            if let Err(e) = sink.send(Message::text(probe.to_string())).await {
+                problems.push(format!("{actor}: sending the probe {probe} failed: {e}"));
+                continue;
+            }
+            match self.next(actor, timeout, false).await {
+                Ok(Incoming::Frame(v)) if crate::matcher::is_match(&answer, &v, &self.vars) => {}
+                Ok(other) => problems.push(format!(
+                    "{actor} got {} that no step expected (the probe {probe} was answered after it, or not at all)",
+                    other.describe()
+                )),
+                Err(e) => problems.push(format!(
+                    "{actor}: the probe {probe} got no answer: {e} (expected {answer})"
+                )),
+            }
+        }
+        for actor in &actors {
+            let conn = self.conns.get_mut(actor).expect("listed");
+            if conn.sink.is_some() && !conn.closed {
+                continue;
+            }
+            let mut arrived: Vec<Incoming> = conn.pending.drain(..).collect();
+            while let Ok(i) = conn.rx.try_recv() {
+                arrived.push(i);
+            }
+            for i in arrived {
+                match &i {
+                    Incoming::Event { event, .. } if event == "ping" => {}
+                    Incoming::Ended(_) if conn.closed => {}
+                    _ => problems.push(format!(
+                        "{actor} got {} that no step expected",
+                        i.describe()
+                    )),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
         }
     }
 
@@ -585,6 +691,15 @@ impl<'a> Run<'a> {
                             .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
                             .unwrap_or((None, String::new()));
                         let _ = tx.send(Incoming::Close(code, reason));
+                        // Keep polling for a moment: that sends the close reply. Then let go
+                        // of the connection (the sink goes with the step that saw the close),
+                        // as a browser does: a server that stopped reading after refusing a
+                        // frame waits for the client's end of the TCP connection before it
+                        // counts the connection gone and announces its user's departure.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Some(Ok(_)) = stream.next().await {}
+                        })
+                        .await;
                         return;
                     }
                     Ok(_) => continue,

@@ -131,19 +131,19 @@ impl FloorBoundary for String {
     }
 }
 
-/// Fields each server frame type may carry (required first), to name a stray or missing field
-/// plainly.
+/// Fields each server frame type may carry (the core's required ones first, then the optional
+/// ones, among them those a capability adds), to name a stray or missing field plainly.
 fn hint_for_frame(value: &Value) -> Option<String> {
     let obj = value.as_object()?;
     let ty = obj.get("type")?.as_str()?;
     let (required, optional): (&[&str], &[&str]) = match ty {
-        "welcome" => (&["clientId"], &[]),
-        "room_joined" => (&["room", "users", "epoch", "offset"], &["recovered"]),
-        "user_joined" => (&["user", "users", "room"], &[]),
+        "welcome" => (&["clientId"], &["protocol", "capabilities"]),
+        "room_joined" => (&["room", "users"], &["epoch", "offset", "recovered"]),
+        "user_joined" => (&["user", "users"], &["room"]),
         "room_left" => (&["room"], &[]),
-        "user_left" => (&["user", "room"], &[]),
-        "chat" => (&["id", "user", "text", "timestamp", "room", "offset"], &[]),
-        "typing" => (&["user", "isTyping", "room"], &[]),
+        "user_left" => (&["user"], &["room"]),
+        "chat" => (&["id", "user", "text", "timestamp", "room"], &["offset"]),
+        "typing" => (&["user", "isTyping"], &["room"]),
         "private_message" => (&["id", "from", "text", "timestamp"], &[]),
         "notification" => (&["content"], &[]),
         "pong" => (&[], &[]),

@@ -40,6 +40,14 @@ pub struct Header {
     /// Default timeout of each step, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The capabilities the session needs (see `profile::KNOWN`); empty means the core protocol.
+    /// The runner skips the session against a server without one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// Frames or events still arriving after the last step do not fail the session. Without
+    /// it, the runner checks every open connection for frames no step expected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_trailing: bool,
     /// Every actor by name.
     pub actors: BTreeMap<String, ActorKind>,
 }
@@ -290,6 +298,15 @@ impl Session {
             }
         }
         let header = header.ok_or_else(|| anyhow!("{}: empty session", path.display()))?;
+        for r in &header.requires {
+            if !crate::profile::KNOWN.contains(&r.as_str()) {
+                bail!(
+                    "{}: requires unknown capability {r:?} (known: {})",
+                    path.display(),
+                    crate::profile::KNOWN.join(", ")
+                );
+            }
+        }
         Ok(Session {
             header,
             steps,

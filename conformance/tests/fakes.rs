@@ -29,6 +29,8 @@ enum Bug {
     StrayField,
     /// `Not in a room` said with other words.
     WrongErrorText,
+    /// Every `chat` frame is sent twice to each member.
+    DuplicateChat,
 }
 
 struct Client {
@@ -147,6 +149,9 @@ fn handle(state: &Shared, me: u64, text: &str, bug: Bug) {
                 frame["serverNode"] = json!("fake-1");
             }
             to_room(&s, &room, &frame, None);
+            if bug == Bug::DuplicateChat {
+                to_room(&s, &room, &frame, None);
+            }
         }
         "typing" => {
             let Some(room) = room else {
@@ -351,6 +356,82 @@ async fn a_changed_error_text_fails() {
         f.contains("expected \"Not in a room\", got \"You are not in a room\""),
         "{f}"
     );
+}
+
+#[tokio::test]
+async fn a_duplicated_final_chat_fails() {
+    let outcomes = run(Bug::DuplicateChat).await;
+    // The duplicate of the last chat arrives after the session's last step: only the check for
+    // trailing frames sees it.
+    let f = failure(&outcomes, "ws-chat-to-all");
+    assert!(f.contains("after the last step"), "{f}");
+    assert!(f.contains("got frame {\"type\":\"chat\""), "{f}");
+    assert!(f.contains("that no step expected"), "{f}");
+    assert!(f.contains("\"text\":\"hello room\""), "{f}");
+    let f = failure(&outcomes, "ws-leave");
+    assert!(f.contains("alice got frame {\"type\":\"chat\""), "{f}");
+    // Where a later step expects the next message, the duplicate fails that step.
+    let f = failure(&outcomes, "ws-chat-offsets");
+    assert!(f.contains("$.text: expected \"two\", got \"one\""), "{f}");
+    let failed = failed(&outcomes);
+    assert_eq!(
+        failed,
+        vec!["ws-chat-offsets", "ws-chat-to-all", "ws-leave"],
+        "only sessions with chats fail"
+    );
+}
+
+/// The same fake, run by profile: its welcome has no capabilities list, so it is a core-only
+/// server; the sessions that need a capability are skipped and said to be, and the summary
+/// counts only the sessions that applied.
+#[tokio::test]
+async fn a_server_without_capabilities_gets_the_core_profile() {
+    let target = start(Bug::None).await;
+    let sessions: Vec<Session> = Session::load_dir(&conformance::default_sessions_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|s| COVERED.contains(&s.name()))
+        .collect();
+    let report = conformance::profile::run_profile(sessions.clone(), &Options::new(&target))
+        .await
+        .unwrap();
+    assert!(report.capabilities.names.is_empty());
+    let mut skipped: Vec<&str> = report.skipped.iter().map(|s| s.name.as_str()).collect();
+    skipped.sort();
+    assert_eq!(skipped, vec!["ws-app-ping-pong", "ws-chat-offsets"]);
+    let applied = COVERED.len() - 2;
+    assert_eq!(
+        report.summary(),
+        format!("{applied} passed, 0 failed, 2 skipped")
+    );
+    let lines = report.capability_lines();
+    assert_eq!(lines[0], format!("core: {applied} passed, 0 failed"));
+    assert!(
+        lines.contains(
+            &"offsets: 0 passed, 0 failed, 1 skipped (the server does not have it)".to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert!(report.skipped_lines().contains(
+        &"SKIP ws-chat-offsets: needs offsets, which the server does not have".to_owned()
+    ));
+    // Given capabilities win over the welcome: with app-ping and offsets everything applies,
+    // and the trailing check then synchronises with ping / pong.
+    let mut opts = Options::new(&target);
+    opts.capabilities = Some(conformance::profile::Capabilities::given(
+        "app-ping,offsets",
+    ));
+    let report = conformance::profile::run_profile(sessions, &opts)
+        .await
+        .unwrap();
+    assert!(report.skipped.is_empty());
+    assert_eq!(
+        report.summary(),
+        format!("{} passed, 0 failed", COVERED.len())
+    );
+    assert!(report
+        .capability_lines()
+        .contains(&"app-ping: 1 passed, 0 failed".to_owned()));
 }
 
 #[tokio::test]

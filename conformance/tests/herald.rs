@@ -1,6 +1,4 @@
-//! The real server, started in-process, against the whole suite (with `--features herald`).
-
-#![cfg(feature = "herald")]
+//! The real server, started in-process, against the whole suite.
 
 use std::time::Duration;
 
@@ -14,21 +12,33 @@ fn local() -> herald::Config {
     }
 }
 
+/// The capabilities Herald implements: every session of the suite applies to it.
+const HERALD_CAPABILITIES: &str = "recovery,offsets,room-in-presence,app-ping";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn herald_passes_the_whole_suite() {
+async fn herald_passes_every_profile() {
     let running = herald::start(herald::Config {
         sse_ping_interval: Duration::from_millis(300),
         ..local()
     })
     .await
     .unwrap();
+    let target = format!("http://{}", running.addr);
     let mut sessions = Session::load_dir(&conformance::default_sessions_dir()).unwrap();
     sessions.extend(
         Session::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sessions"))
             .unwrap(),
     );
-    let outcomes = run_all(sessions, &Options::new(format!("http://{}", running.addr))).await;
-    let failures: Vec<String> = outcomes
+    let total = sessions.len();
+    let mut opts = Options::new(&target);
+    opts.capabilities = Some(conformance::profile::Capabilities::given(
+        HERALD_CAPABILITIES,
+    ));
+    let report = conformance::profile::run_profile(sessions, &opts)
+        .await
+        .unwrap();
+    let failures: Vec<String> = report
+        .outcomes
         .iter()
         .filter(|o| !o.passed())
         .map(|o| o.render())
@@ -37,8 +47,33 @@ async fn herald_passes_the_whole_suite() {
         failures.is_empty(),
         "{}\n{}",
         failures.join("\n"),
-        conformance::summary(&outcomes)
+        report.summary()
     );
+    assert_eq!(report.summary(), format!("{total} passed, 0 failed"));
+    for line in report.capability_lines() {
+        assert!(!line.contains("the server does not have it"), "{line}");
+    }
+
+    // What Herald's welcome announces must cover what it passes.
+    let announced = conformance::profile::probe(&target, None, Duration::from_secs(3))
+        .await
+        .unwrap();
+    match announced.source {
+        conformance::profile::Source::Welcome => {
+            for name in HERALD_CAPABILITIES.split(',') {
+                assert!(
+                    announced.has(name),
+                    "Herald passes the {name} sessions but its welcome does not announce it: {}",
+                    announced.describe()
+                );
+            }
+        }
+        _ => eprintln!(
+            "NOT CHECKED: Herald's welcome frame has no capabilities list yet, so a runner that \
+             reads it treats Herald as core-only ({})",
+            announced.describe()
+        ),
+    }
     running.shutdown().await;
 }
 
