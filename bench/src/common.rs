@@ -11,10 +11,10 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::account::Verdict;
+
 static START: OnceLock<Instant> = OnceLock::new();
 
-/// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
-/// a message is one of these, and sender and receiver live in this same process.
 /// Waits for the connection tasks of a run to end, giving up on the rest once one has not
 /// ended within 5 s (the run is over; stragglers are dropped with the runtime).
 pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -28,8 +28,16 @@ pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
+/// a message is one of these, and sender and receiver live in this same process.
 pub fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// `at` on the [`now_ns`] clock (0 for an instant before the clock started).
+pub fn ns_at(at: Instant) -> u64 {
+    at.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_nanos() as u64
 }
 
 /// Where the server is and which loopback addresses client sockets are bound to.
@@ -130,12 +138,17 @@ const SHARDS: usize = 16;
 /// Counters and the latency histogram of one run, shared by every client task.
 pub struct Metrics {
     /// Start and end (ns, see [`now_ns`]) of the measurement window; messages are counted by the
-    /// send timestamp they carry.
+    /// scheduled send time they carry.
     pub window_start: AtomicU64,
     pub window_end: AtomicU64,
     pub sent: AtomicU64,
     pub expected: AtomicU64,
+    /// First arrivals of an in-window message at a receiver that should get it
+    /// ([`Verdict::New`]); the only frames whose latency is recorded.
     pub delivered: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub misrouted: AtomicU64,
+    pub stale: AtomicU64,
     pub delivered_outside: AtomicU64,
     pub send_errors: AtomicU64,
     pub conn_closed: AtomicU64,
@@ -151,6 +164,9 @@ impl Metrics {
             sent: AtomicU64::new(0),
             expected: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            misrouted: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
             delivered_outside: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             conn_closed: AtomicU64::new(0),
@@ -165,7 +181,7 @@ impl Metrics {
             && ts < self.window_end.load(Ordering::Relaxed)
     }
 
-    /// Counts a send made at `ts` that `fanout` receivers should get.
+    /// Counts a send scheduled at `ts` that `fanout` receivers should get.
     pub fn on_send(&self, ts: u64, fanout: u64) {
         if self.in_window(ts) {
             self.sent.fetch_add(1, Ordering::Relaxed);
@@ -173,17 +189,27 @@ impl Metrics {
         }
     }
 
-    /// Counts a delivery of a message sent at `ts`, received now, by client `who`.
-    pub fn on_delivery(&self, ts: u64, who: usize) {
-        if self.in_window(ts) {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
+    /// Counts the arrival now, at receiver `who`, of a message scheduled at `ts`, as the
+    /// receiver classified it (see [`crate::account`]). Only a [`Verdict::New`] one is a delivery
+    /// and has its latency recorded.
+    pub fn on_delivery(&self, ts: u64, who: usize, verdict: Verdict) {
+        if !self.in_window(ts) {
+            self.delivered_outside.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let counter = match verdict {
+            Verdict::New => &self.delivered,
+            Verdict::Duplicate => &self.duplicates,
+            Verdict::Misrouted => &self.misrouted,
+            Verdict::Stale => &self.stale,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if verdict == Verdict::New {
             let lat = now_ns().saturating_sub(ts).max(1);
             self.hist[who % SHARDS]
                 .lock()
                 .unwrap()
                 .saturating_record(lat);
-        } else {
-            self.delivered_outside.fetch_add(1, Ordering::Relaxed);
         }
     }
 
