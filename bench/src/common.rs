@@ -154,6 +154,9 @@ pub struct Metrics {
     pub conn_closed: AtomicU64,
     pub other_frames: AtomicU64,
     hist: Vec<Mutex<Histogram<u64>>>,
+    /// How late each in-window message went out after it was due (the generator's own lag,
+    /// which the latency includes).
+    lag: Vec<Mutex<Histogram<u64>>>,
 }
 
 impl Metrics {
@@ -172,6 +175,7 @@ impl Metrics {
             conn_closed: AtomicU64::new(0),
             other_frames: AtomicU64::new(0),
             hist: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            lag: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
         }
     }
 
@@ -186,6 +190,17 @@ impl Metrics {
         if self.in_window(ts) {
             self.sent.fetch_add(1, Ordering::Relaxed);
             self.expected.fetch_add(fanout, Ordering::Relaxed);
+        }
+    }
+
+    /// Records, just before it is written, how late a message due at `ts` goes out.
+    pub fn on_send_lag(&self, ts: u64, who: usize) {
+        if self.in_window(ts) {
+            let lag = now_ns().saturating_sub(ts).max(1);
+            self.lag[who % SHARDS]
+                .lock()
+                .unwrap()
+                .saturating_record(lag);
         }
     }
 
@@ -223,12 +238,21 @@ impl Metrics {
 
     /// The merged latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        let mut all = new_hist();
-        for h in &self.hist {
-            all.add(&*h.lock().unwrap()).expect("same bounds");
-        }
-        all
+        merged(&self.hist)
     }
+
+    /// The merged send-lag histogram.
+    pub fn lag_histogram(&self) -> Histogram<u64> {
+        merged(&self.lag)
+    }
+}
+
+fn merged(shards: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
+    let mut all = new_hist();
+    for h in shards {
+        all.add(&*h.lock().unwrap()).expect("same bounds");
+    }
+    all
 }
 
 fn new_hist() -> Histogram<u64> {

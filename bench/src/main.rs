@@ -603,6 +603,7 @@ fn print_summary(rows: &[Value]) {
         ("p99us", "results.latency.p99_us"),
         ("p99.9us", "results.latency.p999_us"),
         ("maxus", "results.latency.max_us"),
+        ("lag99us", "results.send_lag.p99_us"),
         ("hs/s", "setup.handshakes_per_sec"),
         ("joins/s", "setup.joins_per_sec"),
         ("B/conn", "memory.bytes_per_conn_joined"),

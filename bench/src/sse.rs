@@ -190,6 +190,7 @@ async fn poster(
             .body(Full::new(Bytes::from(body)))?;
         seq += 1;
         send.ready().await.context("update connection")?;
+        m.on_send_lag(ts, p);
         let resp = send.send_request(req).await.context("POST /updates")?;
         let status = resp.status();
         let _ = resp.into_body().collect().await;
@@ -273,6 +274,7 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
     results["poster_errors"] = json!(poster_errors);
     results["streams_closed_early"] = json!(m.conn_closed.load(Ordering::Relaxed));
     results["latency"] = latency_json(&m.histogram());
+    results["send_lag"] = latency_json(&m.lag_histogram());
     Ok(json!({
         "params": {
             "streams": cfg.streams,

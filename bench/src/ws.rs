@@ -146,6 +146,7 @@ async fn send_chat(ws: &mut RawWs, ctx: &Ctx, chat: Chat, fanout: u64) -> bool {
         ctx.padding
     );
     ctx.m.on_send(ts, fanout);
+    ctx.m.on_send_lag(ts, publisher);
     if ws.send_text(&frame).await.is_err() {
         ctx.m.send_errors.fetch_add(1, Ordering::Relaxed);
         return false;
@@ -433,6 +434,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
     results["send_errors"] = json!(send_errors);
     results["connections_closed_early"] = json!(closed);
     results["latency"] = latency_json(&hist);
+    results["send_lag"] = latency_json(&m.lag_histogram());
     Ok(json!({
         "params": {
             "clients": cfg.clients,
