@@ -539,7 +539,8 @@ async fn every_connection_is_pinged_when_a_slot_holds_several_groups() {
         let mut raw = RawClient::connect(&server.addr).await;
         let tx = tx.clone();
         tokio::spawn(async move {
-            while let Some(frame) = raw.next().await {
+            // No hang guard of its own: the witness below decides when this has taken too long.
+            while let Some(frame) = raw.next_within(Duration::from_secs(600)).await {
                 if frame.opcode == 0x9 {
                     // Kept open (in the channel) until every reader is done.
                     let _ = tx.send(raw);

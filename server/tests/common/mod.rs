@@ -344,12 +344,18 @@ impl RawClient {
     /// The next frame; `None` once the server has closed the TCP connection. Waiting longer than
     /// [`WAIT`] for one frame fails the test (a hang guard, not a measurement).
     pub async fn next(&mut self) -> Option<RawFrame> {
+        self.next_within(WAIT).await
+    }
+
+    /// [`RawClient::next`] with another hang guard, for a test that decides for itself when it
+    /// has waited too long.
+    pub async fn next_within(&mut self, guard: Duration) -> Option<RawFrame> {
         use tokio::io::AsyncReadExt;
         loop {
             if let Some(frame) = self.parse() {
                 return Some(frame);
             }
-            let n = tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf))
+            let n = tokio::time::timeout(guard, self.stream.read_buf(&mut self.buf))
                 .await
                 .expect("timed out waiting for a frame")
                 .unwrap_or(0);
