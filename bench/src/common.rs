@@ -11,10 +11,10 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::account::Verdict;
+
 static START: OnceLock<Instant> = OnceLock::new();
 
-/// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
-/// a message is one of these, and sender and receiver live in this same process.
 /// Waits for the connection tasks of a run to end, giving up on the rest once one has not
 /// ended within 5 s (the run is over; stragglers are dropped with the runtime).
 pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -28,8 +28,16 @@ pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// Nanoseconds since the process's shared start instant (monotonic). Every timestamp carried in
+/// a message is one of these, and sender and receiver live in this same process.
 pub fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// `at` on the [`now_ns`] clock (0 for an instant before the clock started).
+pub fn ns_at(at: Instant) -> u64 {
+    at.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_nanos() as u64
 }
 
 /// Where the server is and which loopback addresses client sockets are bound to.
@@ -130,17 +138,25 @@ const SHARDS: usize = 16;
 /// Counters and the latency histogram of one run, shared by every client task.
 pub struct Metrics {
     /// Start and end (ns, see [`now_ns`]) of the measurement window; messages are counted by the
-    /// send timestamp they carry.
+    /// scheduled send time they carry.
     pub window_start: AtomicU64,
     pub window_end: AtomicU64,
     pub sent: AtomicU64,
     pub expected: AtomicU64,
+    /// First arrivals of an in-window message at a receiver that should get it
+    /// ([`Verdict::New`]); the only frames whose latency is recorded.
     pub delivered: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub misrouted: AtomicU64,
+    pub stale: AtomicU64,
     pub delivered_outside: AtomicU64,
     pub send_errors: AtomicU64,
     pub conn_closed: AtomicU64,
     pub other_frames: AtomicU64,
     hist: Vec<Mutex<Histogram<u64>>>,
+    /// How late each in-window message went out after it was due (the generator's own lag,
+    /// which the latency includes).
+    lag: Vec<Mutex<Histogram<u64>>>,
 }
 
 impl Metrics {
@@ -151,11 +167,15 @@ impl Metrics {
             sent: AtomicU64::new(0),
             expected: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            misrouted: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
             delivered_outside: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             conn_closed: AtomicU64::new(0),
             other_frames: AtomicU64::new(0),
             hist: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            lag: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
         }
     }
 
@@ -165,7 +185,7 @@ impl Metrics {
             && ts < self.window_end.load(Ordering::Relaxed)
     }
 
-    /// Counts a send made at `ts` that `fanout` receivers should get.
+    /// Counts a send scheduled at `ts` that `fanout` receivers should get.
     pub fn on_send(&self, ts: u64, fanout: u64) {
         if self.in_window(ts) {
             self.sent.fetch_add(1, Ordering::Relaxed);
@@ -173,17 +193,38 @@ impl Metrics {
         }
     }
 
-    /// Counts a delivery of a message sent at `ts`, received now, by client `who`.
-    pub fn on_delivery(&self, ts: u64, who: usize) {
+    /// Records, just before it is written, how late a message due at `ts` goes out.
+    pub fn on_send_lag(&self, ts: u64, who: usize) {
         if self.in_window(ts) {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
+            let lag = now_ns().saturating_sub(ts).max(1);
+            self.lag[who % SHARDS]
+                .lock()
+                .unwrap()
+                .saturating_record(lag);
+        }
+    }
+
+    /// Counts the arrival now, at receiver `who`, of a message scheduled at `ts`, as the
+    /// receiver classified it (see [`crate::account`]). Only a [`Verdict::New`] one is a delivery
+    /// and has its latency recorded.
+    pub fn on_delivery(&self, ts: u64, who: usize, verdict: Verdict) {
+        if !self.in_window(ts) {
+            self.delivered_outside.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let counter = match verdict {
+            Verdict::New => &self.delivered,
+            Verdict::Duplicate => &self.duplicates,
+            Verdict::Misrouted => &self.misrouted,
+            Verdict::Stale => &self.stale,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if verdict == Verdict::New {
             let lat = now_ns().saturating_sub(ts).max(1);
             self.hist[who % SHARDS]
                 .lock()
                 .unwrap()
                 .saturating_record(lat);
-        } else {
-            self.delivered_outside.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -197,12 +238,21 @@ impl Metrics {
 
     /// The merged latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        let mut all = new_hist();
-        for h in &self.hist {
-            all.add(&*h.lock().unwrap()).expect("same bounds");
-        }
-        all
+        merged(&self.hist)
     }
+
+    /// The merged send-lag histogram.
+    pub fn lag_histogram(&self) -> Histogram<u64> {
+        merged(&self.lag)
+    }
+}
+
+fn merged(shards: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
+    let mut all = new_hist();
+    for h in shards {
+        all.add(&*h.lock().unwrap()).expect("same bounds");
+    }
+    all
 }
 
 fn new_hist() -> Histogram<u64> {

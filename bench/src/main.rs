@@ -4,6 +4,7 @@
 //!
 //! Every run prints one JSON line on stdout and a readable summary on stderr.
 
+mod account;
 mod common;
 mod rawws;
 mod sse;
@@ -441,6 +442,19 @@ fn main() -> Result<()> {
                     .as_u64()
                     .or(v["results"]["streams_closed_early"].as_u64())
                     .unwrap_or(0);
+                for (what, path) in [
+                    ("duplicate", "duplicates"),
+                    ("misrouted", "misrouted"),
+                    ("stale (too late to tell)", "stale"),
+                ] {
+                    let n = v["results"][path].as_u64().unwrap_or(0);
+                    if n > 0 {
+                        eprintln!(
+                            "warning: {}: {n} {what} frame(s), not counted as deliveries",
+                            run_name(run)
+                        );
+                    }
+                }
                 if dropped > 0 {
                     eprintln!(
                         "warning: {}: the server closed {dropped} connection(s) during the run",
@@ -582,11 +596,14 @@ fn print_summary(rows: &[Value]) {
         ("sent/s", "results.sends_per_sec"),
         ("deliv/s", "results.deliveries_per_sec"),
         ("loss%", "results.loss_pct"),
+        ("dup", "results.duplicates"),
+        ("misrt", "results.misrouted"),
         ("p50us", "results.latency.p50_us"),
         ("p90us", "results.latency.p90_us"),
         ("p99us", "results.latency.p99_us"),
         ("p99.9us", "results.latency.p999_us"),
         ("maxus", "results.latency.max_us"),
+        ("lag99us", "results.send_lag.p99_us"),
         ("hs/s", "setup.handshakes_per_sec"),
         ("joins/s", "setup.joins_per_sec"),
         ("B/conn", "memory.bytes_per_conn_joined"),

@@ -1,5 +1,6 @@
 //! The `sse` scenario: many `GET /events` streams while `POST /updates` runs at a fixed rate.
-//! Each update's `data` carries `{"benchTs": <ns>}`, its send time.
+//! Each update's `data` carries `{"benchTs": <ns>, "poster": <p>, "seq": <n>}`: the time it was
+//! due to be posted, which poster sent it and that poster's sequence number.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
-use crate::common::{latency_json, now_ns, r1, wait_until, Metrics, Net, ProcProbe};
+use crate::account::{Counts, Receiver, Verdict};
+use crate::common::{latency_json, now_ns, ns_at, r1, wait_until, Metrics, Net, ProcProbe};
 
 #[derive(Debug, Clone)]
 pub struct SseConfig {
@@ -28,40 +30,62 @@ pub struct SseConfig {
     pub setup_timeout: Duration,
 }
 
-/// Finds `"benchTs":<digits>` in an update's data line.
-fn parse_ts(data: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(data, b"\"benchTs\":")? + 10;
-    let digits = data[at..]
-        .iter()
-        .skip_while(|c| **c == b' ')
-        .take_while(|c| c.is_ascii_digit());
-    let mut v = 0u64;
-    let mut any = false;
-    for d in digits {
-        v = v * 10 + (d - b'0') as u64;
-        any = true;
+/// Finds `"<key>":<digits>` in an update's data line.
+fn parse_field(data: &[u8], key: &[u8]) -> Option<u64> {
+    let mut pattern = Vec::with_capacity(key.len() + 3);
+    pattern.push(b'"');
+    pattern.extend_from_slice(key);
+    pattern.extend_from_slice(b"\":");
+    let at = memchr::memmem::find(data, &pattern)? + pattern.len();
+    let rest = data[at..].trim_ascii_start();
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
     }
-    any.then_some(v)
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
-/// Handles one complete SSE event block (lines without the blank separator).
-fn on_event(block: &[u8], m: &Metrics, who: usize) {
+/// (poster, sequence, due time) of an update this tool posted.
+fn parse_update(data: &[u8]) -> Option<(u64, u64, u64)> {
+    Some((
+        parse_field(data, b"poster")?,
+        parse_field(data, b"seq")?,
+        parse_field(data, b"benchTs")?,
+    ))
+}
+
+/// Handles one complete SSE event block (lines without the blank separator). Every stream should
+/// get every update once; one from a poster that does not exist counts as misrouted.
+fn on_event(block: &[u8], m: &Metrics, who: usize, posters: usize, receiver: &mut Receiver) {
     let mut is_update = false;
-    let mut ts = None;
+    let mut update = None;
     for line in block.split(|c| *c == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(ev) = line.strip_prefix(b"event:") {
             is_update = ev.trim_ascii() == b"update";
         } else if let Some(data) = line.strip_prefix(b"data:") {
-            ts = ts.or_else(|| parse_ts(data));
+            update = update.or_else(|| parse_update(data));
         }
     }
-    match (is_update, ts) {
-        (true, Some(ts)) => m.on_delivery(ts, who),
+    match (is_update, update) {
+        (true, Some((poster, seq, ts))) => {
+            let verdict = match usize::try_from(poster) {
+                Ok(p) if p < posters => receiver.see(p, seq),
+                _ => Verdict::Misrouted,
+            };
+            m.on_delivery(ts, who, verdict);
+        }
         _ => {
             m.other_frames.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Streams opened and streams that failed to open.
+#[derive(Default)]
+struct Opened {
+    ok: AtomicU64,
+    failed: AtomicU64,
 }
 
 async fn stream(
@@ -69,10 +93,11 @@ async fn stream(
     net: Arc<Net>,
     m: Arc<Metrics>,
     sem: Arc<Semaphore>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    opened_count: Arc<Opened>,
     mut stop: watch::Receiver<bool>,
+    posters: usize,
 ) {
+    let Opened { ok, failed } = &*opened_count;
     let opened = async {
         let _permit = sem.acquire().await?;
         let tcp = net.connect(false).await?;
@@ -100,6 +125,7 @@ async fn stream(
     };
     ok.fetch_add(1, Ordering::Relaxed);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut receiver = Receiver::default();
     loop {
         tokio::select! {
             biased;
@@ -116,7 +142,7 @@ async fn stream(
                                 (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
                                 (a, b) => a.or(b),
                             }) else { break };
-                            on_event(&buf[..p], &m, i);
+                            on_event(&buf[..p], &m, i, posters, &mut receiver);
                             buf.drain(..p + n);
                         }
                     }
@@ -146,20 +172,25 @@ async fn poster(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = m.window_end.load(Ordering::Relaxed);
+    let mut seq = 0u64;
     loop {
-        tick.tick().await;
-        let ts = now_ns();
+        // Stamped with the tick's deadline, not the time the POST goes out: when an answer comes
+        // late, the missed ticks fire at once and their updates carry the wait (no coordinated
+        // omission).
+        let ts = ns_at(tick.tick().await.into_std());
         if ts >= end {
             return Ok(());
         }
         let body = format!(
-            "{{\"resource\":\"bench\",\"action\":\"tick\",\"data\":{{\"benchTs\":{ts},\"poster\":{p}}}}}"
+            "{{\"resource\":\"bench\",\"action\":\"tick\",\"data\":{{\"benchTs\":{ts},\"poster\":{p},\"seq\":{seq}}}}}"
         );
         let req = Request::post("/updates")
             .header(header::HOST, net.target.to_string())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
+        seq += 1;
         send.ready().await.context("update connection")?;
+        m.on_send_lag(ts, p);
         let resp = send.send_request(req).await.context("POST /updates")?;
         let status = resp.status();
         let _ = resp.into_body().collect().await;
@@ -178,8 +209,8 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
     let m = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let sem = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let opened = Arc::new(Opened::default());
+    let (ok, failed) = (&opened.ok, &opened.failed);
     let rss_before = pid.and_then(crate::sys::rss_kib);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -189,9 +220,9 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
             net.clone(),
             m.clone(),
             sem.clone(),
-            ok.clone(),
-            failed.clone(),
+            opened.clone(),
             stop_rx.clone(),
+            cfg.posters,
         )));
     }
     let n = cfg.streams as u64;
@@ -237,9 +268,13 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
     crate::common::join_tasks(tasks).await;
     let secs = cfg.duration.as_secs_f64();
     let connected = streams.load(Ordering::Relaxed);
-    let sent = m.sent.load(Ordering::Relaxed);
-    let expected = m.expected.load(Ordering::Relaxed);
-    let delivered = m.delivered.load(Ordering::Relaxed);
+    let mut results = Counts::of(&m).json(secs);
+    results["target_sends_per_sec"] = json!(cfg.per_sec);
+    results["http_errors"] = json!(http_errors.load(Ordering::Relaxed));
+    results["poster_errors"] = json!(poster_errors);
+    results["streams_closed_early"] = json!(m.conn_closed.load(Ordering::Relaxed));
+    results["latency"] = latency_json(&m.histogram());
+    results["send_lag"] = latency_json(&m.lag_histogram());
     Ok(json!({
         "params": {
             "streams": cfg.streams,
@@ -264,32 +299,43 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
                 _ => Value::Null,
             },
         },
-        "results": {
-            "sent": sent,
-            "sends_per_sec": r1(sent as f64 / secs),
-            "target_sends_per_sec": cfg.per_sec,
-            "expected_deliveries": expected,
-            "delivered": delivered,
-            "deliveries_per_sec": r1(delivered as f64 / secs),
-            "lost": expected.saturating_sub(delivered),
-            "loss_pct": if expected > 0 { json!((1.0 - delivered as f64 / expected as f64) * 100.0) } else { Value::Null },
-            "http_errors": http_errors.load(Ordering::Relaxed),
-            "poster_errors": poster_errors,
-            "streams_closed_early": m.conn_closed.load(Ordering::Relaxed),
-            "latency": latency_json(&m.histogram()),
-        },
+        "results": results,
         "cpu": cpu,
     }))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ts;
+    use super::*;
 
     #[test]
-    fn finds_the_timestamp() {
-        let d = br#" {"resource":"bench","action":"tick","data":{"benchTs":98765,"poster":0},"timestamp":"x"}"#;
-        assert_eq!(parse_ts(d), Some(98765));
-        assert_eq!(parse_ts(b"{}"), None);
+    fn finds_the_update_fields() {
+        let d = br#" {"resource":"bench","action":"tick","data":{"benchTs":98765,"poster":3,"seq": 12},"timestamp":"x"}"#;
+        assert_eq!(parse_update(d), Some((3, 12, 98765)));
+        assert_eq!(parse_update(b"{}"), None);
+        assert_eq!(parse_update(br#"{"benchTs":1,"poster":0}"#), None);
+    }
+
+    #[test]
+    fn a_repeated_update_counts_once_per_stream() {
+        let m = Metrics::new();
+        m.window_start.store(0, Ordering::Relaxed);
+        m.window_end.store(u64::MAX - 1, Ordering::Relaxed);
+        let event = |poster: u64, seq: u64| {
+            format!(
+                "id: 7\nevent: update\ndata: {{\"data\":{{\"benchTs\":5,\"poster\":{poster},\"seq\":{seq}}}}}"
+            )
+        };
+        let (mut a, mut b) = (Receiver::default(), Receiver::default());
+        for (who, r) in [(0, &mut a), (1, &mut b)] {
+            on_event(event(0, 0).as_bytes(), &m, who, 2, r);
+            on_event(event(1, 0).as_bytes(), &m, who, 2, r);
+        }
+        on_event(event(1, 0).as_bytes(), &m, 0, 2, &mut a);
+        on_event(event(2, 0).as_bytes(), &m, 0, 2, &mut a);
+        on_event(b"event: ping\ndata: {}", &m, 0, 2, &mut a);
+        let c = Counts::of(&m);
+        assert_eq!((c.delivered, c.duplicates, c.misrouted), (4, 1, 1));
+        assert_eq!(m.other_frames.load(Ordering::Relaxed), 1);
     }
 }

@@ -11,8 +11,9 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
+use crate::account::{Counts, Layout, Receiver, Verdict};
 use crate::common::{
-    latency_json, now_ns, r1, r2, wait_quiet, wait_until, Metrics, Net, ProcProbe,
+    latency_json, now_ns, ns_at, r1, r2, wait_quiet, wait_until, Metrics, Net, ProcProbe,
 };
 
 use crate::rawws::{Frame, RawWs};
@@ -60,31 +61,20 @@ struct Ctx {
     handshake: Metrics,
     m: Metrics,
     padding: String,
+    layout: Layout,
 }
 
-impl Ctx {
-    fn room_of(&self, i: usize) -> usize {
-        i / self.cfg.room_size
-    }
-    fn room_len(&self, room: usize) -> usize {
-        let start = room * self.cfg.room_size;
-        self.cfg.room_size.min(self.cfg.clients - start)
-    }
-    fn rooms(&self) -> usize {
-        self.cfg.clients.div_ceil(self.cfg.room_size)
-    }
-    /// The publisher index of client `i`, if it publishes: publisher p sits in room p % rooms,
-    /// at member position p / rooms.
-    fn publisher_of(&self, i: usize) -> Option<usize> {
-        let publishers = match self.cfg.load {
-            Load::Idle => return None,
+impl RoomsConfig {
+    fn layout(&self) -> Layout {
+        let publishers = match self.load {
+            Load::Idle => 0,
             Load::Rate { publishers, .. } | Load::Max { publishers, .. } => publishers,
         };
-        let rooms = self.rooms();
-        let room = self.room_of(i);
-        let pos = i - room * self.cfg.room_size;
-        let p = pos * rooms + room;
-        (p < publishers).then_some(p)
+        Layout {
+            clients: self.clients,
+            room_size: self.room_size,
+            publishers,
+        }
     }
 }
 
@@ -107,41 +97,56 @@ async fn open(net: &Net, reset: bool) -> Result<RawWs> {
     }
 }
 
-/// Extracts (publisher, send timestamp) from a chat frame whose text this tool wrote
-/// (`b<publisher>x<ns>`), without a full JSON parse.
-fn parse_chat(frame: &str) -> Option<(usize, u64)> {
+/// One chat as this tool writes it: text `b<publisher>s<sequence>t<ns>` then padding (plain
+/// alphanumerics, which a sanitiser leaves alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chat {
+    publisher: usize,
+    seq: u64,
+    /// When the chat was due to be sent (see [`send_chat`]), on the [`now_ns`] clock.
+    ts: u64,
+}
+
+/// Reads a decimal number at the start of `rest`; `None` without a digit or on overflow.
+fn number(rest: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let v = rest[..digits]
+        .iter()
+        .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+    Some((v, &rest[digits..]))
+}
+
+/// Extracts a chat this tool wrote from a frame, without a full JSON parse.
+fn parse_chat(frame: &str) -> Option<Chat> {
     let head = &frame[..frame.len().min(24)];
     if !(head.contains("\"type\":\"chat\"") || frame.contains("\"type\":\"chat\"")) {
         return None;
     }
     let at = memchr::memmem::find(frame.as_bytes(), b"\"text\":\"b")? + 9;
-    let rest = &frame.as_bytes()[at..];
-    let mut publisher = 0usize;
-    let mut i = 0;
-    while i < rest.len() && rest[i].is_ascii_digit() {
-        publisher = publisher * 10 + (rest[i] - b'0') as usize;
-        i += 1;
-    }
-    if rest.get(i) != Some(&b'x') {
-        return None;
-    }
-    i += 1;
-    let mut ts = 0u64;
-    let start = i;
-    while i < rest.len() && rest[i].is_ascii_digit() {
-        ts = ts * 10 + (rest[i] - b'0') as u64;
-        i += 1;
-    }
-    (i > start).then_some((publisher, ts))
+    let (publisher, rest) = number(&frame.as_bytes()[at..])?;
+    let (seq, rest) = number(rest.strip_prefix(b"s")?)?;
+    let (ts, _) = number(rest.strip_prefix(b"t")?)?;
+    Some(Chat {
+        publisher: usize::try_from(publisher).ok()?,
+        seq,
+        ts,
+    })
 }
 
-async fn send_chat(ws: &mut RawWs, ctx: &Ctx, publisher: usize, fanout: u64) -> bool {
-    let ts = now_ns();
+/// Sends chat number `seq` of `publisher`, stamped with `ts`: the time it was due, not the time
+/// it goes out, so a send that the server (or this tool) held back is charged with the wait
+/// (no coordinated omission).
+async fn send_chat(ws: &mut RawWs, ctx: &Ctx, chat: Chat, fanout: u64) -> bool {
+    let Chat { publisher, seq, ts } = chat;
     let frame = format!(
-        "{{\"type\":\"chat\",\"text\":\"b{publisher}x{ts}{}\"}}",
+        "{{\"type\":\"chat\",\"text\":\"b{publisher}s{seq}t{ts}{}\"}}",
         ctx.padding
     );
     ctx.m.on_send(ts, fanout);
+    ctx.m.on_send_lag(ts, publisher);
     if ws.send_text(&frame).await.is_err() {
         ctx.m.send_errors.fetch_add(1, Ordering::Relaxed);
         return false;
@@ -151,10 +156,12 @@ async fn send_chat(ws: &mut RawWs, ctx: &Ctx, publisher: usize, fanout: u64) -> 
 
 async fn client(i: usize, ctx: Arc<Ctx>) {
     let mut phase = ctx.phase.clone();
-    let t0 = now_ns();
-    let ws = {
+    let (t0, ws) = {
         let _permit = ctx.sem.acquire().await.expect("semaphore open");
-        open(&ctx.net, false).await
+        // The clock starts once this tool lets the attempt go: time spent queued behind its own
+        // --connect-concurrency is not the server's.
+        let t0 = now_ns();
+        (t0, open(&ctx.net, false).await)
     };
     let mut ws = match ws {
         Ok(ws) => ws,
@@ -171,7 +178,7 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
     if phase.wait_for(|p| *p >= JOIN).await.is_err() {
         return;
     }
-    let room = ctx.room_of(i);
+    let room = ctx.layout.room_of(i);
     let join = format!("{{\"type\":\"join\",\"room\":\"bench-{room}\",\"user\":\"u{i}\"}}");
     if ws.send_text(&join).await.is_err() {
         ctx.join_failed.fetch_add(1, Ordering::Relaxed);
@@ -199,11 +206,22 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
     if phase.wait_for(|p| *p >= RUN).await.is_err() {
         return;
     }
-    let fanout = ctx.room_len(room) as u64;
-    let publisher = ctx.publisher_of(i);
+    let fanout = ctx.layout.room_len(room) as u64;
+    let publisher = ctx.layout.publisher_of(i);
     let end = ctx.m.window_end.load(Ordering::Relaxed);
     let mut sending = publisher.is_some();
     let mut ticker = None;
+    let mut receiver = Receiver::default();
+    // This publisher's next sequence number.
+    let mut seq = 0u64;
+    let mut next_chat = |ts: u64| {
+        seq += 1;
+        Chat {
+            publisher: publisher.unwrap_or(0),
+            seq: seq - 1,
+            ts,
+        }
+    };
     match (publisher, ctx.cfg.load) {
         (
             Some(p),
@@ -218,9 +236,10 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             ticker = Some(t);
         }
-        (Some(p), Load::Max { window, .. }) => {
+        (Some(_), Load::Max { window, .. }) => {
+            // Closed loop: there is no schedule, so a chat is due when it is sent.
             for _ in 0..window {
-                if !send_chat(&mut ws, &ctx, p, fanout).await {
+                if !send_chat(&mut ws, &ctx, next_chat(now_ns()), fanout).await {
                     sending = false;
                     break;
                 }
@@ -249,13 +268,17 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
                 };
                 match frame {
                     Frame::Text(r) => match parse_chat(ws.text(r)) {
-                        Some((from, ts)) => {
-                            ctx.m.on_delivery(ts, i);
+                        Some(chat) => {
+                            let verdict =
+                                receiver.see_chat(&ctx.layout, room, chat.publisher, chat.seq);
+                            ctx.m.on_delivery(chat.ts, i, verdict);
+                            // Only the first copy of its own chat frees a slot of the window.
                             if is_max
-                                && publisher == Some(from)
+                                && verdict == Verdict::New
+                                && publisher == Some(chat.publisher)
                                 && sending
                                 && now_ns() < end
-                                && !send_chat(&mut ws, &ctx, from, fanout).await
+                                && !send_chat(&mut ws, &ctx, next_chat(now_ns()), fanout).await
                             {
                                 sending = false;
                             }
@@ -281,18 +304,22 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
                     None => std::future::pending().await,
                 }
             };
+            // A due send goes before reading: with scheduled stamps, a send this tool delays
+            // while it reads would be charged to the server.
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
+                due = tick, if sending => {
+                    // The tick's own deadline, even when it fires late (missed ticks fire at
+                    // once, in a burst, each with its own deadline).
+                    let ts = ns_at(due.into_std());
+                    sending = ts < end && send_chat(&mut ws, &ctx, next_chat(ts), fanout).await;
+                }
                 more = ws.fill() => {
                     if !matches!(more, Ok(true)) {
                         ctx.m.conn_closed.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                }
-                _ = tick, if sending => {
-                    sending = now_ns() < end
-                        && send_chat(&mut ws, &ctx, publisher.unwrap_or(0), fanout).await;
                 }
             }
         }
@@ -319,6 +346,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
         handshake: Metrics::new(),
         m: Metrics::new(),
         padding: "a".repeat(cfg.payload),
+        layout: cfg.layout(),
         cfg: cfg.clone(),
     });
     let n = cfg.clients as u64;
@@ -368,9 +396,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
     tokio::time::sleep(cfg.drain).await;
     let _ = phase_tx.send(STOP);
     let m = &ctx.m;
-    let sent = m.sent.load(Ordering::Relaxed);
-    let expected = m.expected.load(Ordering::Relaxed);
-    let delivered = m.delivered.load(Ordering::Relaxed);
+    let counts = Counts::of(m);
     let closed = m.conn_closed.load(Ordering::Relaxed);
     let send_errors = m.send_errors.load(Ordering::Relaxed);
     let hist = m.histogram();
@@ -403,11 +429,17 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
         Load::Rate { per_sec, .. } => json!(per_sec),
         _ => Value::Null,
     };
+    let mut results = counts.json(secs);
+    results["target_sends_per_sec"] = target_rate;
+    results["send_errors"] = json!(send_errors);
+    results["connections_closed_early"] = json!(closed);
+    results["latency"] = latency_json(&hist);
+    results["send_lag"] = latency_json(&m.lag_histogram());
     Ok(json!({
         "params": {
             "clients": cfg.clients,
             "room_size": cfg.room_size,
-            "rooms": ctx.rooms(),
+            "rooms": ctx.layout.rooms(),
             "load": load,
             "payload_bytes": cfg.payload,
             "warmup_s": cfg.warmup.as_secs_f64(),
@@ -435,19 +467,7 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
             "bytes_per_conn_joined": per_conn(rss_joined),
             "bytes_per_conn_end": per_conn(rss_end),
         },
-        "results": {
-            "sent": sent,
-            "sends_per_sec": r1(sent as f64 / secs),
-            "target_sends_per_sec": target_rate,
-            "expected_deliveries": expected,
-            "delivered": delivered,
-            "deliveries_per_sec": r1(delivered as f64 / secs),
-            "lost": expected.saturating_sub(delivered),
-            "loss_pct": if expected > 0 { json!((1.0 - delivered as f64 / expected as f64) * 100.0) } else { Value::Null },
-            "send_errors": send_errors,
-            "connections_closed_early": closed,
-            "latency": latency_json(&hist),
-        },
+        "results": results,
         "cpu": cpu,
     }))
 }
@@ -519,17 +539,38 @@ pub async fn run_handshakes(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_chat;
+    use super::{parse_chat, Chat};
 
     #[test]
     fn parses_own_chat_frames() {
-        let f = r#"{"type":"chat","id":"x","user":"u1","text":"b12x3456aaa","timestamp":"t","room":"r","offset":1}"#;
-        assert_eq!(parse_chat(f), Some((12, 3456)));
-        assert_eq!(parse_chat(r#"{"type":"user_joined","text":"b1x2"}"#), None);
+        let f = r#"{"type":"chat","id":"x","user":"u1","text":"b12s7t3456aaa","timestamp":"t","room":"r","offset":1}"#;
+        assert_eq!(
+            parse_chat(f),
+            Some(Chat {
+                publisher: 12,
+                seq: 7,
+                ts: 3456
+            })
+        );
+        assert_eq!(
+            parse_chat(r#"{"type":"user_joined","text":"b1s2t3"}"#),
+            None
+        );
         assert_eq!(
             parse_chat(r#"{"type":"chat","text":"hello"}"#),
             None,
             "foreign chat text is not counted"
         );
+        for bad in [
+            "b1x2",
+            "b1s2",
+            "b1s2t",
+            "bs2t3",
+            "b1st3",
+            "b99999999999999999999s1t1",
+        ] {
+            let f = format!(r#"{{"type":"chat","text":"{bad}"}}"#);
+            assert_eq!(parse_chat(&f), None, "{bad}");
+        }
     }
 }

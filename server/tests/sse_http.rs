@@ -25,12 +25,39 @@ async fn stream_starts_with_connect_and_has_the_chapter_headers() {
 
 #[tokio::test]
 async fn pings_arrive_on_the_configured_interval() {
-    let server = Server::with(&["--sse-ping-interval", "200ms"], &[]);
+    // Each ping carries the server's own timestamp (milliseconds), so the gaps are read off the
+    // server's clock, not the test's, and how late this test reads the stream does not matter.
+    // - Every gap is at least the interval (a timer never fires early), less 10 ms for the
+    //   millisecond timestamps and the timer's few milliseconds of tolerance.
+    // - The shortest of five gaps is under twice the interval: a loaded machine makes some gaps
+    //   longer, but all five more than 250 ms late would take a stall no test here survives,
+    //   while a server that ignores the setting (30 s) or pings at a third of the rate fails.
+    const INTERVAL_MS: u64 = 250;
+    let server = Server::with(&["--sse-ping-interval", "250ms"], &[]);
     let mut events = Events::open(&server.url("/events")).await;
     events.next_named("connect").await;
-    let ping = events.next().await;
-    assert_eq!(ping.name, "ping");
-    assert!(ping.data["timestamp"].is_string());
+    let mut stamps = Vec::new();
+    while stamps.len() < 6 {
+        let ping = events.next().await;
+        assert_eq!(
+            ping.name, "ping",
+            "nothing but pings on an idle stream: {ping:?}"
+        );
+        let stamp = ping.data["timestamp"].as_str().expect("a timestamp");
+        stamps.push(humantime::parse_rfc3339(stamp).expect("an RFC 3339 timestamp"));
+    }
+    let gaps: Vec<u64> = stamps
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).expect("in order").as_millis() as u64)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g + 10 >= INTERVAL_MS),
+        "a ping came early: gaps {gaps:?} ms"
+    );
+    assert!(
+        gaps.iter().min().unwrap() < &(2 * INTERVAL_MS),
+        "no two pings an interval apart: gaps {gaps:?} ms"
+    );
 }
 
 #[tokio::test]
@@ -256,17 +283,12 @@ async fn demo_mode_runs_the_stock_feed_and_plain_mode_does_not() {
 #[tokio::test]
 async fn closed_streams_are_forgotten() {
     let server = Server::start();
-    let e = Events::open(&server.url("/events?userId=gone")).await;
+    let mut e = Events::open(&server.url("/events?userId=gone")).await;
+    e.next_named("connect").await;
     drop(e);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Notifying the departed user must not fail, and the server must not count the stream.
-    let (status, _) = post(
-        &server.url("/notifications"),
-        r#"{"userId":"gone","message":"x"}"#,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    // The server stops counting the stream once it notices the close (polled: nothing on the
+    // wire tells a client when the server has noticed; the deadline is only a hang guard).
+    let deadline = std::time::Instant::now() + common::WAIT;
     loop {
         let health: serde_json::Value = reqwest::get(server.url("/healthz"))
             .await
@@ -283,4 +305,11 @@ async fn closed_streams_are_forgotten() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Notifying the departed user then must not fail.
+    let (status, _) = post(
+        &server.url("/notifications"),
+        r#"{"userId":"gone","message":"x"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
 }

@@ -4,10 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server};
-use futures_util::SinkExt;
+use common::{Client, RawClient, Server};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -243,19 +242,34 @@ async fn oversized_frame_closes_with_1009_and_disturbs_no_one() {
 }
 
 #[tokio::test]
-async fn invalid_utf8_closes_only_that_connection() {
+async fn invalid_utf8_closes_only_that_connection_with_1007() {
     let server = Server::start();
     let mut a = server.joined("general", json!("Ann")).await;
     // A raw socket sending a masked text frame holding invalid UTF-8.
-    let mut raw = common::raw_websocket(&server.addr).await;
-    raw.write_all(&common::masked_text_frame(&[0xff, 0xfe, 0xfd]))
-        .await
-        .unwrap();
-    // The server ends that connection...
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(common::WAIT, raw.read_to_end(&mut rest))
-        .await
-        .expect("server closes");
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.send(&common::masked_text_frame(&[0xff, 0xfe, 0xfd]))
+        .await;
+    // The server ends that connection with a close frame saying why (1007, invalid payload
+    // data), then closes the socket...
+    let mut code = None;
+    while let Some(frame) = raw.next().await {
+        if let Some(c) = frame.close_code() {
+            code = Some(c);
+            break;
+        }
+        if frame.opcode == 0x1 {
+            let text = String::from_utf8_lossy(&frame.payload).into_owned();
+            assert!(
+                text.contains("\"welcome\""),
+                "only the welcome comes first: {text}"
+            );
+        }
+    }
+    assert_eq!(code, Some(1007), "close code for invalid UTF-8");
+    assert!(
+        raw.next().await.is_none(),
+        "nothing follows the close frame"
+    );
     // ...and everyone else carries on.
     a.send(json!({"type":"chat","text":"fine"})).await;
     assert_eq!(a.recv_type("chat").await["text"], "fine");
@@ -427,42 +441,93 @@ async fn silent_connection_is_closed_and_leaves_its_room() {
     let server = Server::with(&["--ping-interval", "200ms", "--ping-timeout", "1s"], &[]);
     let mut watcher = server.joined("live", json!("Watcher")).await;
     // A raw client that completes the handshake, joins, then never answers pings.
-    let mut raw = common::raw_websocket(&server.addr).await;
+    let mut ghost = RawClient::connect(&server.addr).await;
     let join = br#"{"type":"join","room":"live","user":"Ghost"}"#;
-    raw.write_all(&common::masked_text_frame(join))
-        .await
-        .unwrap();
+    ghost.send(&common::masked_text_frame(join)).await;
     assert_eq!(watcher.recv_type("user_joined").await["user"], "Ghost");
     // The watcher answers pings (tungstenite does it while reading) and stays; Ghost is dropped.
-    let left = tokio::time::timeout(Duration::from_secs(4), watcher.recv_type("user_left"))
-        .await
-        .expect("ghost dropped");
+    // No stopwatch: the watcher counts the server's ping rounds instead. One pinger visits every
+    // connection once per round (one interval), so Ghost, silent since its join, is closed on one
+    // of its first 1 s / 200 ms + 1 = 6 visits after it; that is within 7 rounds of the watcher's
+    // own visits. 15 rounds leave room for the close and the leave to reach the watcher however
+    // slowly the machine runs (they race only the pinger, which runs on the same runtime).
+    let mut rounds = 0;
+    let left = loop {
+        let msg = tokio::time::timeout(common::WAIT, watcher.ws.next())
+            .await
+            .expect("pings every 200 ms")
+            .expect("watcher open")
+            .expect("frame");
+        match msg {
+            Message::Ping(_) => {
+                rounds += 1;
+                assert!(
+                    rounds <= 15,
+                    "Ghost still in the room after {rounds} ping rounds"
+                );
+            }
+            Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(v["type"], "user_left", "{v}");
+                break v;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
     assert_eq!(left["user"], "Ghost");
+    // Ghost got a close frame for the timeout (1001) after its pings.
+    let mut code = None;
+    while let Some(frame) = ghost.next().await {
+        if let Some(c) = frame.close_code() {
+            code = Some(c);
+            break;
+        }
+    }
+    assert_eq!(code, Some(1001));
     watcher.send(json!({"type":"ping"})).await;
     watcher.recv_type("pong").await;
 }
 
-/// Reads a raw WebSocket into `seen` until an empty ping frame (0x89 0x00) has arrived.
-async fn read_until_ping(raw: &mut tokio::net::TcpStream, seen: &mut Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 512];
-    while !seen.windows(2).any(|w| w == [0x89, 0x00]) {
-        let n = raw.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before a ping");
-        seen.extend_from_slice(&buf[..n]);
+/// How many pings an unanswering connection gets before the server closes it for silence, and the
+/// close code it gets.
+async fn pings_until_closed(server: &Server) -> (u32, u16) {
+    let mut raw = RawClient::connect(&server.addr).await;
+    let mut pings = 0;
+    while let Some(frame) = raw.next().await {
+        match frame.opcode {
+            0x9 => {
+                assert!(frame.payload.is_empty(), "pings carry no payload");
+                pings += 1;
+            }
+            0x8 => return (pings, frame.close_code().unwrap()),
+            0x1 => {} // welcome
+            other => panic!("unexpected opcode {other:#x}"),
+        }
     }
+    panic!("closed without a close frame after {pings} pings");
 }
 
 #[tokio::test]
 async fn the_server_pings_on_the_configured_interval() {
-    let server = Server::with(&["--ping-interval", "200ms", "--ping-timeout", "5s"], &[]);
-    let mut raw = common::raw_websocket(&server.addr).await;
-    // An empty ping frame within about one interval.
-    let mut seen = Vec::new();
-    let found =
-        tokio::time::timeout(Duration::from_secs(2), read_until_ping(&mut raw, &mut seen)).await;
-    // (The welcome frame may have come with the handshake answer, which the helper read.)
-    assert!(found.is_ok(), "no ping frame in 2 s: {seen:?}");
+    // The reference clock is the server's own ping timeout, not the test's: a connection that
+    // never answers is pinged every interval until it has been silent for the timeout, then
+    // closed (1001). So the number of pings it gets before the close is timeout / interval,
+    // measured by the server alone (10 here), whatever the test's own scheduling.
+    // - At most 10 + 1: a connection is visited at most once per interval (timers never fire
+    //   early), so 12 pings would need 11 intervals inside the 10-interval timeout. A pinger
+    //   pinging on every one of its 16 slot ticks, or a shorter interval, would exceed it.
+    // - At least 4: a load that stretches the server's timers can only lower the count (fewer
+    //   visits fit in the timeout), so the floor is loose on purpose (the pinger would have to
+    //   run 3 times slower than its interval for 3 s to miss it); 4 still fails an interval 4
+    //   times too long (at most 3 pings fit), and a server that ignores --ping-interval (30 s)
+    //   never closes within the reader's hang guard.
+    let server = Server::with(&["--ping-interval", "300ms", "--ping-timeout", "3s"], &[]);
+    let (pings, code) = pings_until_closed(&server).await;
+    assert_eq!(code, 1001, "a ping timeout closes with 1001");
+    assert!(
+        (4..=11).contains(&pings),
+        "{pings} pings in a 3 s timeout at a 300 ms interval"
+    );
 }
 
 #[tokio::test]
@@ -470,26 +535,45 @@ async fn every_connection_is_pinged_when_a_slot_holds_several_groups() {
     // 16 slots per interval and groups of 32: 600 connections put 37 or 38 in each slot, so
     // every slot is pinged in two groups, the second after a pause. All must be pinged.
     let server = Server::with(&["--ping-interval", "1s", "--ping-timeout", "30s"], &[]);
-    let mut readers = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..600 {
-        let mut raw = common::raw_websocket(&server.addr).await;
-        readers.push(tokio::spawn(async move {
-            read_until_ping(&mut raw, &mut Vec::new()).await;
-            raw // kept open until every reader is done
-        }));
+        let mut raw = RawClient::connect(&server.addr).await;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            // No hang guard of its own: the witness below decides when this has taken too long.
+            while let Some(frame) = raw.next_within(Duration::from_secs(600)).await {
+                if frame.opcode == 0x9 {
+                    // Kept open (in the channel) until every reader is done.
+                    let _ = tx.send(raw);
+                    return;
+                }
+            }
+            panic!("closed before a ping");
+        });
     }
-    let all = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut open = Vec::new();
-        for r in readers {
-            open.push(r.await.unwrap());
+    drop(tx);
+    // A witness connected after the others counts the pinger's rounds: once it has had its
+    // second ping, the pinger has gone round every slot since the last reader connected. It
+    // may have 4 before the test gives up, slack for readers' tasks to catch up however slowly
+    // the machine runs; there is no stopwatch.
+    let mut witness = RawClient::connect(&server.addr).await;
+    let mut rounds = 0;
+    let mut pinged = Vec::new();
+    while pinged.len() < 600 {
+        tokio::select! {
+            raw = rx.recv() => pinged.push(raw.expect("a reader ended without a ping")),
+            frame = witness.next() => {
+                if frame.expect("witness open").opcode == 0x9 {
+                    rounds += 1;
+                    assert!(
+                        rounds <= 4,
+                        "{} of 600 connections pinged after {rounds} ping rounds",
+                        pinged.len()
+                    );
+                }
+            }
         }
-        open
-    })
-    .await;
-    assert!(
-        all.is_ok(),
-        "not every connection was pinged within 5 s (interval 1 s)"
-    );
+    }
 }
 
 #[tokio::test]

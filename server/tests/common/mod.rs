@@ -278,26 +278,159 @@ pub async fn post(url: &str, body: &str) -> (u16, Value) {
     )
 }
 
-/// A raw TCP connection that has completed a WebSocket handshake and will speak frames by hand
-/// (to send what a well-behaved client library never would, or to never answer pings).
-pub async fn raw_websocket(addr: &str) -> TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut raw = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    raw.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 1024];
-    let n = raw.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
-    raw
-}
-
 /// A masked text frame (payload under 126 bytes) with a zero mask, as a client must send it.
 pub fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
     let mut frame = vec![0x81, 0x80 | payload.len() as u8, 0, 0, 0, 0];
     frame.extend_from_slice(payload);
     frame
+}
+
+/// A raw WebSocket client that reads the server's frames itself: it keeps whatever followed the
+/// handshake answer in the same read (the `welcome` frame usually does), never answers pings and
+/// sees every control frame, close codes included.
+pub struct RawClient {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// One frame from the server: its opcode and payload.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame (1005 when it carries none).
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 0x8).then(|| match self.payload.get(..2) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]),
+            None => 1005,
+        })
+    }
+}
+
+impl RawClient {
+    pub async fn connect(addr: &str) -> RawClient {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = tokio::time::timeout(WAIT, stream.read_buf(&mut buf))
+                .await
+                .expect("timed out waiting for the handshake answer")
+                .unwrap();
+            assert!(n > 0, "closed during the handshake");
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..end);
+        RawClient { stream, buf }
+    }
+
+    /// Sends raw bytes (a frame made with [`masked_text_frame`], say).
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next frame; `None` once the server has closed the TCP connection. Waiting longer than
+    /// [`WAIT`] for one frame fails the test (a hang guard, not a measurement).
+    pub async fn next(&mut self) -> Option<RawFrame> {
+        self.next_within(WAIT).await
+    }
+
+    /// [`RawClient::next`] with another hang guard, for a test that decides for itself when it
+    /// has waited too long.
+    pub async fn next_within(&mut self, guard: Duration) -> Option<RawFrame> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(frame) = self.parse() {
+                return Some(frame);
+            }
+            let n = tokio::time::timeout(guard, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("timed out waiting for a frame")
+                .unwrap_or(0);
+            if n == 0 {
+                assert!(self.buf.is_empty(), "closed inside a frame: {:?}", self.buf);
+                return None;
+            }
+        }
+    }
+
+    fn parse(&mut self) -> Option<RawFrame> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        assert_eq!(b[1] & 0x80, 0, "the server masked a frame");
+        let (len, header) = match b[1] & 0x7f {
+            126 => (
+                u16::from_be_bytes(b.get(2..4)?.try_into().ok()?) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        if b.len() < header + len {
+            return None;
+        }
+        let frame = RawFrame {
+            opcode: b[0] & 0x0f,
+            payload: b[header..header + len].to_vec(),
+        };
+        self.buf.drain(..header + len);
+        Some(frame)
+    }
+}
+
+/// Tests this binary skipped, printed again when it exits (after libtest's own summary).
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn print_skipped() {
+    use std::io::Write;
+    let skipped = SKIPPED.lock().map(|s| s.clone()).unwrap_or_default();
+    if !skipped.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "SKIPPED: {} test(s) of this binary passed without running:",
+            skipped.len()
+        );
+        for s in skipped {
+            let _ = writeln!(err, "SKIPPED:   {s}");
+        }
+    }
+}
+
+/// Marks the calling test as skipped because `why`: with `CI` set (to anything but `false`, `0`
+/// or nothing) this fails the test instead.
+/// Otherwise it prints `SKIPPED: <test>: <why>` at once, straight to the process's stderr (which
+/// libtest does not capture, unlike `eprintln!`), and again in a summary when the binary exits,
+/// after libtest's `test result` line. The caller then returns.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(!ci, "{test} cannot run in CI: {why}");
+    let line = format!("{test}: {why}");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {line}");
+    let mut skipped = SKIPPED.lock().unwrap();
+    if skipped.is_empty() {
+        // SAFETY: registers a plain function with no captured state to run at exit.
+        unsafe { libc::atexit(print_skipped) };
+    }
+    skipped.push(line);
 }
