@@ -1,8 +1,9 @@
 //! The WebSocket transport (`GET /` or `GET /ws` with an upgrade).
 //!
-//! One task per connection: it reads frames and hands their text to the node, writes what the
-//! session's outbox holds (in batches, flushed once), pings on an interval and closes a
-//! connection that stays silent past the timeout. Oversized frames are refused by tungstenite
+//! One task per connection: it reads frames and hands their text to the node and writes what the
+//! session's outbox holds (in batches, flushed once). The connection has no timer of its own: the
+//! node's pinger (`pinger` in lib.rs) queues its pings in the outbox and, when the client stays
+//! silent past the timeout, closes the session. Oversized frames are refused by tungstenite
 //! before they are buffered, and answered with close code 1009.
 
 use std::sync::Arc;
