@@ -76,6 +76,21 @@ pub struct Config {
     pub presence_ttl: Duration,
     /// This node's name in the cluster (random when not given).
     pub node_id: Option<String>,
+    /// A reverse proxy is in front: every request then arrives from the proxy's address, so a
+    /// loopback peer proves nothing and is never trusted to publish without the API key.
+    pub behind_proxy: bool,
+    /// Trust loopback clients to publish without an API key even when the server listens beyond
+    /// loopback. Without it they are trusted only on a loopback-only listen with no proxy.
+    pub trust_loopback_publish: bool,
+    /// How long a client may take to send a request's headers; hyper also starts this clock
+    /// while a kept-alive connection waits for its next request. `None` turns it off.
+    pub header_read_timeout: Option<Duration>,
+    /// A kept-alive HTTP connection that is not a WebSocket or an SSE stream and has no request
+    /// in progress is closed after this long. `None` turns it off.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Accepted TCP connections that have not (yet) become a WebSocket or an SSE stream; past
+    /// this many, new connections are closed at once. 0 means no cap.
+    pub max_unadmitted_connections: usize,
 }
 
 impl Default for Config {
@@ -111,6 +126,11 @@ impl Default for Config {
             topic_prefix: String::new(),
             presence_ttl: Duration::from_secs(60),
             node_id: None,
+            behind_proxy: false,
+            trust_loopback_publish: false,
+            header_read_timeout: Some(Duration::from_secs(10)),
+            keep_alive_timeout: Some(Duration::from_secs(5)),
+            max_unadmitted_connections: 1024,
         }
     }
 }
@@ -215,6 +235,23 @@ pub struct ServeArgs {
     /// This node's name in the cluster [default: random].
     #[arg(long, env = "HERALD_NODE_ID")]
     pub node_id: Option<String>,
+    /// A reverse proxy is in front of this server: loopback clients are then not trusted to
+    /// publish (set an API key).
+    #[arg(long, env = "HERALD_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+    /// Let loopback clients publish without an API key even on a non-loopback listen address.
+    #[arg(long, env = "HERALD_TRUST_LOOPBACK_PUBLISH")]
+    pub trust_loopback_publish: bool,
+    /// Time allowed to send a request's headers (and to start the next request on a kept-alive
+    /// connection), "0" = off [default: 10s].
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Close an idle kept-alive HTTP connection after this long, "0" = off [default: 5s].
+    #[arg(long, env = "HERALD_KEEP_ALIVE_TIMEOUT", value_parser = parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+    /// Accepted connections not yet a WebSocket or SSE stream, 0 = no cap [default: 1024].
+    #[arg(long, env = "HERALD_MAX_UNADMITTED_CONNECTIONS")]
+    pub max_unadmitted_connections: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -251,6 +288,11 @@ struct FileConfig {
     message_burst: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_user: Option<usize>,
+    behind_proxy: Option<bool>,
+    trust_loopback_publish: Option<bool>,
+    header_read_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
+    max_unadmitted_connections: Option<usize>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -378,9 +420,41 @@ impl ServeArgs {
                 .or(file_duration(file.presence_ttl, "presence_ttl")?)
                 .unwrap_or(d.presence_ttl),
             node_id: self.node_id.or(file.node_id),
+            behind_proxy: self.behind_proxy || file.behind_proxy.unwrap_or(d.behind_proxy),
+            trust_loopback_publish: self.trust_loopback_publish
+                || file
+                    .trust_loopback_publish
+                    .unwrap_or(d.trust_loopback_publish),
+            header_read_timeout: optional_timeout(
+                self.header_read_timeout.or(file_duration(
+                    file.header_read_timeout,
+                    "header_read_timeout",
+                )?),
+                d.header_read_timeout,
+            ),
+            keep_alive_timeout: optional_timeout(
+                self.keep_alive_timeout.or(file_duration(
+                    file.keep_alive_timeout,
+                    "keep_alive_timeout",
+                )?),
+                d.keep_alive_timeout,
+            ),
+            max_unadmitted_connections: self
+                .max_unadmitted_connections
+                .or(file.max_unadmitted_connections)
+                .unwrap_or(d.max_unadmitted_connections),
         };
         config.check()?;
         Ok(config)
+    }
+}
+
+/// A timeout setting: given as zero it is off, not given it is the default.
+fn optional_timeout(given: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
+    match given {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => default,
     }
 }
 
@@ -425,6 +499,11 @@ impl Config {
         anyhow::ensure!(
             !self.redis_prefix.is_empty() && !self.redis_prefix.contains(['\n', ' ']),
             "redis_prefix must be a non-empty word"
+        );
+        anyhow::ensure!(
+            !(self.behind_proxy && self.trust_loopback_publish),
+            "behind_proxy and trust_loopback_publish contradict each other: behind a proxy every \
+             request arrives from the proxy, often over loopback; set an API key instead"
         );
         crate::auth::check_config(self)?;
         crate::limits::check_config(self)?;

@@ -211,11 +211,84 @@ fn health(node: &Node) -> serde_json::Value {
     })
 }
 
-/// The publish endpoints' gate: an allowed origin, and the API key or a loopback client.
+/// The publish endpoints' gate: no cross-site origin, and the API key or a trusted loopback
+/// client.
 fn publisher(node: &Node, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Denied> {
-    node.limits
-        .check_origin(req.headers().get(header::ORIGIN))?;
-    crate::auth::check_publisher(&node.config, peer, req.headers())
+    let headers = req.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        publish_origin(node, origin, headers.get(header::HOST))?;
+    }
+    if node.config.api_key.is_none() && !loopback_trusted(&node.config) {
+        return Err(Denied::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "Publishing needs an API key here (Authorization: Bearer <key> or X-API-Key): \
+             loopback clients are trusted only on a loopback-only listen address without a proxy",
+        ));
+    }
+    crate::auth::check_publisher(&node.config, peer, headers)
+}
+
+/// Whether loopback clients may publish without an API key: when asked for, or when nothing
+/// but this machine can reach the server (a loopback listen address and no proxy in front; a
+/// proxy on the same host makes every request look local).
+pub fn loopback_trusted(config: &crate::Config) -> bool {
+    config.trust_loopback_publish || (config.listen.ip().is_loopback() && !config.behind_proxy)
+}
+
+/// A browser names the page's origin on every cross-site POST, and a page on any site may send
+/// one to a local server, so the publish endpoints take only the server's own origin (the
+/// `Origin` whose host and port are the `Host` header) or one the allowlist names. Requests
+/// without `Origin` come from programs, not pages, and pass.
+fn publish_origin(
+    node: &Node,
+    origin: &HeaderValue,
+    host: Option<&HeaderValue>,
+) -> Result<(), Denied> {
+    let same_origin = match (origin.to_str(), host.and_then(|h| h.to_str().ok())) {
+        (Ok(origin), Some(host)) => same_authority(origin, host),
+        _ => false,
+    };
+    let listed = !node.config.allowed_origins.is_empty() && node.limits.origin_allowed(origin);
+    if same_origin || listed {
+        return Ok(());
+    }
+    Err(Denied::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::OriginNotAllowed,
+        format!(
+            "Origin {} may not publish: only this server's own origin and the configured \
+             allowed origins may",
+            origin.to_str().unwrap_or("(not text)")
+        ),
+    ))
+}
+
+/// Whether an `Origin` (`scheme://host[:port]`) names the same host and port as a `Host`
+/// header (`host[:port]`), the scheme's default port standing in for a missing one.
+fn same_authority(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let with_port = |a: &str| -> String {
+        let a = a.trim().trim_end_matches('/').to_ascii_lowercase();
+        // An IPv6 literal is bracketed; a port follows the last colon outside the brackets.
+        let has_port = match a.rfind(']') {
+            Some(end) => a[end..].contains(':'),
+            None => a.contains(':'),
+        };
+        if has_port {
+            a
+        } else {
+            format!("{a}:{default_port}")
+        }
+    };
+    !authority.is_empty() && with_port(authority) == with_port(host)
 }
 
 fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -255,16 +328,27 @@ async fn read_body<T: DeserializeOwned>(
     req: Request<Incoming>,
     validator: &jsonschema::Validator,
 ) -> Result<T, Response<Body>> {
-    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = content_type.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
-                format!("Expected Content-Type application/json, got {essence}"),
-            ));
-        }
+    // Required: without it (or with a form or text type) a page on any site could post here
+    // without a CORS preflight.
+    let essence = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|ct| {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            ct.split(';').next().unwrap_or("").trim().to_owned()
+        })
+        .unwrap_or_default();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        let got = if essence.is_empty() {
+            "none".to_owned()
+        } else {
+            essence
+        };
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            format!("Expected Content-Type application/json, got {got}"),
+        ));
     }
     let limit = node.config.max_frame_bytes;
     let bytes = match Limited::new(req.into_body(), limit).collect().await {
@@ -330,5 +414,24 @@ async fn updates(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             json(StatusCode::OK, &UpdateResponse { success: true })
         }
         Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_authority;
+
+    #[test]
+    fn origins_match_the_host_by_host_and_port() {
+        assert!(same_authority("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same_authority("https://Example.COM", "example.com"));
+        assert!(same_authority("https://example.com", "example.com:443"));
+        assert!(same_authority("http://[::1]:9000", "[::1]:9000"));
+        assert!(same_authority("http://[::1]", "[::1]:80"));
+        assert!(!same_authority("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!same_authority("https://example.com", "example.com:80"));
+        assert!(!same_authority("http://evil.test", "example.com"));
+        assert!(!same_authority("null", "example.com"));
+        assert!(!same_authority("http://", ":80"));
     }
 }
