@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::LazyLock;
+use tokio_util::sync::CancellationToken;
 
 use crate::inbound::first_violation;
 use crate::limits::Denied;
@@ -25,6 +27,85 @@ use crate::transport::{sse, websocket};
 
 /// Every response body.
 pub type Body = BoxBody<Bytes, Infallible>;
+
+/// One accepted TCP connection as its requests see it: whether it has become a session (a
+/// WebSocket or an SSE stream), whether a request is being served, and the switch that drops it.
+/// The accept loop counts connections that are not sessions yet against
+/// `max_unadmitted_connections` and closes them when idle past `keep_alive_timeout`.
+pub struct Conn {
+    /// Connections of the node accepted and not admitted, this one included until it is.
+    unadmitted: Arc<AtomicUsize>,
+    admitted: AtomicBool,
+    in_flight: AtomicUsize,
+    /// When the last request finished (ms since `born`).
+    idle_since_ms: AtomicU64,
+    born: std::time::Instant,
+    /// Cancelled to drop the connection at once, abortively (an SSE stream whose client stopped
+    /// reading: hyper then no longer polls its body, so the stream cannot end itself).
+    pub kill: CancellationToken,
+}
+
+impl Conn {
+    /// A newly accepted connection, counted in `unadmitted` until it is admitted or ends.
+    pub fn new(unadmitted: Arc<AtomicUsize>) -> Arc<Conn> {
+        unadmitted.fetch_add(1, Ordering::AcqRel);
+        Arc::new(Conn {
+            unadmitted,
+            admitted: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
+            kill: CancellationToken::new(),
+        })
+    }
+
+    /// The connection became a session: it no longer counts as unadmitted and the keep-alive
+    /// timeout no longer applies (the session has its own liveness checks).
+    pub fn admit(&self) {
+        if !self.admitted.swap(true, Ordering::AcqRel) {
+            self.unadmitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether it became a session.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// How long it has had no request in progress; `None` while one is.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some(self.born.elapsed().saturating_sub(since))
+    }
+
+    fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.admitted.load(Ordering::Acquire) {
+            self.unadmitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A request in progress on a [`Conn`]; its end restarts the connection's idle clock.
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let conn = &self.0;
+        let now = conn.born.elapsed().as_millis() as u64;
+        conn.idle_since_ms.store(now, Ordering::Release);
+        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 static INDEX_HTML: &str = include_str!("demo/index.html");
 static APP_JS: &str = include_str!("demo/app.js");
@@ -116,7 +197,9 @@ pub async fn route(
     node: Arc<Node>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    conn: Arc<Conn>,
 ) -> Result<Response<Body>, Infallible> {
+    let _in_flight = conn.start_request();
     let path = req.uri().path().to_owned();
     let origin = req.headers().get(header::ORIGIN).cloned();
     if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
@@ -133,6 +216,7 @@ pub async fn route(
                         .headers_mut()
                         .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
                 }
+                conn.admit();
                 tokio::spawn(websocket::serve(node, upgrade, admission));
                 response
             }
@@ -159,7 +243,7 @@ pub async fn route(
             ErrorCode::InvalidRequest,
             "This endpoint speaks WebSocket: send an upgrade request",
         ),
-        (&Method::GET, "/events") => events(&node, &req, peer),
+        (&Method::GET, "/events") => events(&node, &req, peer, &conn),
         (&Method::POST, "/notifications") => match publisher(&node, &req, peer) {
             Ok(()) => notifications(&node, req).await,
             Err(d) => denied(d),
@@ -291,7 +375,12 @@ fn same_authority(origin: &str, host: &str) -> bool {
     !authority.is_empty() && with_port(authority) == with_port(host)
 }
 
-fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+fn events(
+    node: &Arc<Node>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    conn: &Conn,
+) -> Response<Body> {
     // With authentication on the stream belongs to the token's user; `?userId=` is ignored.
     let user = query_param(req, "userId")
         .filter(|id| !id.is_empty() && node.auth.is_none())
@@ -310,7 +399,14 @@ fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Respon
         .map(str::to_owned)
         .or_else(|| query_param(req, "lastEventId"))
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let stream = sse::open(node.clone(), user, admission, last_event_id);
+    conn.admit();
+    let stream = sse::open(
+        node.clone(),
+        user,
+        admission,
+        last_event_id,
+        conn.kill.clone(),
+    );
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let headers = response.headers_mut();
     headers.insert(

@@ -7,9 +7,14 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::Server;
-use serde_json::Value;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Starts `herald serve --listen LISTEN ARGS...` (the common helper always listens on
 /// 127.0.0.1). The address it reports is rewritten to 127.0.0.1 when it listens on every
@@ -197,4 +202,492 @@ async fn cross_origin_publishing_is_refused_unless_the_origin_is_allowed() {
         assert_eq!(status, 403, "{path} from a foreign origin: {answer}");
         assert_eq!(answer["error"]["code"], "origin_not_allowed");
     }
+}
+
+// ---- helpers for the connection tests ----
+
+/// A metric's value from `/metrics` (0 when absent).
+async fn metric(server: &Server, name: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+async fn healthz_connections(server: &Server) -> u64 {
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .unwrap();
+    health["connections"].as_u64().unwrap()
+}
+
+/// A TCP connection to `addr` whose receive buffer is as small as the kernel allows, so a client
+/// that stops reading fills the server's side quickly.
+async fn small_window_connect(addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// The server-side sockets of the connection whose client end is `client`, as (state, bytes
+/// queued to send) from /proc/net/tcp. States: 01 ESTABLISHED, 04 FIN_WAIT1, 05 FIN_WAIT2,
+/// 06 TIME_WAIT, 08 CLOSE_WAIT, 0B CLOSING.
+fn server_side_sockets(server_port: u16, client: std::net::SocketAddr) -> Vec<(String, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("reading /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |a: &str| u16::from_str_radix(a.rsplit(':').next()?, 16).ok();
+            if port(fields[1])? != server_port || port(fields[2])? != client.port() {
+                return None;
+            }
+            let tx = u64::from_str_radix(fields[4].split(':').next()?, 16).ok()?;
+            Some((fields[3].to_owned(), tx))
+        })
+        .collect()
+}
+
+/// Reads until the connection fails or ends; true when it ended with a reset.
+async fn ends_with_reset(stream: &mut TcpStream) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(common::WAIT, stream.read(&mut buf)).await {
+            Err(_) => panic!("the connection neither ended nor failed"),
+            Ok(Ok(0)) => return false,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// Waits, with a deadline, until `check` holds; `what` says what was awaited when it does not.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- 15.2: a slow consumer is reset, its backlog discarded ----
+
+#[tokio::test]
+async fn a_slow_consumer_is_reset_so_its_backlog_does_not_linger_in_the_kernel() {
+    let server = Server::with(
+        &[
+            "--outbound-queue-bytes",
+            "65536",
+            "--slow-consumer-grace",
+            "5s",
+        ],
+        &[("HERALD_MESSAGE_RATE", "0")],
+    );
+    let server_port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    // The slow reader joins the room, then reads nothing more.
+    // A long grace: the slow reader is dropped at the hard limit (16 x 64 KiB), while the
+    // publisher, which reads its copies, never stays behind long enough to be dropped too.
+    let mut slow = small_window_connect(&server.addr).await;
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    slow.write_all(&common::masked_text_frame(
+        br#"{"type":"join","room":"flood","user":"slow"}"#,
+    ))
+    .await
+    .unwrap();
+    let slow_addr = slow.local_addr().unwrap();
+    // The publisher sees the slow reader in the room, then floods it; its own copies are read
+    // by a task so that only the slow reader falls behind.
+    let mut publisher = server.client().await;
+    publisher
+        .send(json!({"type":"join","room":"flood","user":"pub"}))
+        .await;
+    let joined = publisher.recv_type("room_joined").await;
+    if !joined["users"].as_array().unwrap().contains(&json!("slow")) {
+        loop {
+            let frame = publisher.recv().await;
+            if frame["type"] == "user_joined" && frame["user"] == "slow" {
+                break;
+            }
+        }
+    }
+    let (mut sink, mut stream) = publisher.ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    let text = "x".repeat(8000);
+    let chat = json!({"type":"chat","text":text}).to_string();
+    let mut sent = 0;
+    while metric(&server, "herald_slow_consumers_dropped_total").await < 1.0 {
+        for _ in 0..20 {
+            sink.send(Message::text(chat.clone())).await.unwrap();
+            sent += 1;
+        }
+        assert!(sent < 20_000, "the slow reader was never dropped");
+    }
+    // The server's side of the slow connection must go at once, not sit in FIN-WAIT with the
+    // backlog queued while the peer trickles it.
+    eventually("the slow connection's server socket to go", || async {
+        let left = server_side_sockets(server_port, slow_addr);
+        if !left.is_empty() {
+            eprintln!("server side of the slow connection: {left:?}");
+        }
+        left.is_empty()
+    })
+    .await;
+    assert_eq!(
+        metric(&server, "herald_slow_consumers_dropped_total").await,
+        1.0
+    );
+    assert_eq!(metric(&server, "herald_abortive_closes_total").await, 1.0);
+    assert!(
+        ends_with_reset(&mut slow).await,
+        "the slow reader sees a reset, not the rest of its backlog and a FIN"
+    );
+}
+
+// ---- 15.12: close codes survive unread input and proxies ----
+
+/// Sends a text message larger than the server's frame limit, then keeps sending small ones
+/// (input the server will never read), and returns the close code the client receives. The
+/// over-size message goes out in one frame whose payload the server refuses from its header, so
+/// most of it is still in flight when the server closes.
+async fn close_code_after_oversize_while_sending(url: &str) -> u16 {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connecting");
+    let (mut sink, mut stream) = ws.split();
+    let writer = tokio::spawn(async move {
+        let big = "x".repeat(512 * 1024);
+        if sink.send(Message::text(big)).await.is_err() {
+            return;
+        }
+        let small = json!({"type":"typing","isTyping":true}).to_string();
+        for _ in 0..2_000 {
+            if sink.send(Message::text(small.clone())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let code = loop {
+        let msg = tokio::time::timeout(common::WAIT, stream.next())
+            .await
+            .expect("timed out waiting for the close frame");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(Message::Close(None))) => break 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("the connection failed before any close frame: {e}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    };
+    writer.abort();
+    code
+}
+
+#[tokio::test]
+async fn a_client_still_sending_gets_the_close_frame_directly() {
+    let server = Server::with(&[], &[("HERALD_MESSAGE_RATE", "0")]);
+    for _ in 0..3 {
+        assert_eq!(
+            close_code_after_oversize_while_sending(&server.ws_url("/ws")).await,
+            1009
+        );
+    }
+    assert_eq!(metric(&server, "herald_abortive_closes_total").await, 0.0);
+}
+
+/// Where Debian puts nginx (CI installs it).
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// A running nginx, killed when dropped, with its directory.
+struct Proxy {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// nginx proxying WebSockets to `upstream`, or `None` (said loudly) when nginx is not installed
+/// outside CI; in CI a missing nginx fails the test.
+fn proxy_to(upstream: &Server) -> Option<Proxy> {
+    if !std::path::Path::new(NGINX).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install nginx (apt-get install -y nginx)"
+        );
+        eprintln!("SKIPPED: {NGINX} is not installed (apt-get install -y nginx)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir =
+        std::env::temp_dir().join(format!("herald-edges-nginx-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+         \x20     proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n\
+         \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
+         \x20     proxy_set_header Host $host;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+        upstream = upstream.addr
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nginx");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Proxy { child, port, dir })
+}
+
+#[tokio::test]
+async fn through_nginx_an_oversize_frame_still_ends_with_1009() {
+    let server = Server::with(&[], &[("HERALD_MESSAGE_RATE", "0")]);
+    let Some(proxy) = proxy_to(&server) else {
+        return;
+    };
+    let url = format!("ws://127.0.0.1:{}/ws", proxy.port);
+    for _ in 0..3 {
+        assert_eq!(close_code_after_oversize_while_sending(&url).await, 1009);
+    }
+}
+
+// ---- 15.3: an SSE stream whose client stopped reading is ended ----
+
+#[tokio::test]
+async fn an_sse_client_that_stops_reading_is_disconnected() {
+    let server = Server::with(
+        &[
+            "--outbound-queue-bytes",
+            "65536",
+            "--slow-consumer-grace",
+            "100ms",
+        ],
+        &[],
+    );
+    let mut reader = small_window_connect(&server.addr).await;
+    reader
+        .write_all(format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .await
+        .unwrap();
+    // Read the head and the `connect` event, then nothing more.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&head).contains("event: connect") {
+        reader.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert_eq!(healthz_connections(&server).await, 1);
+    let data = "y".repeat(30_000);
+    let body = json!({"resource":"r","action":"a","data":data}).to_string();
+    let client = reqwest::Client::new();
+    // Updates flood in until the stream's connection is gone (or the deadline says it stays).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while healthz_connections(&server).await > 0 {
+        if tokio::time::Instant::now() > deadline {
+            let metrics = reqwest::get(server.url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await;
+            panic!("the non-reading SSE client kept its session: {metrics:?}");
+        }
+        for _ in 0..10 {
+            let r = client
+                .post(server.url("/updates"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    assert!(metric(&server, "herald_slow_consumers_dropped_total").await >= 1.0);
+    assert_eq!(metric(&server, "herald_abortive_closes_total").await, 1.0);
+    assert!(
+        ends_with_reset(&mut reader).await,
+        "the dropped stream is reset, its backlog discarded"
+    );
+}
+
+// ---- 15.4: HTTP timeouts and the cap on connections not yet admitted ----
+
+#[tokio::test]
+async fn a_client_sending_half_a_request_line_is_closed() {
+    let server = Server::with(
+        &["--header-read-timeout", "1s", "--keep-alive-timeout", "0"],
+        &[],
+    );
+    let mut slowloris = TcpStream::connect(&server.addr).await.unwrap();
+    slowloris.write_all(b"GET /heal").await.unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(common::WAIT, slowloris.read(&mut buf)).await {
+            Err(_) => panic!("a half-sent request line kept its connection open"),
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(_)) => continue, // an answer (408) before the close is fine
+        }
+    }
+    assert!(metric(&server, "herald_http_timeouts_total").await >= 1.0);
+}
+
+/// Sends one GET on `stream` and reads its whole answer (a `Content-Length` body).
+async fn get_on(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: herald\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a Content-Length");
+            if answer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(common::WAIT, stream.read(&mut buf))
+            .await
+            .expect("timed out reading an answer")
+            .unwrap();
+        assert!(n > 0, "connection closed mid-answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let server = Server::with(
+        &["--header-read-timeout", "0", "--keep-alive-timeout", "1s"],
+        &[],
+    );
+    let mut idle = TcpStream::connect(&server.addr).await.unwrap();
+    let answer = get_on(&mut idle, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(common::WAIT, idle.read(&mut buf)).await {
+        Err(_) => panic!("an idle keep-alive connection was kept open"),
+        Ok(Ok(n)) => assert_eq!(n, 0, "unexpected bytes on an idle connection"),
+        Ok(Err(_)) => {}
+    }
+    assert!(metric(&server, "herald_http_timeouts_total").await >= 1.0);
+}
+
+#[tokio::test]
+async fn connections_not_yet_admitted_are_capped_and_sessions_do_not_count() {
+    let server = Server::with(
+        &[
+            "--max-unadmitted-connections",
+            "2",
+            "--header-read-timeout",
+            "0",
+            "--keep-alive-timeout",
+            "0",
+        ],
+        &[],
+    );
+    // Sessions (a WebSocket and an SSE stream) are admitted: they take no unadmitted place.
+    let mut ws = server.client().await;
+    let mut stream = common::Events::open(&server.url("/events")).await;
+    stream.next_named("connect").await;
+    // Two connections that never send a request take both places...
+    let mut held = vec![
+        TcpStream::connect(&server.addr).await.unwrap(),
+        TcpStream::connect(&server.addr).await.unwrap(),
+    ];
+    // ...so the next one is closed at once, without an answer.
+    let mut refused = TcpStream::connect(&server.addr).await.unwrap();
+    let _ = refused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(common::WAIT, refused.read(&mut buf)).await {
+        Err(_) => panic!("a third unadmitted connection was kept"),
+        Ok(Ok(n)) => assert_eq!(
+            n,
+            0,
+            "a third unadmitted connection was served: {}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Ok(Err(_)) => {}
+    }
+    // A held connection that becomes a request and goes away frees its place.
+    let answer = get_on(&mut held[0], "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held.remove(0));
+    // (The place is free once the server has read the close, hence the retries.)
+    eventually("a freed place to serve /metrics", || async {
+        let Ok(r) = reqwest::get(server.url("/metrics")).await else {
+            return false;
+        };
+        let text = r.text().await.unwrap_or_default();
+        let refused = text
+            .lines()
+            .find_map(|l| l.strip_prefix("herald_unadmitted_refused_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert!(
+            refused >= Some(1.0),
+            "the refusal was not counted: {refused:?}"
+        );
+        true
+    })
+    .await;
+    drop(held);
+    // The sessions were never disturbed.
+    ws.send(json!({"type":"join","room":"r","user":"u"})).await;
+    ws.recv_type("room_joined").await;
 }

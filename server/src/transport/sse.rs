@@ -3,35 +3,111 @@
 //! The response body is a stream over the session's outbox, with a `ping` event on an interval.
 //! When the client goes away hyper drops the body, and with it the guard that closes the
 //! session.
+//!
+//! hyper polls the body only while it can write, so a stream whose client stopped reading never
+//! sees the close its session was given (a slow consumer's, or the shutdown's). A small watcher
+//! task waits for that close; if the stream has not ended [`CLOSE_GRACE`] later, it kills the
+//! connection, which resets it (discarding what the kernel holds unsent) and drops the body.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
 use hyper::body::Frame;
+use parking_lot::Mutex;
 use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::limits::Admission;
 use crate::node::Node;
-use crate::session::{Outbound, Outbox, Session};
+use crate::session::{CloseReason, Outbound, Outbox, Session};
+
+/// How long a closed session's stream may take to end by itself before its connection is killed.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Closes the session when the stream is dropped, however it ends.
 struct Guard {
     node: Arc<Node>,
     session: Arc<Session>,
     _admission: Admission,
+    /// Tells the watcher the stream has ended.
+    ended: CancellationToken,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        self.ended.cancel();
         self.node.close(&self.session);
         tracing::debug!(client = %self.session.id, "sse stream closed");
     }
 }
 
+/// The outbox, shared by the stream (which drains it) and the watcher (which waits for the
+/// session's close). The lock is held only inside one poll, never across an await.
+type SharedOutbox = Arc<Mutex<Outbox>>;
+
+// The two waits below poll a future made afresh from the locked outbox. `Outbox::recv` and
+// `Outbox::killed` are stateless (each poll looks at the queue and registers the waker), so a
+// new future per poll loses nothing.
+
+/// `Outbox::recv` on the shared outbox.
+async fn recv(outbox: &SharedOutbox) -> Outbound {
+    std::future::poll_fn(|cx| {
+        let mut outbox = outbox.lock();
+        let polled = std::pin::pin!(outbox.recv()).poll(cx);
+        polled
+    })
+    .await
+}
+
+/// `Outbox::killed` on the shared outbox.
+async fn killed(outbox: &SharedOutbox) {
+    std::future::poll_fn(|cx| {
+        let outbox = outbox.lock();
+        let polled = std::pin::pin!(outbox.killed()).poll(cx);
+        polled
+    })
+    .await
+}
+
+/// Waits for the session's close; if the stream has not ended `CLOSE_GRACE` later (its client
+/// is not reading, so hyper is not polling it), kills the connection.
+async fn watch(
+    node: Arc<Node>,
+    outbox: SharedOutbox,
+    ended: CancellationToken,
+    kill: CancellationToken,
+) {
+    tokio::select! {
+        biased;
+        _ = ended.cancelled() => return,
+        _ = killed(&outbox) => {}
+    }
+    tokio::select! {
+        biased;
+        _ = ended.cancelled() => {}
+        _ = tokio::time::sleep(CLOSE_GRACE) => {
+            // Stuck: find out why it was closed, then drop the connection.
+            let mut reason = None;
+            while let Some(item) = outbox.lock().try_recv() {
+                if let Outbound::Close(r) = item {
+                    reason = Some(r);
+                }
+            }
+            if reason == Some(CloseReason::SlowConsumer) {
+                node.metrics.slow_consumers.inc();
+            }
+            tracing::debug!(?reason, "sse stream not draining after its close: killing it");
+            kill.cancel();
+        }
+    }
+}
+
 struct Stream {
-    outbox: Outbox,
+    outbox: SharedOutbox,
     ping: Interval,
     guard: Guard,
     done: bool,
@@ -41,11 +117,15 @@ struct Stream {
 /// the session is the token's user (`user` is then ignored) and ends when the token expires.
 /// `last_event_id` (the `Last-Event-ID` header a reconnecting `EventSource` sends) asks for the
 /// events missed since then.
+///
+/// `kill` drops the stream's connection at once; the stream uses it when its session was closed
+/// and its client does not read.
 pub fn open(
     node: Arc<Node>,
     user: Option<herald_protocol::User>,
     mut admission: Admission,
     last_event_id: Option<u64>,
+    kill: CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
     let (session, outbox) = node.open_sse(last_event_id, |session| {
         if admission.identity.is_some() {
@@ -58,6 +138,9 @@ pub fn open(
     let period = node.config.sse_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let outbox = Arc::new(Mutex::new(outbox));
+    let ended = CancellationToken::new();
+    tokio::spawn(watch(node.clone(), outbox.clone(), ended.clone(), kill));
     let state = Stream {
         outbox,
         ping,
@@ -65,6 +148,7 @@ pub fn open(
             node,
             session,
             _admission: admission,
+            ended,
         },
         done: false,
     };
@@ -75,14 +159,15 @@ pub fn open(
         // Biased: the outbox first, so a wake-up for an event does not also poll the timer.
         let chunk = tokio::select! {
             biased;
-            item = s.outbox.recv() => match item {
+            item = recv(&s.outbox) => match item {
                 Outbound::Frame(first) => {
                     // Coalesce what is already queued into one chunk; a lone event (the usual
                     // case) goes out as it is, without a copy.
                     let first = Bytes::from(first);
                     let mut joined: Option<Vec<u8>> = None;
+                    let mut outbox = s.outbox.lock();
                     while joined.as_ref().map_or(first.len(), Vec::len) < 64 * 1024 {
-                        match s.outbox.try_recv() {
+                        match outbox.try_recv() {
                             Some(Outbound::Frame(more)) => joined
                                 .get_or_insert_with(|| first.to_vec())
                                 .extend_from_slice(more.as_bytes()),
@@ -95,6 +180,7 @@ pub fn open(
                             None => break,
                         }
                     }
+                    drop(outbox);
                     joined.map_or(first, Bytes::from)
                 }
                 // (Not sent to SSE sessions; answered as the stream's own ping would be,
