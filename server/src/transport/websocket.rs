@@ -46,8 +46,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// waiting for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Input a lingering close discards at most before it closes anyway.
-const LINGER_BYTES: usize = 1 << 20;
+/// Input a lingering close discards at most before it closes anyway (the time limit is the real
+/// bound; a client sends at most what the buffers between it and the server hold before it
+/// sees the close frame and stops).
+const LINGER_BYTES: usize = 32 << 20;
 
 /// The socket under the codec.
 type Socket = WebSocketStream<Coalesce<TcpStream>>;
