@@ -288,10 +288,64 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
-// ---- 15.2: a slow consumer is reset, its backlog discarded ----
+// ---- 15.2: a client that stopped reading is reset, its backlog discarded ----
+
+/// A raw WebSocket with a small receive window that joins `room` and then neither reads nor
+/// sends anything (not even pongs). Returns it once `publisher` has seen it join.
+async fn stalled_member(server: &Server, room: &str, publisher: &mut common::Client) -> TcpStream {
+    let mut stalled = small_window_connect(&server.addr).await;
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let join = json!({"type":"join","room":room,"user":"stalled"}).to_string();
+    stalled
+        .write_all(&common::masked_text_frame(join.as_bytes()))
+        .await
+        .unwrap();
+    publisher
+        .send(json!({"type":"join","room":room,"user":"pub"}))
+        .await;
+    let joined = publisher.recv_type("room_joined").await;
+    if !joined["users"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("stalled"))
+    {
+        loop {
+            let frame = publisher.recv().await;
+            if frame["type"] == "user_joined" && frame["user"] == "stalled" {
+                break;
+            }
+        }
+    }
+    stalled
+}
+
+/// Chats of 8,000 characters, to flood a room.
+fn big_chat() -> Message {
+    Message::text(json!({"type":"chat","text":"x".repeat(8000)}).to_string())
+}
+
+/// Waits until the server's side of the connection whose client end is `client` is gone.
+async fn server_side_gone(server: &Server, client: std::net::SocketAddr) {
+    let server_port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    eventually("the dropped connection's server socket to go", || async {
+        let left = server_side_sockets(server_port, client);
+        if !left.is_empty() {
+            eprintln!("server side of the dropped connection (state, bytes queued): {left:?}");
+        }
+        left.is_empty()
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn a_slow_consumer_is_reset_so_its_backlog_does_not_linger_in_the_kernel() {
+    // A long grace: the stalled reader is dropped at the hard limit (16 x 64 KiB), while the
+    // publisher, which reads its copies, never stays behind long enough to be dropped too.
     let server = Server::with(
         &[
             "--outbound-queue-bytes",
@@ -301,68 +355,74 @@ async fn a_slow_consumer_is_reset_so_its_backlog_does_not_linger_in_the_kernel()
         ],
         &[("HERALD_MESSAGE_RATE", "0")],
     );
-    let server_port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
-    // The slow reader joins the room, then reads nothing more.
-    // A long grace: the slow reader is dropped at the hard limit (16 x 64 KiB), while the
-    // publisher, which reads its copies, never stays behind long enough to be dropped too.
-    let mut slow = small_window_connect(&server.addr).await;
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        server.addr
-    );
-    slow.write_all(request.as_bytes()).await.unwrap();
-    slow.write_all(&common::masked_text_frame(
-        br#"{"type":"join","room":"flood","user":"slow"}"#,
-    ))
-    .await
-    .unwrap();
-    let slow_addr = slow.local_addr().unwrap();
-    // The publisher sees the slow reader in the room, then floods it; its own copies are read
-    // by a task so that only the slow reader falls behind.
     let mut publisher = server.client().await;
-    publisher
-        .send(json!({"type":"join","room":"flood","user":"pub"}))
-        .await;
-    let joined = publisher.recv_type("room_joined").await;
-    if !joined["users"].as_array().unwrap().contains(&json!("slow")) {
-        loop {
-            let frame = publisher.recv().await;
-            if frame["type"] == "user_joined" && frame["user"] == "slow" {
-                break;
-            }
-        }
-    }
+    let mut stalled = stalled_member(&server, "flood", &mut publisher).await;
+    let stalled_addr = stalled.local_addr().unwrap();
+    // The publisher's own copies are read by a task so that only the stalled reader falls behind.
     let (mut sink, mut stream) = publisher.ws.split();
     tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
-    let text = "x".repeat(8000);
-    let chat = json!({"type":"chat","text":text}).to_string();
     let mut sent = 0;
     while metric(&server, "herald_slow_consumers_dropped_total").await < 1.0 {
         for _ in 0..20 {
-            sink.send(Message::text(chat.clone())).await.unwrap();
+            sink.send(big_chat()).await.unwrap();
             sent += 1;
         }
-        assert!(sent < 20_000, "the slow reader was never dropped");
+        assert!(sent < 20_000, "the stalled reader was never dropped");
     }
-    // The server's side of the slow connection must go at once, not sit in FIN-WAIT with the
-    // backlog queued while the peer trickles it.
-    eventually("the slow connection's server socket to go", || async {
-        let left = server_side_sockets(server_port, slow_addr);
-        if !left.is_empty() {
-            eprintln!("server side of the slow connection: {left:?}");
-        }
-        left.is_empty()
-    })
-    .await;
+    // The server's side must go at once, not sit in FIN-WAIT-1 with the backlog queued while
+    // the peer trickles it.
+    server_side_gone(&server, stalled_addr).await;
     assert_eq!(
         metric(&server, "herald_slow_consumers_dropped_total").await,
         1.0
     );
     assert_eq!(metric(&server, "herald_abortive_closes_total").await, 1.0);
     assert!(
-        ends_with_reset(&mut slow).await,
-        "the slow reader sees a reset, not the rest of its backlog and a FIN"
+        ends_with_reset(&mut stalled).await,
+        "the stalled reader sees a reset, not the rest of its backlog and a FIN"
+    );
+}
+
+#[tokio::test]
+async fn a_ping_timeout_with_a_backlog_is_reset_too() {
+    // Queue limits far above the flood: this client is dropped by the ping timeout, not as a
+    // slow consumer, with its kernel buffer full.
+    let server = Server::with(
+        &[
+            "--ping-interval",
+            "200ms",
+            "--ping-timeout",
+            "1s",
+            "--outbound-queue-bytes",
+            "67108864",
+            "--slow-consumer-grace",
+            "60s",
+        ],
+        &[("HERALD_MESSAGE_RATE", "0")],
+    );
+    let mut publisher = server.client().await;
+    let mut stalled = stalled_member(&server, "flood", &mut publisher).await;
+    let stalled_addr = stalled.local_addr().unwrap();
+    // The publisher reads (and so answers pings) in a task.
+    let (mut sink, mut stream) = publisher.ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    for _ in 0..300 {
+        sink.send(big_chat()).await.unwrap();
+    }
+    eventually("the stalled client's ping timeout", || async {
+        metric(&server, "herald_ping_timeouts_total").await >= 1.0
+    })
+    .await;
+    server_side_gone(&server, stalled_addr).await;
+    assert_eq!(metric(&server, "herald_ping_timeouts_total").await, 1.0);
+    assert_eq!(
+        metric(&server, "herald_slow_consumers_dropped_total").await,
+        0.0
+    );
+    assert_eq!(metric(&server, "herald_abortive_closes_total").await, 1.0);
+    assert!(
+        ends_with_reset(&mut stalled).await,
+        "the stalled client sees a reset, not the rest of its backlog and a FIN"
     );
 }
 
