@@ -166,6 +166,13 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationT
     // their own cap.
     let unadmitted = Arc::new(AtomicUsize::new(0));
     let cap = node.config.max_unadmitted_connections;
+    if node.config.api_key.is_none() && !http::loopback_trusted(&node.config) {
+        tracing::warn!(
+            "no API key, and loopback is not trusted (the listen address is not loopback-only, \
+             or --behind-proxy is set): POST /notifications and /updates refuse everyone (set \
+             HERALD_API_KEY)"
+        );
+    }
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,

@@ -97,12 +97,19 @@ async fn watch(
                     reason = Some(r);
                 }
             }
-            if reason == Some(CloseReason::SlowConsumer) {
-                node.metrics.slow_consumers.inc();
+            if let Some(reason) = reason {
+                count_close(&node, reason);
             }
             tracing::debug!(?reason, "sse stream not draining after its close: killing it");
             kill.cancel();
         }
+    }
+}
+
+/// Counts a stream's end in the metrics the WebSocket side also keeps.
+fn count_close(node: &Node, reason: CloseReason) {
+    if reason == CloseReason::SlowConsumer {
+        node.metrics.slow_consumers.inc();
     }
 }
 
@@ -173,7 +180,8 @@ pub fn open(
                                 .extend_from_slice(more.as_bytes()),
                             // Transport pings are for WebSockets; SSE keeps its own comment pings.
                             Some(Outbound::Ping) => {}
-                            Some(Outbound::Close(_)) => {
+                            Some(Outbound::Close(reason)) => {
+                                count_close(&s.guard.node, reason);
                                 s.done = true;
                                 break;
                             }
@@ -186,7 +194,10 @@ pub fn open(
                 // (Not sent to SSE sessions; answered as the stream's own ping would be,
                 // never as an empty chunk, which would end a chunked body.)
                 Outbound::Ping => Bytes::from(s.guard.node.sse_ping()),
-                Outbound::Close(_) => return None,
+                Outbound::Close(reason) => {
+                    count_close(&s.guard.node, reason);
+                    return None;
+                }
             },
             _ = s.ping.tick() => {
                 s.guard.node.metrics.frames_out.inc();
