@@ -523,6 +523,48 @@ mod tests {
     }
 
     #[test]
+    fn connection_edge_settings_default_parse_and_turn_off() {
+        let d = Config::default();
+        assert_eq!(d.header_read_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(d.keep_alive_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(d.max_unadmitted_connections, 1024);
+        assert!(!d.behind_proxy && !d.trust_loopback_publish);
+        let dir = std::env::temp_dir().join(format!("herald-edges-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = \"3s\"\nkeep_alive_timeout = \"0\"\n\
+             max_unadmitted_connections = 7\nbehind_proxy = true\n",
+        )
+        .unwrap();
+        let config = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.header_read_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(config.keep_alive_timeout, None, "0 turns it off");
+        assert_eq!(config.max_unadmitted_connections, 7);
+        assert!(config.behind_proxy);
+        // Trusting loopback behind a proxy is refused, with both names in the error.
+        let err = ServeArgs {
+            config: Some(path),
+            trust_loopback_publish: true,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("behind_proxy") && err.contains("trust_loopback_publish"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn file_is_overridden_by_flags() {
         let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
