@@ -43,6 +43,8 @@ pub struct Conn {
     /// Cancelled to drop the connection at once, abortively (an SSE stream whose client stopped
     /// reading: hyper then no longer polls its body, so the stream cannot end itself).
     pub kill: CancellationToken,
+    /// Cancelled by the accept loop once the connection has ended.
+    pub closed: CancellationToken,
 }
 
 impl Conn {
@@ -56,6 +58,7 @@ impl Conn {
             idle_since_ms: AtomicU64::new(0),
             born: std::time::Instant::now(),
             kill: CancellationToken::new(),
+            closed: CancellationToken::new(),
         })
     }
 
@@ -400,13 +403,11 @@ fn events(
         .or_else(|| query_param(req, "lastEventId"))
         .and_then(|v| v.trim().parse::<u64>().ok());
     conn.admit();
-    let stream = sse::open(
-        node.clone(),
-        user,
-        admission,
-        last_event_id,
-        conn.kill.clone(),
-    );
+    let switch = sse::ConnSwitch {
+        kill: conn.kill.clone(),
+        closed: conn.closed.clone(),
+    };
+    let stream = sse::open(node.clone(), user, admission, last_event_id, switch);
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let headers = response.headers_mut();
     headers.insert(
@@ -415,6 +416,9 @@ fn events(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // The connection ends with the stream: nothing else is sent on it, and the watcher that
+    // resets a stuck stream (see `sse`) waits for the connection, not just the body, to end.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

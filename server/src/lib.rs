@@ -215,6 +215,7 @@ async fn serve_connection(
     stop: CancellationToken,
 ) {
     use std::os::fd::AsRawFd;
+    let _closed = conn_state.closed.clone().drop_guard();
     let fd = stream.as_raw_fd();
     let header_timeout = node.config.header_read_timeout;
     let keep_alive = node.config.keep_alive_timeout;

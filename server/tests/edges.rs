@@ -594,18 +594,7 @@ async fn an_sse_client_that_stops_reading_is_disconnected() {
         ],
         &[],
     );
-    let mut reader = small_window_connect(&server.addr).await;
-    reader
-        .write_all(format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
-        .await
-        .unwrap();
-    // Read the head and the `connect` event, then nothing more.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&head).contains("event: connect") {
-        reader.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
+    let mut reader = stalled_stream(&server, "").await;
     assert_eq!(healthz_connections(&server).await, 1);
     let data = "y".repeat(30_000);
     let body = json!({"resource":"r","action":"a","data":data}).to_string();
@@ -638,6 +627,83 @@ async fn an_sse_client_that_stops_reading_is_disconnected() {
         ends_with_reset(&mut reader).await,
         "the dropped stream is reset, its backlog discarded"
     );
+}
+
+/// Opens `/events` (with `query`) on a small-window connection and reads up to its `connect`
+/// event; the caller then reads nothing more.
+async fn stalled_stream(server: &Server, query: &str) -> TcpStream {
+    let mut reader = small_window_connect(&server.addr).await;
+    let request = format!(
+        "GET /events{query} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
+    reader.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&head).contains("event: connect") {
+        reader.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    reader
+}
+
+#[tokio::test]
+async fn an_sse_stream_closed_for_another_reason_is_reset_when_its_client_does_not_read() {
+    // The token expires while the client reads nothing; the queue limits are far above the
+    // flood, so it is not dropped as a slow consumer. The end of the stream cannot be written,
+    // and the connection must not stay open behind it.
+    const SECRET: &str = "edges-test-secret-0123456789abcdef0123456789";
+    let server = Server::with(
+        &[
+            "--jwt-secret",
+            SECRET,
+            "--jwt-leeway",
+            "0",
+            "--outbound-queue-bytes",
+            "67108864",
+            "--slow-consumer-grace",
+            "60s",
+        ],
+        &[],
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub":"reader","exp":exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut reader = stalled_stream(&server, &format!("?token={token}")).await;
+    // Far more than hyper's and the kernel's buffers hold.
+    let body = json!({"resource":"r","action":"a","data":"z".repeat(30_000)}).to_string();
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        let r = client
+            .post(server.url("/updates"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    eventually("the expired stream's connection to end", || async {
+        healthz_connections(&server).await == 0
+    })
+    .await;
+    assert!(
+        ends_with_reset(&mut reader).await,
+        "the stuck stream is reset, its backlog discarded"
+    );
+    assert_eq!(
+        metric(&server, "herald_slow_consumers_dropped_total").await,
+        0.0
+    );
+    assert_eq!(metric(&server, "herald_abortive_closes_total").await, 1.0);
 }
 
 // ---- 15.4: HTTP timeouts and the cap on connections not yet admitted ----

@@ -4,10 +4,12 @@
 //! When the client goes away hyper drops the body, and with it the guard that closes the
 //! session.
 //!
-//! hyper polls the body only while it can write, so a stream whose client stopped reading never
-//! sees the close its session was given (a slow consumer's, or the shutdown's). A small watcher
-//! task waits for that close; if the stream has not ended [`CLOSE_GRACE`] later, it kills the
-//! connection, which resets it (discarding what the kernel holds unsent) and drops the body.
+//! A stream's connection carries nothing else (`Connection: close`), so it ends with the stream.
+//! hyper polls the body only while it can write, so a stream whose client stopped reading may
+//! never see the close its session was given, and once it has, hyper may never finish writing
+//! the last of it. So a slow consumer's close kills the connection at once, and for any other
+//! close a small watcher task gives the connection [`CLOSE_GRACE`] to end before it kills it.
+//! Killing resets the connection, discarding what the kernel holds unsent, and drops the body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,13 +35,10 @@ struct Guard {
     node: Arc<Node>,
     session: Arc<Session>,
     _admission: Admission,
-    /// Tells the watcher the stream has ended.
-    ended: CancellationToken,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.ended.cancel();
         self.node.close(&self.session);
         tracing::debug!(client = %self.session.id, "sse stream closed");
     }
@@ -73,22 +72,25 @@ async fn killed(outbox: &SharedOutbox) {
     .await
 }
 
-/// Waits for the session's close; if the stream has not ended `CLOSE_GRACE` later (its client
-/// is not reading, so hyper is not polling it), kills the connection.
-async fn watch(
-    node: Arc<Node>,
-    outbox: SharedOutbox,
-    ended: CancellationToken,
-    kill: CancellationToken,
-) {
+/// The connection's switches, from the accept loop.
+pub struct ConnSwitch {
+    /// Cancelled to reset the connection at once.
+    pub kill: CancellationToken,
+    /// Cancelled once the connection has ended.
+    pub closed: CancellationToken,
+}
+
+/// Waits for the session's close; if the connection has not ended `CLOSE_GRACE` later (its
+/// client is not reading, so hyper cannot finish the stream), kills it.
+async fn watch(node: Arc<Node>, outbox: SharedOutbox, conn: ConnSwitch) {
     tokio::select! {
         biased;
-        _ = ended.cancelled() => return,
+        _ = conn.closed.cancelled() => return,
         _ = killed(&outbox) => {}
     }
     tokio::select! {
         biased;
-        _ = ended.cancelled() => {}
+        _ = conn.closed.cancelled() => {}
         _ = tokio::time::sleep(CLOSE_GRACE) => {
             // Stuck: find out why it was closed, then drop the connection.
             let mut reason = None;
@@ -101,7 +103,7 @@ async fn watch(
                 count_close(&node, reason);
             }
             tracing::debug!(?reason, "sse stream not draining after its close: killing it");
-            kill.cancel();
+            conn.kill.cancel();
         }
     }
 }
@@ -117,7 +119,21 @@ struct Stream {
     outbox: SharedOutbox,
     ping: Interval,
     guard: Guard,
+    /// Resets the connection (a slow consumer's).
+    kill: CancellationToken,
     done: bool,
+}
+
+impl Stream {
+    /// The session was closed: counts it, and resets the connection of a slow consumer, whose
+    /// backlog (in hyper's buffer and the kernel's) it will not read.
+    fn closing(&mut self, reason: CloseReason) {
+        count_close(&self.guard.node, reason);
+        if reason == CloseReason::SlowConsumer {
+            self.kill.cancel();
+        }
+        self.done = true;
+    }
 }
 
 /// Opens an SSE session, optionally tied to a user, and returns its body stream. With a token
@@ -125,14 +141,14 @@ struct Stream {
 /// `last_event_id` (the `Last-Event-ID` header a reconnecting `EventSource` sends) asks for the
 /// events missed since then.
 ///
-/// `kill` drops the stream's connection at once; the stream uses it when its session was closed
-/// and its client does not read.
+/// `conn` resets the stream's connection, and says when it has ended; the response must carry
+/// `Connection: close`, so that the connection ends with the stream.
 pub fn open(
     node: Arc<Node>,
     user: Option<herald_protocol::User>,
     mut admission: Admission,
     last_event_id: Option<u64>,
-    kill: CancellationToken,
+    conn: ConnSwitch,
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
     let (session, outbox) = node.open_sse(last_event_id, |session| {
         if admission.identity.is_some() {
@@ -146,8 +162,8 @@ pub fn open(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let outbox = Arc::new(Mutex::new(outbox));
-    let ended = CancellationToken::new();
-    tokio::spawn(watch(node.clone(), outbox.clone(), ended.clone(), kill));
+    let kill = conn.kill.clone();
+    tokio::spawn(watch(node.clone(), outbox.clone(), conn));
     let state = Stream {
         outbox,
         ping,
@@ -155,8 +171,8 @@ pub fn open(
             node,
             session,
             _admission: admission,
-            ended,
         },
+        kill,
         done: false,
     };
     stream::unfold(state, |mut s| async move {
@@ -172,6 +188,7 @@ pub fn open(
                     // case) goes out as it is, without a copy.
                     let first = Bytes::from(first);
                     let mut joined: Option<Vec<u8>> = None;
+                    let mut closing = None;
                     let mut outbox = s.outbox.lock();
                     while joined.as_ref().map_or(first.len(), Vec::len) < 64 * 1024 {
                         match outbox.try_recv() {
@@ -181,21 +198,23 @@ pub fn open(
                             // Transport pings are for WebSockets; SSE keeps its own comment pings.
                             Some(Outbound::Ping) => {}
                             Some(Outbound::Close(reason)) => {
-                                count_close(&s.guard.node, reason);
-                                s.done = true;
+                                closing = Some(reason);
                                 break;
                             }
                             None => break,
                         }
                     }
                     drop(outbox);
+                    if let Some(reason) = closing {
+                        s.closing(reason);
+                    }
                     joined.map_or(first, Bytes::from)
                 }
                 // (Not sent to SSE sessions; answered as the stream's own ping would be,
                 // never as an empty chunk, which would end a chunked body.)
                 Outbound::Ping => Bytes::from(s.guard.node.sse_ping()),
                 Outbound::Close(reason) => {
-                    count_close(&s.guard.node, reason);
+                    s.closing(reason);
                     return None;
                 }
             },
