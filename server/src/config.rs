@@ -79,6 +79,21 @@ pub struct Config {
     /// Messages (chat, typing, private, events) the cluster broker may hold while Redis is slow;
     /// past it new messages are shed and counted (`herald_broker_shed_total`).
     pub broker_queue: usize,
+    /// A reverse proxy is in front: every request then arrives from the proxy's address, so a
+    /// loopback peer proves nothing and is never trusted to publish without the API key.
+    pub behind_proxy: bool,
+    /// Trust loopback clients to publish without an API key even when the server listens beyond
+    /// loopback. Without it they are trusted only on a loopback-only listen with no proxy.
+    pub trust_loopback_publish: bool,
+    /// How long a client may take to send a request's headers; hyper also starts this clock
+    /// while a kept-alive connection waits for its next request. `None` turns it off.
+    pub header_read_timeout: Option<Duration>,
+    /// A kept-alive HTTP connection that is not a WebSocket or an SSE stream and has no request
+    /// in progress is closed after this long. `None` turns it off.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Accepted TCP connections that have not (yet) become a WebSocket or an SSE stream; past
+    /// this many, new connections are closed at once. 0 means no cap.
+    pub max_unadmitted_connections: usize,
 }
 
 impl Default for Config {
@@ -115,6 +130,11 @@ impl Default for Config {
             presence_ttl: Duration::from_secs(60),
             node_id: None,
             broker_queue: 100_000,
+            behind_proxy: false,
+            trust_loopback_publish: false,
+            header_read_timeout: Some(Duration::from_secs(10)),
+            keep_alive_timeout: Some(Duration::from_secs(5)),
+            max_unadmitted_connections: 1024,
         }
     }
 }
@@ -223,6 +243,23 @@ pub struct ServeArgs {
     /// [default: 100000].
     #[arg(long, env = "HERALD_BROKER_QUEUE")]
     pub broker_queue: Option<usize>,
+    /// A reverse proxy is in front of this server: loopback clients are then not trusted to
+    /// publish (set an API key).
+    #[arg(long, env = "HERALD_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+    /// Let loopback clients publish without an API key even on a non-loopback listen address.
+    #[arg(long, env = "HERALD_TRUST_LOOPBACK_PUBLISH")]
+    pub trust_loopback_publish: bool,
+    /// Time allowed to send a request's headers (and to start the next request on a kept-alive
+    /// connection), "0" = off [default: 10s].
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Close an idle kept-alive HTTP connection after this long, "0" = off [default: 5s].
+    #[arg(long, env = "HERALD_KEEP_ALIVE_TIMEOUT", value_parser = parse_duration)]
+    pub keep_alive_timeout: Option<Duration>,
+    /// Accepted connections not yet a WebSocket or SSE stream, 0 = no cap [default: 1024].
+    #[arg(long, env = "HERALD_MAX_UNADMITTED_CONNECTIONS")]
+    pub max_unadmitted_connections: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -260,6 +297,11 @@ struct FileConfig {
     message_burst: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_user: Option<usize>,
+    behind_proxy: Option<bool>,
+    trust_loopback_publish: Option<bool>,
+    header_read_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
+    max_unadmitted_connections: Option<usize>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -388,9 +430,41 @@ impl ServeArgs {
                 .broker_queue
                 .or(file.broker_queue)
                 .unwrap_or(d.broker_queue),
+            behind_proxy: self.behind_proxy || file.behind_proxy.unwrap_or(d.behind_proxy),
+            trust_loopback_publish: self.trust_loopback_publish
+                || file
+                    .trust_loopback_publish
+                    .unwrap_or(d.trust_loopback_publish),
+            header_read_timeout: optional_timeout(
+                self.header_read_timeout.or(file_duration(
+                    file.header_read_timeout,
+                    "header_read_timeout",
+                )?),
+                d.header_read_timeout,
+            ),
+            keep_alive_timeout: optional_timeout(
+                self.keep_alive_timeout.or(file_duration(
+                    file.keep_alive_timeout,
+                    "keep_alive_timeout",
+                )?),
+                d.keep_alive_timeout,
+            ),
+            max_unadmitted_connections: self
+                .max_unadmitted_connections
+                .or(file.max_unadmitted_connections)
+                .unwrap_or(d.max_unadmitted_connections),
         };
         config.check()?;
         Ok(config)
+    }
+}
+
+/// A timeout setting: given as zero it is off, not given it is the default.
+fn optional_timeout(given: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
+    match given {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => default,
     }
 }
 
@@ -471,6 +545,11 @@ impl Config {
             self.max_connections > 0,
             "max_connections must be above zero"
         );
+        anyhow::ensure!(
+            !(self.behind_proxy && self.trust_loopback_publish),
+            "behind_proxy and trust_loopback_publish contradict each other: behind a proxy every \
+             request arrives from the proxy, often over loopback; set an API key instead"
+        );
         Ok(())
     }
 }
@@ -538,6 +617,48 @@ mod tests {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn connection_edge_settings_default_parse_and_turn_off() {
+        let d = Config::default();
+        assert_eq!(d.header_read_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(d.keep_alive_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(d.max_unadmitted_connections, 1024);
+        assert!(!d.behind_proxy && !d.trust_loopback_publish);
+        let dir = std::env::temp_dir().join(format!("herald-edges-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = \"3s\"\nkeep_alive_timeout = \"0\"\n\
+             max_unadmitted_connections = 7\nbehind_proxy = true\n",
+        )
+        .unwrap();
+        let config = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.header_read_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(config.keep_alive_timeout, None, "0 turns it off");
+        assert_eq!(config.max_unadmitted_connections, 7);
+        assert!(config.behind_proxy);
+        // Trusting loopback behind a proxy is refused, with both names in the error.
+        let err = ServeArgs {
+            config: Some(path),
+            trust_loopback_publish: true,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("behind_proxy") && err.contains("trust_loopback_publish"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::LazyLock;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Denied;
 use crate::inbound::first_violation;
@@ -24,6 +26,88 @@ use crate::transport::{sse, websocket};
 
 /// Every response body.
 pub use crate::transport::Body;
+
+/// One accepted TCP connection as its requests see it: whether it has become a session (a
+/// WebSocket or an SSE stream), whether a request is being served, and the switch that drops it.
+/// The accept loop counts connections that are not sessions yet against
+/// `max_unadmitted_connections` and closes them when idle past `keep_alive_timeout`.
+pub struct Conn {
+    /// Connections of the node accepted and not admitted, this one included until it is.
+    unadmitted: Arc<AtomicUsize>,
+    admitted: AtomicBool,
+    in_flight: AtomicUsize,
+    /// When the last request finished (ms since `born`).
+    idle_since_ms: AtomicU64,
+    born: std::time::Instant,
+    /// Cancelled to drop the connection at once, abortively (an SSE stream whose client stopped
+    /// reading: hyper then no longer polls its body, so the stream cannot end itself).
+    pub kill: CancellationToken,
+    /// Cancelled by the accept loop once the connection has ended.
+    pub closed: CancellationToken,
+}
+
+impl Conn {
+    /// A newly accepted connection, counted in `unadmitted` until it is admitted or ends.
+    pub fn new(unadmitted: Arc<AtomicUsize>) -> Arc<Conn> {
+        unadmitted.fetch_add(1, Ordering::AcqRel);
+        Arc::new(Conn {
+            unadmitted,
+            admitted: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
+            kill: CancellationToken::new(),
+            closed: CancellationToken::new(),
+        })
+    }
+
+    /// The connection became a session: it no longer counts as unadmitted and the keep-alive
+    /// timeout no longer applies (the session has its own liveness checks).
+    pub fn admit(&self) {
+        if !self.admitted.swap(true, Ordering::AcqRel) {
+            self.unadmitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether it became a session.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// How long it has had no request in progress; `None` while one is.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some(self.born.elapsed().saturating_sub(since))
+    }
+
+    fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.admitted.load(Ordering::Acquire) {
+            self.unadmitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A request in progress on a [`Conn`]; its end restarts the connection's idle clock.
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let conn = &self.0;
+        let now = conn.born.elapsed().as_millis() as u64;
+        conn.idle_since_ms.store(now, Ordering::Release);
+        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 static INDEX_HTML: &str = include_str!("demo/index.html");
 static APP_JS: &str = include_str!("demo/app.js");
@@ -115,7 +199,9 @@ pub async fn route(
     node: Arc<Node>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    conn: Arc<Conn>,
 ) -> Result<Response<Body>, Infallible> {
+    let _in_flight = conn.start_request();
     let path = req.uri().path().to_owned();
     let origin = req.headers().get(header::ORIGIN).cloned();
     if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
@@ -132,6 +218,7 @@ pub async fn route(
                         .headers_mut()
                         .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
                 }
+                conn.admit();
                 tokio::spawn(websocket::serve(node, upgrade, admission));
                 response
             }
@@ -158,7 +245,7 @@ pub async fn route(
             ErrorCode::InvalidRequest,
             "This endpoint speaks WebSocket: send an upgrade request",
         ),
-        (&Method::GET, "/events") => events(&node, &req, peer),
+        (&Method::GET, "/events") => events(&node, &req, peer, &conn),
         (&Method::POST, "/notifications") => match publisher(&node, &req, peer) {
             Ok(()) => notifications(&node, req).await,
             Err(d) => denied(d),
@@ -210,14 +297,92 @@ fn health(node: &Node) -> serde_json::Value {
     })
 }
 
-/// The publish endpoints' gate: an allowed origin, and the API key or a loopback client.
+/// The publish endpoints' gate: no cross-site origin, and the API key or a trusted loopback
+/// client.
 fn publisher(node: &Node, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Denied> {
-    node.limits
-        .check_origin(req.headers().get(header::ORIGIN))?;
-    crate::auth::check_publisher(&node.config, peer, req.headers())
+    let headers = req.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        publish_origin(node, origin, headers.get(header::HOST))?;
+    }
+    if node.config.api_key.is_none() && !loopback_trusted(&node.config) {
+        return Err(Denied::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "Publishing needs an API key here (Authorization: Bearer <key> or X-API-Key): \
+             loopback clients are trusted only on a loopback-only listen address without a proxy",
+        ));
+    }
+    crate::auth::check_publisher(&node.config, peer, headers)
 }
 
-fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// Whether loopback clients may publish without an API key: when asked for, or when nothing
+/// but this machine can reach the server (a loopback listen address and no proxy in front; a
+/// proxy on the same host makes every request look local).
+pub fn loopback_trusted(config: &crate::Config) -> bool {
+    config.trust_loopback_publish || (config.listen.ip().is_loopback() && !config.behind_proxy)
+}
+
+/// A browser names the page's origin on every cross-site POST, and a page on any site may send
+/// one to a local server, so the publish endpoints take only the server's own origin (the
+/// `Origin` whose host and port are the `Host` header) or one the allowlist names. Requests
+/// without `Origin` come from programs, not pages, and pass.
+fn publish_origin(
+    node: &Node,
+    origin: &HeaderValue,
+    host: Option<&HeaderValue>,
+) -> Result<(), Denied> {
+    let same_origin = match (origin.to_str(), host.and_then(|h| h.to_str().ok())) {
+        (Ok(origin), Some(host)) => same_authority(origin, host),
+        _ => false,
+    };
+    let listed = !node.config.allowed_origins.is_empty() && node.limits.origin_allowed(origin);
+    if same_origin || listed {
+        return Ok(());
+    }
+    Err(Denied::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::OriginNotAllowed,
+        format!(
+            "Origin {} may not publish: only this server's own origin and the configured \
+             allowed origins may",
+            origin.to_str().unwrap_or("(not text)")
+        ),
+    ))
+}
+
+/// Whether an `Origin` (`scheme://host[:port]`) names the same host and port as a `Host`
+/// header (`host[:port]`), the scheme's default port standing in for a missing one.
+fn same_authority(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let with_port = |a: &str| -> String {
+        let a = a.trim().trim_end_matches('/').to_ascii_lowercase();
+        // An IPv6 literal is bracketed; a port follows the last colon outside the brackets.
+        let has_port = match a.rfind(']') {
+            Some(end) => a[end..].contains(':'),
+            None => a.contains(':'),
+        };
+        if has_port {
+            a
+        } else {
+            format!("{a}:{default_port}")
+        }
+    };
+    !authority.is_empty() && with_port(authority) == with_port(host)
+}
+
+fn events(
+    node: &Arc<Node>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    conn: &Conn,
+) -> Response<Body> {
     // With authentication on the stream belongs to the token's user; `?userId=` is ignored.
     let user = query_param(req, "userId")
         .filter(|id| !id.is_empty() && node.auth.is_none())
@@ -236,7 +401,12 @@ fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Respon
         .map(str::to_owned)
         .or_else(|| query_param(req, "lastEventId"))
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let stream = sse::open(node.clone(), user, admission, last_event_id);
+    conn.admit();
+    let switch = sse::ConnSwitch {
+        kill: conn.kill.clone(),
+        closed: conn.closed.clone(),
+    };
+    let stream = sse::open(node.clone(), user, admission, last_event_id, switch);
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let headers = response.headers_mut();
     headers.insert(
@@ -245,6 +415,9 @@ fn events(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Respon
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // The connection ends with the stream: nothing else is sent on it, and the watcher that
+    // resets a stuck stream (see `sse`) waits for the connection, not just the body, to end.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -254,16 +427,27 @@ async fn read_body<T: DeserializeOwned>(
     req: Request<Incoming>,
     validator: &jsonschema::Validator,
 ) -> Result<T, Response<Body>> {
-    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = content_type.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
-                format!("Expected Content-Type application/json, got {essence}"),
-            ));
-        }
+    // Required: without it (or with a form or text type) a page on any site could post here
+    // without a CORS preflight.
+    let essence = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|ct| {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            ct.split(';').next().unwrap_or("").trim().to_owned()
+        })
+        .unwrap_or_default();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        let got = if essence.is_empty() {
+            "none".to_owned()
+        } else {
+            essence
+        };
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            format!("Expected Content-Type application/json, got {got}"),
+        ));
     }
     let limit = node.config.max_frame_bytes;
     let bytes = match Limited::new(req.into_body(), limit).collect().await {
@@ -329,5 +513,24 @@ async fn updates(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             json(StatusCode::OK, &UpdateResponse { success: true })
         }
         Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_authority;
+
+    #[test]
+    fn origins_match_the_host_by_host_and_port() {
+        assert!(same_authority("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same_authority("https://Example.COM", "example.com"));
+        assert!(same_authority("https://example.com", "example.com:443"));
+        assert!(same_authority("http://[::1]:9000", "[::1]:9000"));
+        assert!(same_authority("http://[::1]", "[::1]:80"));
+        assert!(!same_authority("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!same_authority("https://example.com", "example.com:80"));
+        assert!(!same_authority("http://evil.test", "example.com"));
+        assert!(!same_authority("null", "example.com"));
+        assert!(!same_authority("http://", ":80"));
     }
 }

@@ -29,12 +29,13 @@ pub mod http;
 pub mod transport;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -193,6 +194,18 @@ async fn pinger(node: Arc<Node>, stop: CancellationToken) {
 }
 
 async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationToken) {
+    // Accepted connections that are not a WebSocket or an SSE stream (yet): slowloris clients,
+    // idle keep-alives, requests in progress. They count against no other limit, so they have
+    // their own cap.
+    let unadmitted = Arc::new(AtomicUsize::new(0));
+    let cap = node.config.max_unadmitted_connections;
+    if node.config.api_key.is_none() && !http::loopback_trusted(&node.config) {
+        tracing::warn!(
+            "no API key, and loopback is not trusted (the listen address is not loopback-only, \
+             or --behind-proxy is set): POST /notifications and /updates refuse everyone (set \
+             HERALD_API_KEY)"
+        );
+    }
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -207,30 +220,96 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>, stop: CancellationT
                 continue;
             }
         };
+        if cap > 0 && unadmitted.load(Ordering::Acquire) >= cap {
+            node.metrics.unadmitted_refused.inc();
+            tracing::debug!(%peer, "too many connections not yet admitted: closing");
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let conn_state = http::Conn::new(unadmitted.clone());
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            node.clone(),
+            conn_state,
+            stop.clone(),
+        ));
+    }
+}
+
+/// Serves one accepted connection's HTTP until it ends, becomes a WebSocket (whose task then
+/// owns the socket), is idle past the keep-alive timeout, or is killed.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    conn_state: Arc<http::Conn>,
+    stop: CancellationToken,
+) {
+    use std::os::fd::AsRawFd;
+    let _closed = conn_state.closed.clone().drop_guard();
+    let fd = stream.as_raw_fd();
+    let header_timeout = node.config.header_read_timeout;
+    let keep_alive = node.config.keep_alive_timeout;
+    let service = {
         let node = node.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| http::route(node.clone(), req, peer));
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            // Biased: the connection first; the stop signal is checked only when it is pending.
-            tokio::select! {
-                biased;
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "http connection ended with an error");
+        let conn_state = conn_state.clone();
+        service_fn(move |req| http::route(node.clone(), req, peer, conn_state.clone()))
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    // When to look at the connection's idleness next.
+    let first_check = keep_alive.unwrap_or(Duration::MAX);
+    let idle_check = tokio::time::sleep(first_check.min(Duration::from_secs(86_400)));
+    tokio::pin!(idle_check);
+    let mut stopping = false;
+    loop {
+        // Biased: the connection first; the other arms are checked only when it is pending.
+        tokio::select! {
+            biased;
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    if e.is_timeout() {
+                        node.metrics.http_timeouts.inc();
                     }
+                    tracing::debug!(error = %e, "http connection ended with an error");
                 }
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                return;
+            }
+            _ = stop.cancelled(), if !stopping => {
+                conn.as_mut().graceful_shutdown();
+                stopping = true;
+            }
+            _ = conn_state.kill.cancelled() => {
+                // Its client stopped reading: discard what is unsent and reset the connection
+                // rather than leave the kernel trickling it out after the close.
+                transport::abort_on_close(fd);
+                node.metrics.abortive_closes.inc();
+                return;
+            }
+            _ = &mut idle_check, if keep_alive.is_some() && !conn_state.is_admitted() => {
+                let limit = keep_alive.unwrap_or(Duration::MAX);
+                match conn_state.idle_for() {
+                    Some(idle) if idle >= limit => {
+                        node.metrics.http_timeouts.inc();
+                        tracing::debug!(%peer, "idle keep-alive connection closed");
+                        return;
+                    }
+                    Some(idle) => idle_check
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + (limit - idle)),
+                    None => idle_check.as_mut().reset(tokio::time::Instant::now() + limit),
                 }
             }
-        });
+        }
     }
 }
 

@@ -30,6 +30,13 @@ pub struct Metrics {
     pub timeouts: Counter,
     /// Frames refused for their size.
     pub oversized: Counter,
+    /// Connections reset on purpose (SO_LINGER 0) so the kernel drops what is unsent: slow
+    /// consumers, and clients that stopped reading.
+    pub abortive_closes: Counter,
+    /// Connections closed at accept because too many were not yet admitted.
+    pub unadmitted_refused: Counter,
+    /// HTTP connections closed for a slow request head or an idle keep-alive.
+    pub http_timeouts: Counter,
     broker_queued: Gauge,
     broker_shed: Counter,
     broker_unreadable: Counter,
@@ -73,6 +80,9 @@ impl Metrics {
             broker_shed: Counter::default(),
             broker_unreadable: Counter::default(),
             broker_restarts: Counter::default(),
+            abortive_closes: Counter::default(),
+            unadmitted_refused: Counter::default(),
+            http_timeouts: Counter::default(),
             connections: connections.clone(),
             connections_total: connections_total.clone(),
             errors: errors.clone(),
@@ -134,6 +144,21 @@ impl Metrics {
             "broker_restarts",
             "Times the cluster broker's task died and was restarted",
             m.broker_restarts.clone(),
+        );
+        registry.register(
+            "abortive_closes",
+            "Connections reset so the kernel discards their unsent data",
+            m.abortive_closes.clone(),
+        );
+        registry.register(
+            "unadmitted_refused",
+            "Connections closed at accept: too many not yet admitted",
+            m.unadmitted_refused.clone(),
+        );
+        registry.register(
+            "http_timeouts",
+            "HTTP connections closed for a slow request head or an idle keep-alive",
+            m.http_timeouts.clone(),
         );
         // Show both transports from the start, at zero, so dashboards see the series.
         for transport in [Transport::WebSocket, Transport::Sse] {

@@ -609,7 +609,15 @@ async fn three_nodes_behind_nginx_least_conn_act_as_one_server() {
         return;
     }
     let p = prefix();
-    let nodes = [node(&p), node(&p), node(&p)];
+    // Behind a proxy every request comes from loopback: the nodes say so, and publishers need
+    // the API key.
+    const KEY: &str = "nginx-test-api-key";
+    let behind_nginx = ["--behind-proxy", "--api-key", KEY];
+    let nodes = [
+        node_on(REDIS, &p, &behind_nginx),
+        node_on(REDIS, &p, &behind_nginx),
+        node_on(REDIS, &p, &behind_nginx),
+    ];
     let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
     let ws = format!("ws://127.0.0.1:{}/ws", proxy.port);
     let http = |path: &str| format!("http://127.0.0.1:{}{path}", proxy.port);
@@ -645,6 +653,13 @@ async fn three_nodes_behind_nginx_least_conn_act_as_one_server() {
 
     let (status, _) = post(
         &http("/notifications"),
+        r#"{"userId":"u4","message":"without the key"}"#,
+    )
+    .await;
+    assert_eq!(status, 401, "through the proxy, publishing needs the key");
+    let (status, _) = common::post_with_key(
+        &http("/notifications"),
+        KEY,
         r#"{"userId":"u4","message":"just you"}"#,
     )
     .await;
@@ -666,11 +681,13 @@ async fn three_nodes_behind_nginx_least_conn_act_as_one_server() {
     // An SSE stream through the proxy gets the notification too.
     let mut stream = Events::open(&http("/events?userId=u2")).await;
     stream.next_named("connect").await;
-    post(
+    let (status, _) = common::post_with_key(
         &http("/notifications"),
+        KEY,
         r#"{"userId":"u2","message":"stream"}"#,
     )
     .await;
+    assert_eq!(status, 200);
     assert_eq!(
         stream.next_named("notification").await.data["message"],
         "stream"

@@ -37,6 +37,12 @@ impl<T> Coalesce<T> {
         &self.inner
     }
 
+    /// The wrapped socket, mutably (for the close: shutting it down, draining it). Bytes gathered
+    /// and not flushed are not written by writes made on it directly.
+    pub fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
     /// Appends one server-to-client text frame around `payload`.
     pub fn push_text_frame(&mut self, payload: &[u8]) {
         self.push_frame(0x1, payload);

@@ -1,8 +1,9 @@
 //! The WebSocket transport (`GET /` or `GET /ws` with an upgrade).
 //!
-//! One task per connection: it reads frames and hands their text to the node, writes what the
-//! session's outbox holds (in batches, flushed once), pings on an interval and closes a
-//! connection that stays silent past the timeout. Oversized frames are refused by tungstenite
+//! One task per connection: it reads frames and hands their text to the node and writes what the
+//! session's outbox holds (in batches, flushed once). The connection has no timer of its own: the
+//! node's pinger (`pinger` in lib.rs) queues its pings in the outbox and, when the client stays
+//! silent past the timeout, closes the session. Oversized frames are refused by tungstenite
 //! before they are buffered, and answered with close code 1009.
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use hyper_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use hyper_tungstenite::tungstenite::{Error as WsError, Message};
 use hyper_tungstenite::WebSocketStream;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::coalesce::Coalesce;
@@ -41,6 +42,15 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 /// How long the server waits to deliver its own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a lingering close reads (and discards) the client's input after the close frame,
+/// waiting for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Input a lingering close discards at most before it closes anyway (the time limit is the real
+/// bound; a client sends at most what the buffers between it and the server hold before it
+/// sees the close frame and stops).
+const LINGER_BYTES: usize = 32 << 20;
 
 /// The socket under the codec.
 type Socket = WebSocketStream<Coalesce<TcpStream>>;
@@ -133,31 +143,81 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
             | CloseReason::RateLimited
             | CloseReason::TokenExpired => {}
         }
-        let frame = CloseFrame {
-            code: CloseCode::from(reason.code()),
-            reason: reason.text().into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            // What was queued before the close goes out first (a flooder's `rate_limited`
-            // errors, the last frames before a shutdown), except to a slow consumer, whose
-            // backlog is the reason it is dropped.
-            if reason != CloseReason::SlowConsumer {
-                while let Some(item) = outbox.try_recv() {
-                    if let Outbound::Frame(frame) = item {
-                        ws.get_mut().push_text_frame(frame.as_bytes());
-                    }
-                }
-            }
-            ws.send(Message::Close(Some(frame))).await?;
-            // Wait for the client's answering close so the close handshake completes.
-            while let Some(msg) = ws.next().await {
-                msg?;
-            }
-            Ok::<_, WsError>(())
-        })
-        .await;
+        close(&node, reason, &mut outbox, ws).await;
     }
     tracing::debug!(client = %session.id, "websocket closed");
+}
+
+/// Ends a connection the server closes.
+///
+/// A client that cannot take more (a slow consumer, or a silent one with data still queued for
+/// it) is reset: its close frame could not reach it anyway, and a plain close would leave the
+/// kernel retrying the unsent backlog for minutes. Every other close is a lingering one: what
+/// was queued, the close frame, then a FIN, and the client's input is read and discarded until
+/// it closes its side (or [`LINGER`] passes). Closing with unread input would make the kernel
+/// answer with a reset, and a proxy in between drops the close frame it had not yet forwarded.
+async fn close(node: &Node, reason: CloseReason, outbox: &mut Outbox, mut ws: Socket) {
+    use std::os::fd::AsRawFd;
+    let fd = ws.get_ref().inner().as_raw_fd();
+    let backlog = outbox.session().queued_bytes() > 0
+        || ws.get_ref().pending() > 0
+        || super::unsent_bytes(fd) > 0;
+    let abort = match reason {
+        CloseReason::SlowConsumer => true,
+        CloseReason::Timeout => backlog,
+        _ => false,
+    };
+    if abort {
+        abort_now(node, fd);
+        return;
+    }
+    let frame = CloseFrame {
+        code: CloseCode::from(reason.code()),
+        reason: reason.text().into(),
+    };
+    let sent = tokio::time::timeout(CLOSE_GRACE, async {
+        // What was queued before the close goes out first (a flooder's `rate_limited` errors,
+        // the last frames before a shutdown).
+        while let Some(item) = outbox.try_recv() {
+            if let Outbound::Frame(frame) = item {
+                ws.get_mut().push_text_frame(frame.as_bytes());
+            }
+        }
+        ws.send(Message::Close(Some(frame))).await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        // The client is gone; nothing to wait for.
+        Ok(Err(_)) => return,
+        // It takes nothing more: its backlog would only linger in the kernel.
+        Err(_) => {
+            abort_now(node, fd);
+            return;
+        }
+    }
+    let tcp = ws.get_mut().inner_mut();
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    // Drain until the client closes its side; its answering close frame is among what is read.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            match tcp.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Resets the connection when it is dropped, and counts it.
+fn abort_now(node: &Node, fd: std::os::fd::RawFd) {
+    super::abort_on_close(fd);
+    node.metrics.abortive_closes.inc();
 }
 
 /// Polls the codec for the next message, but only touches it when it may have one: after it

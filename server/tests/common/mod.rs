@@ -434,3 +434,21 @@ pub fn skip(test: &str, why: &str) {
     }
     skipped.push(line);
 }
+
+/// POSTs a JSON body with an API key (`X-API-Key`); returns status and JSON answer.
+pub async fn post_with_key(url: &str, key: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-api-key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("posting");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
