@@ -76,6 +76,9 @@ struct Common {
     /// A free-form label copied into the JSON output.
     #[arg(long)]
     label: Option<String>,
+    /// Join with `"presence":"diff"`: presence as diffs instead of whole member lists.
+    #[arg(long)]
+    presence_diff: bool,
 }
 
 #[derive(Subcommand)]
@@ -190,6 +193,7 @@ fn rooms_cfg(
         connect_concurrency: c.connect_concurrency,
         payload,
         setup_timeout: secs(c.setup_timeout),
+        presence_diff: c.presence_diff,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct RoomsConfig {
     pub connect_concurrency: usize,
     pub payload: usize,
     pub setup_timeout: Duration,
+    /// Join with `"presence":"diff"` (capability `presence-diff`).
+    pub presence_diff: bool,
 }
 
 const CONNECT: u8 = 0;
@@ -179,7 +181,13 @@ async fn client(i: usize, ctx: Arc<Ctx>) {
         return;
     }
     let room = ctx.layout.room_of(i);
-    let join = format!("{{\"type\":\"join\",\"room\":\"bench-{room}\",\"user\":\"u{i}\"}}");
+    let presence = if ctx.cfg.presence_diff {
+        ",\"presence\":\"diff\""
+    } else {
+        ""
+    };
+    let join =
+        format!("{{\"type\":\"join\",\"room\":\"bench-{room}\",\"user\":\"u{i}\"{presence}}}");
     if ws.send_text(&join).await.is_err() {
         ctx.join_failed.fetch_add(1, Ordering::Relaxed);
         return;

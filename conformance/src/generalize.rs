@@ -78,6 +78,9 @@ pub enum Observed {
         query: BTreeMap<String, String>,
         /// The request's `Content-Type`, if any.
         content_type: Option<String>,
+        /// The request's `Origin`, if any (a server may answer a cross-origin publish
+        /// differently).
+        origin: Option<String>,
         /// The request body.
         body: String,
         /// The response status.
@@ -351,6 +354,7 @@ pub fn build_session(name: &str, observed: &[Observed]) -> Session {
                 path,
                 query,
                 content_type,
+                origin,
                 body,
                 status,
                 response,
@@ -362,6 +366,9 @@ pub fn build_session(name: &str, observed: &[Observed]) -> Session {
                     query: query.clone(),
                     ..Http::default()
                 };
+                if let Some(origin) = origin {
+                    h.headers.insert("Origin".into(), origin.clone());
+                }
                 let parsed = serde_json::from_str::<Value>(body).ok();
                 let is_json = content_type
                     .as_deref()
@@ -377,7 +384,12 @@ pub fn build_session(name: &str, observed: &[Observed]) -> Session {
                         h.body = Some(state.client_value(&v));
                         state.learn_client(&v);
                     }
-                    _ if body.is_empty() => {}
+                    _ if body.is_empty() => {
+                        // The server may answer an empty body by its type (415 without one).
+                        if let Some(ct) = content_type {
+                            h.headers.insert("content-type".into(), ct.clone());
+                        }
+                    }
                     _ => {
                         h.raw_body = Some(body.clone());
                         if let Some(ct) = content_type {

@@ -157,6 +157,7 @@ pub fn import(har: &Value, name: &str) -> anyhow::Result<Session> {
                     path,
                     query,
                     content_type,
+                    origin: header(&request["headers"], "origin"),
                     body,
                     status,
                     response: text,

@@ -423,6 +423,10 @@ async fn proxy_http(rec: Arc<Recorder>, req: Request<Incoming>) -> anyhow::Resul
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            origin: headers
+                .get("origin")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             body: String::from_utf8_lossy(&body).into_owned(),
             status: 0,
             response: String::new(),

@@ -24,7 +24,7 @@ pub mod name {
     pub const APP_PING: &str = "app-ping";
     /// Authentication is on: identity comes from a token, not from `join`.
     pub const AUTH: &str = "auth";
-    /// Presence as diffs instead of full member lists (planned).
+    /// Presence as diffs instead of full member lists.
     pub const PRESENCE_DIFF: &str = "presence-diff";
     /// Shared documents (planned).
     pub const DOCUMENTS: &str = "documents";
@@ -104,8 +104,13 @@ pub const CAPABILITIES: &[Capability] = &[
         name: name::PRESENCE_DIFF,
         summary: "Joins and leaves carry only the member who changed; full lists only on \
                   room_joined and on request.",
-        adds: &[],
-        status: Status::Planned,
+        adds: &[
+            "join.presence",
+            "presence_diff",
+            "presence (client)",
+            "presence_state",
+        ],
+        status: Status::Stable,
     },
     Capability {
         name: name::DOCUMENTS,
@@ -135,11 +140,12 @@ pub const CAPABILITIES: &[Capability] = &[
 
 /// The capabilities Herald always implements, in [`CAPABILITIES`] order. `auth` is announced
 /// only when authentication is on (see [`herald_capabilities`]).
-pub const HERALD_ALWAYS: [&str; 4] = [
+pub const HERALD_ALWAYS: [&str; 5] = [
     name::RECOVERY,
     name::OFFSETS,
     name::ROOM_IN_PRESENCE,
     name::APP_PING,
+    name::PRESENCE_DIFF,
 ];
 
 /// The `capabilities` list a Herald server puts in `welcome`: [`HERALD_ALWAYS`], plus `auth`

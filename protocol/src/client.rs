@@ -22,6 +22,11 @@ pub enum ClientMessage {
         /// it missed. Send it only to a server whose `welcome` lists `recovery`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<StreamPosition>,
+        /// Capability `presence-diff`: `diff` to receive `presence_diff` frames (only who joined
+        /// or left) instead of `user_joined`/`user_left` with the whole member list. Absent or
+        /// `full`: the core frames.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence: Option<PresenceMode>,
     },
     /// Leave the current room. The server answers with `room_left` and tells the others with
     /// `user_left`.
@@ -49,12 +54,32 @@ pub enum ClientMessage {
     /// Capability `app-ping`: an application-level ping (browsers cannot send WebSocket pings);
     /// answered with `pong`.
     Ping {},
+    /// Capability `presence-diff`: ask for the current room's whole member list; answered with
+    /// `presence_state`.
+    Presence {},
+}
+
+/// How a member hears of other members joining and leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceMode {
+    /// `user_joined` and `user_left` with the whole member list (the core).
+    Full,
+    /// `presence_diff` with only who changed.
+    Diff,
 }
 
 impl ClientMessage {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 6] =
-        ["join", "leave", "chat", "typing", "private_message", "ping"];
+    pub const TYPES: [&'static str; 7] = [
+        "join",
+        "leave",
+        "chat",
+        "typing",
+        "private_message",
+        "ping",
+        "presence",
+    ];
 
     /// This message's `type`.
     pub fn kind(&self) -> &'static str {
@@ -65,6 +90,7 @@ impl ClientMessage {
             ClientMessage::Typing { .. } => "typing",
             ClientMessage::PrivateMessage { .. } => "private_message",
             ClientMessage::Ping {} => "ping",
+            ClientMessage::Presence {} => "presence",
         }
     }
 

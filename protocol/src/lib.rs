@@ -19,7 +19,7 @@ pub mod topics;
 pub mod user;
 
 pub use capability::{Capability, CAPABILITIES, PROTOCOL_VERSION};
-pub use client::{ClientMessage, RoomName, StreamPosition};
+pub use client::{ClientMessage, PresenceMode, RoomName, StreamPosition};
 pub use error::ErrorCode;
 pub use http::{
     ErrorDetail, ErrorResponse, NotifyRequest, NotifyResponse, UpdateRequest, UpdateResponse,

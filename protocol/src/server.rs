@@ -118,6 +118,24 @@ pub enum ServerMessage {
         /// The same object the SSE `notification` event carries.
         content: Notification,
     },
+    /// Capability `presence-diff`: who joined and who left the room (for members that joined with
+    /// `"presence":"diff"`, instead of `user_joined` and `user_left`).
+    PresenceDiff {
+        /// The room.
+        room: RoomName,
+        /// Members who joined, in order.
+        joins: Vec<User>,
+        /// Members who left, in order.
+        leaves: Vec<User>,
+    },
+    /// Capability `presence-diff`: the answer to `presence`: every member of the room now, in
+    /// join order.
+    PresenceState {
+        /// The room.
+        room: RoomName,
+        /// Every member, in join order.
+        users: Vec<User>,
+    },
     /// Capability `app-ping`: the answer to an application-level `ping`, sent after every frame
     /// queued for the connection before the ping arrived.
     Pong {},

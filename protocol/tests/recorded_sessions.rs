@@ -41,6 +41,10 @@ fn instantiate(pattern: &Value, key: &str) -> Value {
             if let Some(items) = fields.get("$unordered") {
                 return instantiate(items, key);
             }
+            // A capability's field: checked here as present (the capability-on frame).
+            if let Some(inner) = fields.get("$optional") {
+                return instantiate(inner, key);
+            }
             if let Some(Value::Array(options)) = fields.get("$one_of") {
                 return instantiate(&options[0], key);
             }
@@ -68,6 +72,13 @@ fn instantiate_string(s: &str, key: &str) -> Value {
         || (s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1);
     if s == "$number" || (is_open && key == "offset") {
         return json!(1);
+    }
+    // Open patterns on fields whose type is not a string.
+    match (is_open, key) {
+        (true, "protocol") => return json!(herald_protocol::PROTOCOL_VERSION),
+        (true, "capabilities") => return json!(["recovery"]),
+        (true, "recovered") => return json!(true),
+        _ => {}
     }
     if s == "$timestamp" {
         return json!(TS);

@@ -4,8 +4,8 @@
 mod common;
 
 use herald_protocol::{
-    ClientMessage, ErrorCode, Notification, RoomName, ServerMessage, StreamPosition, User,
-    UserObject,
+    ClientMessage, ErrorCode, Notification, PresenceMode, RoomName, ServerMessage, StreamPosition,
+    User, UserObject,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -84,17 +84,28 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             .prop_map(|(offset, epoch)| StreamPosition { offset, epoch }),
     );
     prop_oneof![
-        (room(), user(), since).prop_map(|(room, user, since)| ClientMessage::Join {
-            room,
-            user,
-            since
-        }),
+        (
+            room(),
+            user(),
+            since,
+            proptest::option::of(prop_oneof![
+                Just(PresenceMode::Full),
+                Just(PresenceMode::Diff)
+            ])
+        )
+            .prop_map(|(room, user, since, presence)| ClientMessage::Join {
+                room,
+                user,
+                since,
+                presence,
+            }),
         Just(ClientMessage::Leave {}),
         text().prop_map(|text| ClientMessage::Chat { text }),
         any::<bool>().prop_map(|is_typing| ClientMessage::Typing { is_typing }),
         ("\\PC{1,128}", text())
             .prop_map(|(target, text)| ClientMessage::PrivateMessage { target, text }),
         Just(ClientMessage::Ping {}),
+        Just(ClientMessage::Presence {}),
     ]
 }
 

@@ -79,6 +79,10 @@ pub struct Config {
     /// Messages (chat, typing, private, events) the cluster broker may hold while Redis is slow;
     /// past it new messages are shed and counted (`herald_broker_shed_total`).
     pub broker_queue: usize,
+    /// Rooms up to this many members send core clients `user_joined`/`user_left` with the whole
+    /// member list; in larger rooms only clients that asked for presence diffs hear of joins and
+    /// leaves (a full list per join would cost O(members²) bytes to fill the room).
+    pub presence_full_list_max: usize,
     /// A reverse proxy is in front: every request then arrives from the proxy's address, so a
     /// loopback peer proves nothing and is never trusted to publish without the API key.
     pub behind_proxy: bool,
@@ -130,6 +134,7 @@ impl Default for Config {
             presence_ttl: Duration::from_secs(60),
             node_id: None,
             broker_queue: 100_000,
+            presence_full_list_max: 1000,
             behind_proxy: false,
             trust_loopback_publish: false,
             header_read_timeout: Some(Duration::from_secs(10)),
@@ -243,6 +248,9 @@ pub struct ServeArgs {
     /// [default: 100000].
     #[arg(long, env = "HERALD_BROKER_QUEUE")]
     pub broker_queue: Option<usize>,
+    /// Largest room whose core (full-list) clients hear of joins and leaves [default: 1000].
+    #[arg(long, env = "HERALD_PRESENCE_FULL_LIST_MAX")]
+    pub presence_full_list_max: Option<usize>,
     /// A reverse proxy is in front of this server: loopback clients are then not trusted to
     /// publish (set an API key).
     #[arg(long, env = "HERALD_BEHIND_PROXY")]
@@ -282,6 +290,7 @@ struct FileConfig {
     presence_ttl: Option<String>,
     node_id: Option<String>,
     broker_queue: Option<usize>,
+    presence_full_list_max: Option<usize>,
     shutdown_timeout: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key: Option<PathBuf>,
@@ -430,6 +439,10 @@ impl ServeArgs {
                 .broker_queue
                 .or(file.broker_queue)
                 .unwrap_or(d.broker_queue),
+            presence_full_list_max: self
+                .presence_full_list_max
+                .or(file.presence_full_list_max)
+                .unwrap_or(d.presence_full_list_max),
             behind_proxy: self.behind_proxy || file.behind_proxy.unwrap_or(d.behind_proxy),
             trust_loopback_publish: self.trust_loopback_publish
                 || file

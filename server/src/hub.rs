@@ -39,6 +39,8 @@ pub struct Member {
     floor: u64,
     /// Presence changes up to this sequence number are in what it was told already.
     presence_floor: u64,
+    /// It takes presence as diffs.
+    diff: bool,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +55,7 @@ struct RoomState {
     presence_seq: u64,
     /// Presence changes delivered while joins were pending: sequence, session it concerns,
     /// frame.
-    crossing_presence: VecDeque<(u64, Option<Arc<str>>, Utf8Bytes)>,
+    crossing_presence: VecDeque<PresenceChange>,
     /// Joins sent to the broker and not answered yet; the room is kept meanwhile.
     pending: u32,
     /// Dropped from the map; a late caller must look it up again.
@@ -80,6 +82,15 @@ fn push_to(member: &Member, except: Option<&str>, frame: &Utf8Bytes) -> usize {
         return 0;
     }
     usize::from(member.session.push(frame.clone()))
+}
+
+/// The frame of a presence change this member takes, if any.
+fn presence_frame(change: &PresenceChange, diff: bool) -> Option<&Utf8Bytes> {
+    if diff {
+        Some(&change.diff)
+    } else {
+        change.full.as_ref()
+    }
 }
 
 impl Hub {
@@ -216,16 +227,20 @@ impl Hub {
                 for (_, frame) in state.crossing.iter().filter(|(o, _)| *o > answer.offset) {
                     session.push(frame.clone());
                 }
-                for (_, _, frame) in state.crossing_presence.iter().filter(|(seq, except, _)| {
-                    *seq > answer.presence_seq && except.as_deref() != Some(&*session.id)
+                let diff = session.state.lock().presence_diff;
+                for change in state.crossing_presence.iter().filter(|c| {
+                    c.seq > answer.presence_seq && c.except.as_deref() != Some(&*session.id)
                 }) {
-                    session.push(frame.clone());
+                    if let Some(frame) = presence_frame(change, diff) {
+                        session.push(frame.clone());
+                    }
                 }
                 state.members.push(Member {
                     session: session.clone(),
                     user: answer.user.clone(),
                     floor: state.offset.max(answer.offset),
                     presence_floor: state.presence_seq.max(answer.presence_seq),
+                    diff,
                 });
             }
             if state.pending == 0 {
@@ -308,18 +323,14 @@ impl Hub {
                 if state.crossing_presence.len() >= CROSSING {
                     state.crossing_presence.pop_front();
                 }
-                state.crossing_presence.push_back((
-                    change.seq,
-                    change.except.clone(),
-                    change.frame.clone(),
-                ));
+                state.crossing_presence.push_back(change.clone());
             }
             let except = change.except.as_deref();
             state
                 .members
                 .iter()
                 .filter(|m| change.seq == 0 || m.presence_floor < change.seq)
-                .map(|m| push_to(m, except, &change.frame))
+                .filter_map(|m| Some(push_to(m, except, presence_frame(change, m.diff)?)))
                 .sum()
         })
         .unwrap_or(0)
@@ -487,7 +498,8 @@ mod tests {
             room: room.clone(),
             seq,
             except: Some(except.into()),
-            frame: frame(text),
+            full: Some(frame(text)),
+            diff: frame(&format!("diff: {text}")),
         };
         hub.presence(&change(3, "c", "c joined"));
         assert!(hub.complete_join(&b, &answer("b", 0, &[], 2), frame("joined"), || true));

@@ -62,10 +62,13 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     auth::log_posture(&config, auth.as_ref());
     let broker: Box<dyn broker::Broker> = match &config.broker {
         Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
-        None => Box::new(broker::memory::Memory::new(broker::memory::HistoryLimits {
-            size: config.history_size,
-            ttl: config.history_ttl,
-        })),
+        None => Box::new(broker::memory::Memory::new(
+            broker::memory::HistoryLimits {
+                size: config.history_size,
+                ttl: config.history_ttl,
+            },
+            config.presence_full_list_max,
+        )),
     };
     let node = Node::new(config, auth, broker, capability::all());
     node.limits.log_posture(&node.config);

@@ -347,12 +347,14 @@ impl Node {
         room: RoomName,
         user: User,
         since: Option<StreamPosition>,
+        presence_diff: bool,
     ) {
         self.leave_room(session, true);
         let old_id = {
             let mut state = session.state.lock();
             let old = state.user.replace(user.clone());
             state.room = Some(room.clone());
+            state.presence_diff = presence_diff;
             old.map(|u| u.id().to_owned())
         };
         if old_id.as_deref() != Some(user.id()) {
@@ -400,6 +402,15 @@ impl Node {
     pub fn room_of(&self, session: &Session) -> Option<(RoomName, User)> {
         let state = session.state.lock();
         Some((state.room.clone()?, state.user.clone()?))
+    }
+
+    /// Asks for the whole member list of the session's room, across the cluster; the session
+    /// gets `presence_state`.
+    pub fn request_members(&self, session: &Session, room: RoomName) {
+        self.broker.submit(Command::Members {
+            session: session.id.clone(),
+            room,
+        });
     }
 
     /// Publishes a message into a room's stream. `message` must end with an `offset` field
@@ -510,6 +521,13 @@ impl BrokerEvents for Node {
     fn presence(&self, change: PresenceChange) {
         let sent = self.hub.presence(&change);
         self.count_out(sent);
+    }
+
+    fn members(&self, session: &str, room: &RoomName, users: Vec<User>) {
+        if let Some(session) = self.hub.session(session) {
+            let room = room.clone();
+            self.send(&session, &ServerMessage::PresenceState { room, users });
+        }
     }
 
     fn room_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes) {

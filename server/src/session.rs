@@ -56,6 +56,8 @@ pub struct SessionState {
     pub room: Option<RoomName>,
     /// Who the session speaks as: from `join`, or from the token when authentication is on.
     pub user: Option<User>,
+    /// Whether it asked for presence as diffs (capability `presence-diff`).
+    pub presence_diff: bool,
 }
 
 /// A session as seen by the hub and the node.

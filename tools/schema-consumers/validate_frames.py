@@ -65,6 +65,13 @@ def instantiate(pattern, key=""):
         )
         if pattern == "$number" or (is_open and key == "offset"):
             return 1
+        # Open patterns on fields whose type is not a string.
+        if is_open and key == "protocol":
+            return "1.1"
+        if is_open and key == "capabilities":
+            return ["recovery"]
+        if is_open and key == "recovered":
+            return True
         if pattern == "$timestamp":
             return TS
         if is_open:
@@ -79,6 +86,9 @@ def instantiate(pattern, key=""):
             return instantiate(pattern["$unordered"], key)
         if "$one_of" in pattern:
             return instantiate(pattern["$one_of"][0], key)
+        if "$optional" in pattern:
+            # A capability's field, checked as present (the capability-on frame).
+            return instantiate(pattern["$optional"], key)
         if "$regex" in pattern or "$not" in pattern:
             return instantiate("$string", key)
         forms = [k for k in pattern if k.startswith("$")]

@@ -593,6 +593,16 @@ fn examples() -> Vec<(&'static str, Vec<Value>)> {
                         room: general(),
                         user: john(),
                         since: None,
+                        presence: None,
+                    },
+                ),
+                example!(
+                    "presence as diffs",
+                    ClientMessage::Join {
+                        room: general(),
+                        user: john(),
+                        since: None,
+                        presence: Some(herald_protocol::PresenceMode::Diff),
                     },
                 ),
                 example!(
@@ -604,6 +614,7 @@ fn examples() -> Vec<(&'static str, Vec<Value>)> {
                             offset: 41,
                             epoch: "e-5d2a".to_owned(),
                         }),
+                        presence: None,
                     },
                 ),
             ],
@@ -639,6 +650,10 @@ fn examples() -> Vec<(&'static str, Vec<Value>)> {
             )],
         ),
         ("ClientPing", vec![example!("ping", ClientMessage::Ping {})]),
+        (
+            "ClientPresence",
+            vec![example!("presence", ClientMessage::Presence {})],
+        ),
         (
             "ServerWelcome",
             vec![
@@ -760,6 +775,27 @@ fn examples() -> Vec<(&'static str, Vec<Value>)> {
             )],
         ),
         ("ServerPong", vec![example!("pong", ServerMessage::Pong {})]),
+        (
+            "ServerPresenceDiff",
+            vec![example!(
+                "a member joined",
+                ServerMessage::PresenceDiff {
+                    room: general(),
+                    joins: vec![john()],
+                    leaves: Vec::new(),
+                },
+            )],
+        ),
+        (
+            "ServerPresenceState",
+            vec![example!(
+                "the whole list",
+                ServerMessage::PresenceState {
+                    room: general(),
+                    users: vec![john(), object_user()],
+                },
+            )],
+        ),
         (
             "ServerError",
             vec![example!(

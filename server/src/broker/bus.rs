@@ -11,7 +11,7 @@
 //! | kind | header fields | body | written by |
 //! |---|---|---|---|
 //! | `R` room message | room, epoch, offset | the frame up to its offset ([`crate::wire::offset_prefix`]) | the chat script |
-//! | `P` presence | room, sequence, member, `+` joined or `-` left | the user's JSON, then for `+` one line per member's user JSON, in join order | the join, leave, reap and resync scripts |
+//! | `P` presence | room, sequence, member, `+` joined or `-` left, members after the change | the user's JSON, then for `+` (in rooms small enough for whole lists) one line per member's user JSON, in join order | the join, leave, reap and resync scripts |
 //! | `V` volatile | room, member to skip (or `-`) | the encoded frame | the node |
 //! | `U` private | target length in bytes | the target user id, then the encoded frame | the node (the script publishes it when the user is online) |
 //! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
@@ -50,8 +50,11 @@ pub enum BusMessage {
         member: String,
         /// Who joined or left.
         user: User,
-        /// For a join, every member now, in join order; `None` for a leave.
+        /// For a join, every member now, in join order (empty when the room is too large for
+        /// whole lists); `None` for a leave.
         users: Option<Vec<User>>,
+        /// How many members the room has after the change.
+        members: u64,
     },
     /// A frame for a room's members, except one member.
     Volatile {
@@ -131,10 +134,11 @@ pub fn encode(message: &BusMessage) -> String {
             member,
             user,
             users,
+            members,
         } => {
             let json = |u: &User| serde_json::to_string(u).expect("users serialise");
             let mut out = format!(
-                "{VERSION} P {} {seq} {member} {}\n{}",
+                "{VERSION} P {} {seq} {member} {} {members}\n{}",
                 room.as_str(),
                 if users.is_some() { "+" } else { "-" },
                 json(user)
@@ -201,6 +205,7 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
                 "-" => false,
                 other => return Err(bad(format!("unknown presence change {other:?}"))),
             };
+            let members = number(field(&mut fields, "members")?, "members")?;
             let mut lines = body.split('\n');
             let who = user(lines.next().unwrap_or_default())?;
             let users = if joined {
@@ -214,6 +219,7 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
                 member,
                 user: who,
                 users,
+                members,
             }
         }
         "V" => BusMessage::Volatile {
@@ -269,6 +275,7 @@ mod tests {
                 member: "n1/s1".into(),
                 user: object.clone(),
                 users: Some(vec![User::from("bob"), object.clone()]),
+                members: 2,
             },
             BusMessage::Presence {
                 room: "lobby".into(),
@@ -276,6 +283,15 @@ mod tests {
                 member: "n1/s1".into(),
                 user: object,
                 users: None,
+                members: 1,
+            },
+            BusMessage::Presence {
+                room: "big".into(),
+                seq: 9,
+                member: "n1/s3".into(),
+                user: User::from("zed"),
+                users: Some(Vec::new()),
+                members: 5000,
             },
             BusMessage::Volatile {
                 room: "lobby".into(),
@@ -326,8 +342,9 @@ mod tests {
             b"h1 Z\n",
             b"h1 U 99\nshort",
             "h1 U 1\né".as_bytes(),
-            b"h1 P room 1 m *\n\"u\"",
-            b"h1 P room 1 m +\nnot json",
+            b"h1 P room 1 m * 1\n\"u\"",
+            b"h1 P room 1 m + 1\nnot json",
+            b"h1 P room 1 m + many\n\"u\"",
             b"h1 S 1\n{",
             b"h1 R room e 1 extra\nx",
             b"R\nold format",

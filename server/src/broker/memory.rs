@@ -9,15 +9,16 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use herald_protocol::{RoomName, ServerMessage, StreamPosition, User};
+use herald_protocol::{RoomName, StreamPosition, User};
 use parking_lot::Mutex;
 
 use super::{
-    Broker, BrokerEvents, Command, Health, JoinAnswer, LocalState, PresenceChange, SessionId,
+    presence_frames, Broker, BrokerEvents, Command, Health, JoinAnswer, LocalState, PresenceChange,
+    SessionId,
 };
 use crate::history::History;
 use crate::ids::new_epoch;
-use crate::wire::{encode, with_offset, Transport, Utf8Bytes};
+use crate::wire::{with_offset, Transport, Utf8Bytes};
 
 /// How long history lives and how much of it a room keeps.
 #[derive(Debug, Clone, Copy)]
@@ -45,15 +46,18 @@ pub struct Memory {
     events: OnceLock<Weak<dyn BrokerEvents>>,
     rooms: DashMap<RoomName, Arc<Mutex<RoomStream>>>,
     limits: HistoryLimits,
+    full_list_max: usize,
 }
 
 impl Memory {
-    /// A broker keeping room history within `limits`.
-    pub fn new(limits: HistoryLimits) -> Self {
+    /// A broker keeping room history within `limits`, whose presence changes carry whole
+    /// member lists in rooms of at most `full_list_max` members.
+    pub fn new(limits: HistoryLimits, full_list_max: usize) -> Self {
         Memory {
             events: OnceLock::new(),
             rooms: DashMap::new(),
             limits,
+            full_list_max,
         }
     }
 
@@ -160,11 +164,8 @@ impl Memory {
                     .then(|| s.history.complete_after(pos.offset, s.offset))
                     .flatten()
             });
-            let frame = encode(&ServerMessage::UserJoined {
-                user: user.clone(),
-                users: users.clone(),
-                room: Some(room.clone()),
-            });
+            let (full, diff) =
+                presence_frames(&room, &user, Some(&users), users.len(), self.full_list_max);
             events.joined(JoinAnswer {
                 session: session.clone(),
                 room: room.clone(),
@@ -180,7 +181,8 @@ impl Memory {
                 room,
                 seq: s.presence_seq,
                 except: Some(session),
-                frame,
+                full,
+                diff,
             });
         });
     }
@@ -196,13 +198,13 @@ impl Memory {
                 s.emptied_at = Some(Instant::now());
             }
             s.presence_seq += 1;
+            let (full, diff) =
+                presence_frames(&room, &user, None, s.members.len(), self.full_list_max);
             events.presence(PresenceChange {
                 seq: s.presence_seq,
                 except: Some(session),
-                frame: encode(&ServerMessage::UserLeft {
-                    user,
-                    room: Some(room.clone()),
-                }),
+                full,
+                diff,
                 room,
             });
         });
@@ -239,6 +241,14 @@ impl Broker for Memory {
                 user,
             } => self.leave(events, session, room, user),
             Command::Publish { room, prefix } => self.publish(events, room, &prefix),
+            Command::Members { session, room } => {
+                let users = self
+                    .with_room(&room, false, |s| {
+                        s.members.iter().map(|(_, u)| u.clone()).collect()
+                    })
+                    .unwrap_or_default();
+                events.members(&session, &room, users);
+            }
             Command::Volatile {
                 room,
                 except,
@@ -308,8 +318,13 @@ mod tests {
                 "presence {} {} {}",
                 change.seq,
                 change.except.as_deref().unwrap_or("-"),
-                change.frame.as_str()
+                change.full.as_ref().map_or("-", |f| f.as_str())
             ));
+        }
+        fn members(&self, session: &str, room: &RoomName, users: Vec<User>) {
+            self.log
+                .lock()
+                .push(format!("members {session} {room} {}", users.len()));
         }
         fn room_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes) {
             self.log.lock().push(format!(
@@ -337,10 +352,13 @@ mod tests {
     }
 
     fn broker(size: usize) -> (Memory, Arc<Recorder>) {
-        let memory = Memory::new(HistoryLimits {
-            size,
-            ttl: Duration::from_secs(60),
-        });
+        let memory = Memory::new(
+            HistoryLimits {
+                size,
+                ttl: Duration::from_secs(60),
+            },
+            2,
+        );
         let recorder = Arc::new(Recorder::default());
         let events: Arc<dyn BrokerEvents> = recorder.clone();
         memory.attach(Arc::downgrade(&events));
@@ -413,6 +431,38 @@ mod tests {
             user: User::from("ann"),
         });
         assert_eq!(r.log.lock().len(), before);
+    }
+
+    #[test]
+    fn rooms_over_the_full_list_size_announce_diffs_only() {
+        // The test broker's full-list size is 2.
+        let (m, r) = broker(10);
+        join(&m, "ann", "a", None);
+        join(&m, "bob", "a", None);
+        join(&m, "cat", "a", None);
+        m.submit(Command::Leave {
+            session: "cat".into(),
+            room: "a".into(),
+            user: User::from("cat"),
+        });
+        let presence: Vec<String> = r
+            .log
+            .lock()
+            .iter()
+            .filter(|l| l.starts_with("presence"))
+            .cloned()
+            .collect();
+        assert!(presence[1].contains("user_joined"), "{presence:?}");
+        // cat made three: no whole list, and its leave leaves two (a list again).
+        assert_eq!(presence[2], "presence 3 cat -");
+        assert!(presence[3].contains("user_left"), "{presence:?}");
+        // Whole lists are still given to the joiner and on request.
+        assert_eq!(r.answers.lock()[2].users.len(), 3);
+        m.submit(Command::Members {
+            session: "ann".into(),
+            room: "a".into(),
+        });
+        assert_eq!(r.log.lock().last().unwrap(), "members ann a 2");
     }
 
     #[test]

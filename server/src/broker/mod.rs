@@ -49,6 +49,14 @@ pub enum Command {
         /// The user it was in the room as.
         user: User,
     },
+    /// A session asks for a room's whole member list (answered with
+    /// [`BrokerEvents::members`]).
+    Members {
+        /// The asking session.
+        session: SessionId,
+        /// The room.
+        room: RoomName,
+    },
     /// A message for a room's stream, encoded up to its offset ([`crate::wire::offset_prefix`]):
     /// the broker numbers it, keeps it in history and delivers it to every member.
     Publish {
@@ -121,10 +129,57 @@ pub struct PresenceChange {
     pub room: RoomName,
     /// The presence sequence number (increasing per room; 0 when the broker has none).
     pub seq: u64,
-    /// The session it concerns, which does not receive the frame.
+    /// The session it concerns, which does not receive the frames.
     pub except: Option<SessionId>,
-    /// The encoded `user_joined` or `user_left` frame.
-    pub frame: Utf8Bytes,
+    /// The encoded `user_joined` (with the whole member list) or `user_left` frame, for members
+    /// that take full lists; `None` when the room is over the full-list size, where those
+    /// members are not told (see PROTOCOL.md, capability `presence-diff`).
+    pub full: Option<Utf8Bytes>,
+    /// The encoded `presence_diff` frame, for members that asked for diffs.
+    pub diff: Utf8Bytes,
+}
+
+/// The frames of a membership change: `full` when the room, after it, has at most `full_max`
+/// members.
+pub fn presence_frames(
+    room: &RoomName,
+    user: &User,
+    joined: Option<&[User]>,
+    members: usize,
+    full_max: usize,
+) -> (Option<Utf8Bytes>, Utf8Bytes) {
+    use herald_protocol::ServerMessage;
+    let small = members <= full_max;
+    let (full, diff) = match joined {
+        Some(users) => (
+            small.then(|| {
+                crate::wire::encode(&ServerMessage::UserJoined {
+                    user: user.clone(),
+                    users: users.to_vec(),
+                    room: Some(room.clone()),
+                })
+            }),
+            ServerMessage::PresenceDiff {
+                room: room.clone(),
+                joins: vec![user.clone()],
+                leaves: Vec::new(),
+            },
+        ),
+        None => (
+            small.then(|| {
+                crate::wire::encode(&ServerMessage::UserLeft {
+                    user: user.clone(),
+                    room: Some(room.clone()),
+                })
+            }),
+            ServerMessage::PresenceDiff {
+                room: room.clone(),
+                joins: Vec::new(),
+                leaves: vec![user.clone()],
+            },
+        ),
+    };
+    (full, crate::wire::encode(&diff))
 }
 
 /// This node's members and users, for a broker that re-registers them (after a reconnect).
@@ -161,6 +216,8 @@ pub trait BrokerEvents: Send + Sync {
     fn room_message(&self, room: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes);
     /// A membership change for the room's members here.
     fn presence(&self, change: PresenceChange);
+    /// A room's whole member list, for the session that asked.
+    fn members(&self, session: &str, room: &RoomName, users: Vec<User>);
     /// A frame for the room's members here, except `except`.
     fn room_volatile(&self, room: &RoomName, except: Option<&str>, frame: &Utf8Bytes);
     /// A private message for a user's WebSockets here; returns how many got it.

@@ -20,17 +20,18 @@ use std::time::Duration;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Value};
 use futures_util::StreamExt;
-use herald_protocol::{RoomName, ServerMessage, User};
+use herald_protocol::{RoomName, User};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bus::{self, BusMessage};
 use super::memory::{HistoryLimits, Memory};
 use super::{
-    scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer, PresenceChange, SessionId,
+    presence_frames, scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer,
+    PresenceChange, SessionId,
 };
 use crate::config::Config;
 use crate::ids::{new_epoch, random_token};
-use crate::wire::{encode, with_offset, Transport};
+use crate::wire::{with_offset, Transport};
 
 /// What the node hands the broker task.
 enum Op {
@@ -74,6 +75,7 @@ struct Shared {
     history_size: usize,
     history_ttl_ms: u64,
     presence_ttl: Duration,
+    full_list_max: usize,
     /// Commands waiting for the task.
     queued: AtomicUsize,
     max_queued: usize,
@@ -100,6 +102,7 @@ impl Shared {
 struct Scripts {
     join: ::redis::Script,
     leave: ::redis::Script,
+    members: ::redis::Script,
     chat: ::redis::Script,
     private: ::redis::Script,
     event: ::redis::Script,
@@ -111,10 +114,11 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn all(&self) -> [&::redis::Script; 10] {
+    fn all(&self) -> [&::redis::Script; 11] {
         [
             &self.join,
             &self.leave,
+            &self.members,
             &self.chat,
             &self.private,
             &self.event,
@@ -132,6 +136,7 @@ fn scripts_loaded() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         join: ::redis::Script::new(&scripts::join()),
         leave: ::redis::Script::new(&scripts::leave()),
+        members: ::redis::Script::new(&scripts::members()),
         chat: ::redis::Script::new(scripts::CHAT),
         private: ::redis::Script::new(scripts::PRIVATE),
         event: ::redis::Script::new(scripts::EVENT),
@@ -206,6 +211,7 @@ impl Redis {
             history_size: config.history_size,
             history_ttl_ms: config.history_ttl.as_millis().max(1) as u64,
             presence_ttl: config.presence_ttl,
+            full_list_max: config.presence_full_list_max,
             queued: AtomicUsize::new(0),
             max_queued: config.broker_queue.max(1),
             shed: AtomicU64::new(0),
@@ -219,10 +225,13 @@ impl Redis {
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
             client,
-            fallback: Arc::new(Memory::new(HistoryLimits {
-                size: config.history_size,
-                ttl: config.history_ttl,
-            })),
+            fallback: Arc::new(Memory::new(
+                HistoryLimits {
+                    size: config.history_size,
+                    ttl: config.history_ttl,
+                },
+                config.presence_full_list_max,
+            )),
         })
     }
 
@@ -578,6 +587,10 @@ enum Then {
         from: SessionId,
         target: String,
     },
+    Members {
+        session: SessionId,
+        room: RoomName,
+    },
 }
 
 /// Adds a script call to the pipeline.
@@ -624,12 +637,20 @@ async fn run_batch(
                         .arg(epoch)
                         .arg(offset)
                         .arg(shared.history_ttl_ms)
-                        .arg(new_epoch());
+                        .arg(new_epoch())
+                        .arg(shared.full_list_max);
                     then.push(Then::Join {
                         session: session.clone(),
                         room: room.clone(),
                         user: user.clone(),
                         resumed: since.is_some(),
+                    });
+                }
+                Command::Members { session, room } => {
+                    eval(&mut pipe, &s.members).arg(p).arg(room.as_str());
+                    then.push(Then::Members {
+                        session: session.clone(),
+                        room: room.clone(),
                     });
                 }
                 Command::Leave { session, room, .. } => {
@@ -747,6 +768,15 @@ async fn run_batch(
                 Ok(answer) => events.joined(answer),
                 Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
             },
+            Then::Members { session, room } => {
+                match ::redis::from_redis_value::<String>(answer)
+                    .map_err(|e| e.to_string())
+                    .and_then(|list| users_from_lines(&list))
+                {
+                    Ok(users) => events.members(&session, &room, users),
+                    Err(e) => tracing::error!(error = %e, "a member list did not parse"),
+                }
+            }
             Then::Private { from, target } => {
                 if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
                     events.undeliverable(&from, &target);
@@ -767,6 +797,15 @@ async fn run_batch(
     None
 }
 
+/// Users, one JSON per line (none for an empty text).
+fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
+    lines
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(|u| serde_json::from_str(u).map_err(|e| format!("a member does not parse: {e}")))
+        .collect()
+}
+
 fn join_answer(
     session: SessionId,
     room: RoomName,
@@ -777,10 +816,7 @@ fn join_answer(
     type Answer = (String, u64, String, String, Vec<String>, u64);
     let (epoch, offset, users, recovered, replay, presence_seq): Answer =
         ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
-    let users = users
-        .split('\n')
-        .map(|u| serde_json::from_str(u).map_err(|e| format!("a member does not parse: {e}")))
-        .collect::<Result<Vec<User>, _>>()?;
+    let users = users_from_lines(&users)?;
     let replay = replay
         .chunks(2)
         .map(|pair| match pair {
@@ -846,24 +882,28 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             member,
             user,
             users,
+            members,
         } => {
-            let frame = match users {
-                Some(users) => encode(&ServerMessage::UserJoined {
-                    user,
-                    users,
-                    room: Some(room.clone()),
-                }),
-                None => encode(&ServerMessage::UserLeft {
-                    user,
-                    room: Some(room.clone()),
-                }),
+            // A join announced without its list (a room too large for whole lists when it was
+            // published) is told as a diff only.
+            let members = match &users {
+                Some(list) if list.is_empty() => usize::MAX,
+                _ => members as usize,
             };
+            let (full, diff) = presence_frames(
+                &room,
+                &user,
+                users.as_deref(),
+                members,
+                shared.full_list_max,
+            );
             let except = shared.local_session(&member).map(SessionId::from);
             events.presence(PresenceChange {
                 room,
                 seq,
                 except,
-                frame,
+                full,
+                diff,
             });
         }
         BusMessage::Volatile {

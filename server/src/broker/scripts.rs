@@ -25,7 +25,8 @@ const PRESENCE: &str = r#"
 local function announce(p, room, member, change, body)
   local base = p .. ':room:' .. room
   local seq = redis.call('INCR', base .. ':pseq')
-  redis.call('PUBLISH', p .. ':bus', 'h1 P ' .. room .. ' ' .. seq .. ' ' .. member .. ' ' .. change .. '\n' .. body)
+  local size = redis.call('ZCARD', base .. ':members')
+  redis.call('PUBLISH', p .. ':bus', 'h1 P ' .. room .. ' ' .. seq .. ' ' .. member .. ' ' .. change .. ' ' .. size .. '\n' .. body)
   return seq
 end
 local function member_list(base)
@@ -81,7 +82,8 @@ fn with_presence(body: &str) -> String {
 }
 
 /// `ARGV`: prefix, room, member, user JSON, since epoch (empty for none), since offset, history
-/// lifetime in ms, a new epoch in case the room has none.
+/// lifetime in ms, a new epoch in case the room has none, the largest room whose presence
+/// announcements carry the member list.
 /// Returns `{epoch, offset, users (one JSON per line), recovered ("", "0" or "1"), replay
 /// (offset, prefix, offset, prefix...), presence sequence}`.
 pub fn join() -> String {
@@ -118,7 +120,9 @@ if ARGV[5] ~= '' then
   end
   recovered = ok and '1' or '0'
 end
-local seq = announce(p, room, member, '+', user .. '\n' .. users)
+local body = user
+if redis.call('ZCARD', base .. ':members') <= tonumber(ARGV[9]) then body = user .. '\n' .. users end
+local seq = announce(p, room, member, '+', body)
 return {epoch, offset, users, recovered, replay, seq}
 "#,
     )
@@ -130,6 +134,15 @@ pub fn leave() -> String {
     with_presence(
         r#"
 return remove_member(ARGV[1], ARGV[2], ARGV[3])
+"#,
+    )
+}
+
+/// `ARGV`: prefix, room. Returns the room's members' users, one JSON per line, in join order.
+pub fn members() -> String {
+    with_presence(
+        r#"
+return table.concat(member_list(ARGV[1] .. ':room:' .. ARGV[2]), '\n')
 "#,
     )
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use herald_protocol::error::text;
-use herald_protocol::{ClientMessage, ErrorCode, RoomName, ServerMessage, User};
+use herald_protocol::{ClientMessage, ErrorCode, PresenceMode, RoomName, ServerMessage, User};
 
 use crate::broker::BackendRequest;
 use crate::ids::now_rfc3339;
@@ -21,7 +21,15 @@ impl Capability for Rooms {
     }
 
     fn handles(&self) -> &'static [&'static str] {
-        &["join", "leave", "chat", "typing", "private_message", "ping"]
+        &[
+            "join",
+            "leave",
+            "chat",
+            "typing",
+            "private_message",
+            "ping",
+            "presence",
+        ]
     }
 
     fn announces(&self) -> &'static [&'static str] {
@@ -31,17 +39,28 @@ impl Capability for Rooms {
             name::OFFSETS,
             name::ROOM_IN_PRESENCE,
             name::APP_PING,
+            name::PRESENCE_DIFF,
         ]
     }
 
     fn handle(&self, node: &Node, session: &Arc<Session>, message: ClientMessage) {
         match message {
-            ClientMessage::Join { room, user, since } => {
-                match node.join_policy(session, &room, user) {
-                    Ok(user) => node.join_room(session, room, user, since),
-                    Err(refusal) => node.refuse(session, refusal.code, refusal.message),
+            ClientMessage::Join {
+                room,
+                user,
+                since,
+                presence,
+            } => match node.join_policy(session, &room, user) {
+                Ok(user) => {
+                    let diff = presence == Some(PresenceMode::Diff);
+                    node.join_room(session, room, user, since, diff)
                 }
-            }
+                Err(refusal) => node.refuse(session, refusal.code, refusal.message),
+            },
+            ClientMessage::Presence {} => match node.room_of(session) {
+                Some((room, _)) => node.request_members(session, room),
+                None => node.refuse(session, ErrorCode::NotInRoom, text::NOT_IN_ROOM),
+            },
             ClientMessage::Leave {} => {
                 if !node.leave_room(session, true) {
                     node.refuse(session, ErrorCode::NotInRoom, text::NOT_IN_ROOM);
@@ -113,10 +132,13 @@ mod tests {
     use crate::wire::Transport;
 
     fn node(config: Config) -> Arc<Node> {
-        let broker = Memory::new(HistoryLimits {
-            size: config.history_size,
-            ttl: config.history_ttl,
-        });
+        let broker = Memory::new(
+            HistoryLimits {
+                size: config.history_size,
+                ttl: config.history_ttl,
+            },
+            config.presence_full_list_max,
+        );
         Node::new(config, None, Box::new(broker), crate::capability::all())
     }
 
