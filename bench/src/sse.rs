@@ -15,6 +15,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
+use herald_protocol::event_stream::{SseEvent, SseParser};
+
 use crate::account::{Counts, Receiver, Verdict};
 use crate::common::{latency_json, now_ns, ns_at, r1, wait_until, Metrics, Net, ProcProbe};
 
@@ -54,19 +56,11 @@ fn parse_update(data: &[u8]) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// Handles one complete SSE event block (lines without the blank separator). Every stream should
-/// get every update once; one from a poster that does not exist counts as misrouted.
-fn on_event(block: &[u8], m: &Metrics, who: usize, posters: usize, receiver: &mut Receiver) {
-    let mut is_update = false;
-    let mut update = None;
-    for line in block.split(|c| *c == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(ev) = line.strip_prefix(b"event:") {
-            is_update = ev.trim_ascii() == b"update";
-        } else if let Some(data) = line.strip_prefix(b"data:") {
-            update = update.or_else(|| parse_update(data));
-        }
-    }
+/// Handles one SSE event. Every stream should get every update once; one from a poster that does
+/// not exist counts as misrouted.
+fn on_event(event: &SseEvent, m: &Metrics, who: usize, posters: usize, receiver: &mut Receiver) {
+    let is_update = event.event == "update";
+    let update = parse_update(event.data.as_bytes());
     match (is_update, update) {
         (true, Some((poster, seq, ts))) => {
             let verdict = match usize::try_from(poster) {
@@ -124,7 +118,7 @@ async fn stream(
         }
     };
     ok.fetch_add(1, Ordering::Relaxed);
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut parser = SseParser::default();
     let mut receiver = Receiver::default();
     loop {
         tokio::select! {
@@ -133,17 +127,8 @@ async fn stream(
             f = body.frame() => match f {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        buf.extend_from_slice(&data);
-                        // Events end with a blank line (\n\n, or \r\n\r\n).
-                        loop {
-                            let lf = memchr::memmem::find(&buf, b"\n\n").map(|p| (p, 2));
-                            let crlf = memchr::memmem::find(&buf, b"\r\n\r\n").map(|p| (p, 4));
-                            let Some((p, n)) = (match (lf, crlf) {
-                                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-                                (a, b) => a.or(b),
-                            }) else { break };
-                            on_event(&buf[..p], &m, i, posters, &mut receiver);
-                            buf.drain(..p + n);
+                        for event in parser.push(&data) {
+                            on_event(&event, &m, i, posters, &mut receiver);
                         }
                     }
                 }
@@ -327,13 +312,18 @@ mod tests {
             )
         };
         let (mut a, mut b) = (Receiver::default(), Receiver::default());
+        let feed = |text: &str, who: usize, r: &mut Receiver| {
+            for e in SseParser::default().push(format!("{text}\n\n").as_bytes()) {
+                on_event(&e, &m, who, 2, r);
+            }
+        };
         for (who, r) in [(0, &mut a), (1, &mut b)] {
-            on_event(event(0, 0).as_bytes(), &m, who, 2, r);
-            on_event(event(1, 0).as_bytes(), &m, who, 2, r);
+            feed(&event(0, 0), who, r);
+            feed(&event(1, 0), who, r);
         }
-        on_event(event(1, 0).as_bytes(), &m, 0, 2, &mut a);
-        on_event(event(2, 0).as_bytes(), &m, 0, 2, &mut a);
-        on_event(b"event: ping\ndata: {}", &m, 0, 2, &mut a);
+        feed(&event(1, 0), 0, &mut a);
+        feed(&event(2, 0), 0, &mut a);
+        feed("event: ping\ndata: {}", 0, &mut a);
         let c = Counts::of(&m);
         assert_eq!((c.delivered, c.duplicates, c.misrouted), (4, 1, 1));
         assert_eq!(m.other_frames.load(Ordering::Relaxed), 1);

@@ -29,19 +29,11 @@ pub fn filter_matches(filter: &str, name: &str) -> bool {
         .filter(|f| !f.is_empty())
         .any(|f| {
             if f.contains('*') {
-                glob(f.as_bytes(), name.as_bytes())
+                herald_protocol::glob::matches(f, name)
             } else {
                 name.contains(f)
             }
         })
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
-    }
 }
 
 /// Summary line printed last: `N passed, M failed`.

@@ -10,6 +10,7 @@
 pub mod capability;
 pub mod client;
 pub mod error;
+pub mod event_stream;
 pub mod glob;
 pub mod http;
 pub mod limits;

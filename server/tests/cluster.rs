@@ -5,81 +5,11 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cluster::{health, names, node, node_on, prefix, wait_broker, OwnRedis, REDIS};
 use common::{post, Client, Events, Server};
 use serde_json::{json, Value};
-
-const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// A key prefix no other test (or earlier run) uses.
-fn prefix() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "test-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A node of the cluster named `prefix` on the Redis at `url`.
-fn node_on(url: &str, prefix: &str, extra: &[&str]) -> Server {
-    let topic_prefix = format!("{prefix}.");
-    let mut args = vec![
-        "--broker",
-        url,
-        "--redis-prefix",
-        prefix,
-        "--topic-prefix",
-        &topic_prefix,
-    ];
-    args.extend_from_slice(extra);
-    Server::with(&args, &[("HERALD_MESSAGE_RATE", "0")])
-}
-
-fn node(prefix: &str) -> Server {
-    node_on(REDIS, prefix, &[])
-}
-
-async fn health(server: &Server) -> Value {
-    reqwest::get(server.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("healthz is JSON")
-}
-
-/// Waits until `/healthz` says the broker is `want` (`up` or `down`).
-async fn wait_broker(server: &Server, want: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let h = health(server).await;
-        if h["broker"] == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "broker never became {want}: {h}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn names(users: &Value) -> Vec<String> {
-    users
-        .as_array()
-        .expect("users is an array")
-        .iter()
-        .map(|u| {
-            u.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| u["id"].to_string())
-        })
-        .collect()
-}
 
 /// The next frame of one of these types, skipping presence and typing noise.
 async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
@@ -395,65 +325,6 @@ async fn sse_streams_resume_with_last_event_id_on_any_node() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     resumed.expect_silence(Duration::from_millis(300)).await;
-}
-
-/// A redis-server of the test's own, on a free port, that the test can stop and start.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = OwnRedis { port, child: None };
-        r.resume();
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]

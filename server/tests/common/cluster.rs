@@ -40,6 +40,25 @@ pub fn node_on(url: &str, prefix: &str, extra: &[&str]) -> Server {
     Server::with(&args, &[("HERALD_MESSAGE_RATE", "0")])
 }
 
+/// A node of the cluster named `prefix` on the machine's Redis.
+pub fn node(prefix: &str) -> Server {
+    node_on(REDIS, prefix, &[])
+}
+
+/// The ids of a presence list's users (strings as they are, objects by `id`).
+pub fn names(users: &Value) -> Vec<String> {
+    users
+        .as_array()
+        .expect("users is an array")
+        .iter()
+        .map(|u| {
+            u.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| u["id"].to_string())
+        })
+        .collect()
+}
+
 /// `/healthz` as JSON.
 pub async fn health(server: &Server) -> Value {
     reqwest::get(server.url("/healthz"))

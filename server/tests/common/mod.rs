@@ -180,7 +180,8 @@ pub struct Events {
     pub response_headers: reqwest::header::HeaderMap,
     stream:
         std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
+    parser: herald_protocol::event_stream::SseParser,
+    ready: std::collections::VecDeque<herald_protocol::event_stream::SseEvent>,
 }
 
 /// One SSE event.
@@ -202,37 +203,26 @@ impl Events {
         Events {
             response_headers: response.headers().clone(),
             stream: Box::pin(response.bytes_stream()),
-            buf: String::new(),
+            parser: Default::default(),
+            ready: Default::default(),
         }
     }
 
     pub async fn next(&mut self) -> Event {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut event = Event {
-                    name: "message".into(),
-                    id: None,
-                    data: Value::Null,
+            if let Some(e) = self.ready.pop_front() {
+                return Event {
+                    data: serde_json::from_str(&e.data).expect("event data is JSON"),
+                    name: e.event,
+                    id: e.id,
                 };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        event.name = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("id: ") {
-                        event.id = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        event.data = serde_json::from_str(v).expect("event data is JSON");
-                    }
-                }
-                return event;
             }
             let chunk = tokio::time::timeout(WAIT, self.stream.next())
                 .await
                 .expect("timed out waiting for an event")
                 .expect("event stream ended")
                 .expect("event stream failed");
-            self.buf
-                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            self.ready.extend(self.parser.push(&chunk));
         }
     }
 
@@ -263,13 +253,18 @@ impl Events {
 
 /// POSTs a JSON body; returns status and JSON answer.
 pub async fn post(url: &str, body: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    post_as(url, None, body).await
+}
+
+/// POSTs a JSON body, with an API key (`X-API-Key`) when given; returns status and JSON answer.
+async fn post_as(url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
         .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("posting");
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.body(body.to_owned()).send().await.expect("posting");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (
@@ -437,18 +432,5 @@ pub fn skip(test: &str, why: &str) {
 
 /// POSTs a JSON body with an API key (`X-API-Key`); returns status and JSON answer.
 pub async fn post_with_key(url: &str, key: &str, body: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-api-key", key)
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("posting");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    post_as(url, Some(key), body).await
 }
