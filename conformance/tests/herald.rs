@@ -12,8 +12,11 @@ fn local() -> herald::Config {
     }
 }
 
-/// The capabilities Herald implements: every session of the suite applies to it.
-const HERALD_CAPABILITIES: &str = "recovery,offsets,room-in-presence,app-ping";
+/// The capabilities Herald implements without authentication: every session of the suite
+/// applies to it.
+fn herald_capabilities() -> String {
+    herald_protocol::capability::herald_capabilities(false).join(",")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_passes_every_profile() {
@@ -32,7 +35,7 @@ async fn herald_passes_every_profile() {
     let total = sessions.len();
     let mut opts = Options::new(&target);
     opts.capabilities = Some(conformance::profile::Capabilities::given(
-        HERALD_CAPABILITIES,
+        &herald_capabilities(),
     ));
     let report = conformance::profile::run_profile(sessions, &opts)
         .await
@@ -60,7 +63,7 @@ async fn herald_passes_every_profile() {
         .unwrap();
     match announced.source {
         conformance::profile::Source::Welcome => {
-            for name in HERALD_CAPABILITIES.split(',') {
+            for name in herald_capabilities().split(',') {
                 assert!(
                     announced.has(name),
                     "Herald passes the {name} sessions but its welcome does not announce it: {}",
