@@ -71,7 +71,9 @@ pub struct Room {
 /// This node's sessions by room, by user and by id.
 #[derive(Default)]
 pub struct Hub {
-    rooms: DashMap<RoomName, Arc<Room>>,
+    /// Keyed with aHash (randomly seeded, so room names cannot be chosen to collide): a room is
+    /// looked up on every delivery, and SipHash cost more than the rest of the lookup.
+    rooms: DashMap<RoomName, Arc<Room>, ahash::RandomState>,
     users: DashMap<String, Vec<Arc<Session>>>,
     sessions: DashMap<Arc<str>, Arc<Session>>,
 }

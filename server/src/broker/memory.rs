@@ -44,7 +44,8 @@ struct RoomStream {
 /// The in-memory broker.
 pub struct Memory {
     events: OnceLock<Weak<dyn BrokerEvents>>,
-    rooms: DashMap<RoomName, Arc<Mutex<RoomStream>>>,
+    /// Keyed with aHash, as the hub's rooms are (randomly seeded; cheaper than SipHash).
+    rooms: DashMap<RoomName, Arc<Mutex<RoomStream>>, ahash::RandomState>,
     limits: HistoryLimits,
     full_list_max: usize,
 }
@@ -55,7 +56,7 @@ impl Memory {
     pub fn new(limits: HistoryLimits, full_list_max: usize) -> Self {
         Memory {
             events: OnceLock::new(),
-            rooms: DashMap::new(),
+            rooms: DashMap::default(),
             limits,
             full_list_max,
         }
