@@ -60,6 +60,11 @@ export function handle(message: ServerMessage): string | undefined {
       return showNotification(message.content);
     case 'pong':
       return undefined;
+    case 'presence_diff':
+      // Capability `presence-diff`: only who changed.
+      return `${message.joins.map(nameOf).join(', ')} joined, ${message.leaves.map(nameOf).join(', ')} left ${message.room}`;
+    case 'presence_state':
+      return `${message.users.length} in ${message.room}: ${message.users.map(nameOf).join(', ')}`;
     case 'error': {
       const code: string = message.code;
       return `error ${code}: ${message.message}`;
