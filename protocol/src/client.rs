@@ -3,7 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN};
+use crate::limits::{
+    LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_SDP_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN,
+};
+use crate::signaling::{IceCandidate, PeerId};
 use crate::user::User;
 
 /// A frame from client to server, tagged by `type`.
@@ -49,12 +52,55 @@ pub enum ClientMessage {
     /// Capability `app-ping`: an application-level ping (browsers cannot send WebSocket pings);
     /// answered with `pong`.
     Ping {},
+    /// Capability `signaling`: ask for the peer ids of the room's members and the ICE servers;
+    /// answered with `peers`. Ask again when `user_joined` or `user_left` says the room changed.
+    Peers {},
+    /// Capability `signaling`: a session description offer for one member of the room.
+    Offer {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The SDP of the offer.
+        #[schemars(length(min = 1, max = MAX_SDP_CHARS))]
+        sdp: String,
+    },
+    /// Capability `signaling`: a session description answer for one member of the room.
+    Answer {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The SDP of the answer.
+        #[schemars(length(min = 1, max = MAX_SDP_CHARS))]
+        sdp: String,
+    },
+    /// Capability `signaling`: an ICE candidate for one member of the room, or `null` when
+    /// this side has gathered all its candidates (end of candidates).
+    IceCandidate {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The candidate, or `null` for the end of candidates.
+        candidate: Option<IceCandidate>,
+    },
+    /// Capability `signaling`: this side ends its connection with one member of the room.
+    Hangup {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+    },
 }
 
 impl ClientMessage {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 6] =
-        ["join", "leave", "chat", "typing", "private_message", "ping"];
+    pub const TYPES: [&'static str; 11] = [
+        "join",
+        "leave",
+        "chat",
+        "typing",
+        "private_message",
+        "ping",
+        "peers",
+        "offer",
+        "answer",
+        "ice_candidate",
+        "hangup",
+    ];
 
     /// This message's `type`.
     pub fn kind(&self) -> &'static str {
@@ -65,6 +111,11 @@ impl ClientMessage {
             ClientMessage::Typing { .. } => "typing",
             ClientMessage::PrivateMessage { .. } => "private_message",
             ClientMessage::Ping {} => "ping",
+            ClientMessage::Peers {} => "peers",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::IceCandidate { .. } => "ice_candidate",
+            ClientMessage::Hangup { .. } => "hangup",
         }
     }
 

@@ -57,6 +57,7 @@ impl Op {
                 Command::Publish { .. }
                     | Command::Volatile { .. }
                     | Command::Private { .. }
+                    | Command::Direct { .. }
                     | Command::Event(_)
             )
         )
@@ -108,10 +109,12 @@ struct Scripts {
     heartbeat: ::redis::Script,
     reap: ::redis::Script,
     resync: ::redis::Script,
+    direct: ::redis::Script,
+    roster: ::redis::Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&::redis::Script; 10] {
+    fn all(&self) -> [&::redis::Script; 12] {
         [
             &self.join,
             &self.leave,
@@ -123,6 +126,8 @@ impl Scripts {
             &self.heartbeat,
             &self.reap,
             &self.resync,
+            &self.direct,
+            &self.roster,
         ]
     }
 }
@@ -140,6 +145,8 @@ fn scripts_loaded() -> &'static Scripts {
         heartbeat: ::redis::Script::new(scripts::HEARTBEAT),
         reap: ::redis::Script::new(&scripts::reap()),
         resync: ::redis::Script::new(&scripts::resync()),
+        direct: ::redis::Script::new(scripts::DIRECT),
+        roster: ::redis::Script::new(scripts::ROSTER),
     })
 }
 
@@ -578,6 +585,15 @@ enum Then {
         from: SessionId,
         target: String,
     },
+    Direct {
+        from: SessionId,
+        room: RoomName,
+        target: SessionId,
+    },
+    Roster {
+        session: SessionId,
+        room: RoomName,
+    },
 }
 
 /// Adds a script call to the pipeline.
@@ -680,6 +696,30 @@ async fn run_batch(
                     eval(&mut pipe, &s.event).arg(p).arg(bus::event_body(event));
                     then.push(Then::Nothing);
                 }
+                Command::Direct {
+                    from,
+                    room,
+                    target,
+                    frame,
+                } => {
+                    eval(&mut pipe, &s.direct)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(&**target)
+                        .arg(frame.as_str());
+                    then.push(Then::Direct {
+                        from: from.clone(),
+                        room: room.clone(),
+                        target: target.clone(),
+                    });
+                }
+                Command::Roster { session, room } => {
+                    eval(&mut pipe, &s.roster).arg(p).arg(room.as_str());
+                    then.push(Then::Roster {
+                        session: session.clone(),
+                        room: room.clone(),
+                    });
+                }
             },
             Op::Online {
                 user_id,
@@ -752,6 +792,15 @@ async fn run_batch(
                     events.undeliverable(&from, &target);
                 }
             }
+            Then::Direct { from, room, target } => {
+                if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
+                    events.peer_unreachable(&from, &room, &target);
+                }
+            }
+            Then::Roster { session, room } => match roster_answer(answer) {
+                Ok(members) => events.roster(&session, &room, members),
+                Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
+            },
         }
     }
     if let Some(done) = shutdown {
@@ -802,6 +851,25 @@ fn join_answer(
         replay,
         presence_seq,
     })
+}
+
+/// The roster script's flat list (member, user JSON, ...) as session ids and users.
+fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
+    let flat: Vec<String> = ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
+    flat.chunks(2)
+        .map(|pair| match pair {
+            [member, user] => {
+                let session = member
+                    .rsplit_once('/')
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| format!("member {member:?} names no session"))?;
+                let user = serde_json::from_str(user)
+                    .map_err(|e| format!("a member does not parse: {e}"))?;
+                Ok((SessionId::from(session), user))
+            }
+            _ => Err("a member has no user".to_owned()),
+        })
+        .collect()
 }
 
 /// Acts on one message from the bus or a backend topic.
@@ -878,5 +946,16 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             events.private(&target, &frame);
         }
         BusMessage::Event { id, event } => events.event(Some(id), &event),
+        BusMessage::Direct {
+            room,
+            member,
+            frame,
+        } => {
+            // Every node reads the bus; only the target's delivers. A target that left between
+            // the script's check and here gets nothing (its sender was told it was there).
+            if let Some(session) = shared.local_session(&member) {
+                events.direct(&room, session, &frame);
+            }
+        }
     }
 }
