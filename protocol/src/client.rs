@@ -73,10 +73,11 @@ pub enum ClientMessage {
     },
     /// Capability `signaling`: an ICE candidate for one member of the room, or `null` when
     /// this side has gathered all its candidates (end of candidates).
+    #[schemars(transform = crate::signaling::require_candidate)]
     IceCandidate {
         /// The peer id (`clientId`) of the member to reach.
         to: PeerId,
-        /// The candidate, or `null` for the end of candidates.
+        /// The candidate, or `null` for the end of candidates (never absent).
         candidate: Option<IceCandidate>,
     },
     /// Capability `signaling`: this side ends its connection with one member of the room.

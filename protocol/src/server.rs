@@ -157,10 +157,11 @@ pub enum ServerMessage {
     },
     /// Capability `signaling`: an ICE candidate from another member of the room, or `null` for
     /// the end of its candidates.
+    #[schemars(transform = crate::signaling::require_candidate)]
     IceCandidate {
         /// The sender's peer id, stamped by the server.
         from: PeerId,
-        /// The candidate, or `null` for the end of candidates.
+        /// The candidate, or `null` for the end of candidates (never absent).
         candidate: Option<IceCandidate>,
         /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
         polite: bool,

@@ -100,6 +100,16 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
+/// Makes an `ice_candidate` frame's `candidate` required in its schema: it is `null` for the end
+/// of candidates, never absent (an `Option` field is otherwise optional).
+pub(crate) fn require_candidate(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(required)) = schema.get_mut("required") {
+        if !required.iter().any(|r| r == "candidate") {
+            required.push("candidate".into());
+        }
+    }
+}
+
 /// A member of the room as a peer, in the `peers` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
