@@ -737,6 +737,65 @@ mod tests {
     }
 
     #[test]
+    fn ice_servers_and_turn_settings_parse_and_are_checked() {
+        let args = |ice: &str, secret: Option<&str>| ServeArgs {
+            ice_servers: Some(ice.to_owned()),
+            turn_secret: secret.map(str::to_owned),
+            ..Default::default()
+        };
+        let config = args(
+            " stun:s.example:3478 , turn:t.example:3478?transport=udp,,turns:t.example:5349",
+            Some("s3cret"),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(config.ice_servers.len(), 3);
+        assert_eq!(
+            config.turn_urls(),
+            ["turn:t.example:3478?transport=udp", "turns:t.example:5349"]
+        );
+        assert_eq!(config.turn_ttl, Duration::from_secs(3600));
+        let err = args("https://stun.example", None)
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ice_servers"), "{err}");
+        let err = args("stun:s.example", Some("s3cret"))
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("turn_secret"), "{err}");
+        let err = ServeArgs {
+            turn_ttl: Some(Duration::from_secs(5)),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("turn_ttl"), "{err}");
+        // The same settings from the TOML file.
+        let dir = std::env::temp_dir().join(format!("herald-turn-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "ice_servers = [\"stun:s.example\", \"turn:t.example\"]\n\
+             turn_secret = \"from-file\"\nturn_ttl = \"2h\"\n",
+        )
+        .unwrap();
+        let config = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.ice_servers, ["stun:s.example", "turn:t.example"]);
+        assert_eq!(config.turn_secret.unwrap().expose(), "from-file");
+        assert_eq!(config.turn_ttl, Duration::from_secs(7200));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn file_is_overridden_by_flags() {
         let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

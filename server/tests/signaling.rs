@@ -575,3 +575,73 @@ async fn a_pair_on_two_nodes_signals_in_order_through_redis() {
     ann.send(json!({"type":"hangup","to":bob_id})).await;
     assert_eq!(ann.recv_type("error").await["code"], "peer_not_found");
 }
+
+/// `HGETALL` of a Redis hash on the machine's Redis, as field → value pairs.
+fn redis_hash(key: &str) -> Vec<(String, String)> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "--raw", "HGETALL", key])
+        .output()
+        .expect("redis-cli is installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(2)
+        .filter_map(|p| match p {
+            [k, v] => Some(((*k).to_owned(), (*v).to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_peer_on_a_killed_node_is_out_of_reach_and_forgotten() {
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        common::skip(
+            "a_peer_on_a_killed_node_is_out_of_reach_and_forgotten",
+            "no Redis on 127.0.0.1:6379",
+        );
+        return;
+    }
+    let p = prefix();
+    let a = node_on(REDIS, &p, &["--presence-ttl", "2s"]);
+    let mut doomed = node_on(REDIS, &p, &["--presence-ttl", "2s"]);
+    let mut ann = a.joined("k-call", json!("ann")).await;
+    let ghost = doomed.joined("k-call", json!("ghost")).await;
+    assert_eq!(ann.recv_type("user_joined").await["user"], "ghost");
+    // Redis knows which member each session id is, for the two nodes.
+    let peers = redis_hash(&format!("{p}:room:k-call:peers"));
+    let ids: Vec<&str> = peers.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    assert!(ids.contains(&ann.client_id.as_str()) && ids.contains(&ghost.client_id.as_str()));
+    assert!(
+        peers.iter().all(|(k, v)| v.ends_with(&format!("/{k}"))),
+        "{peers:?}"
+    );
+
+    // SIGKILL: no goodbye. Once the reaper has told the room, the ghost is unreachable and
+    // no longer in the session index.
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    // The 20 s limit is a hang guard far above the 2 s TTL, not a measurement.
+    let left = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), ann.recv()).await {
+            Ok(frame) if frame["type"] == "user_left" => break frame,
+            Ok(_) => continue,
+            Err(_) => panic!("no user_left within 20 s of the kill (presence TTL 2 s)"),
+        }
+    };
+    assert_eq!(left["user"], "ghost");
+    ann.send(json!({"type":"offer","to":ghost.client_id,"sdp":"v=0"}))
+        .await;
+    assert_eq!(ann.recv_type("error").await["code"], "peer_not_found");
+    let peers = redis_hash(&format!("{p}:room:k-call:peers"));
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0].0, ann.client_id);
+    // The last member leaving removes the index with the room's presence. Joining another
+    // room after it is answered by Redis after the leave ran there.
+    ann.send(json!({"type":"join","room":"k-after","user":"ann"}))
+        .await;
+    ann.recv_type("room_left").await;
+    ann.recv_type("room_joined").await;
+    assert_eq!(redis_hash(&format!("{p}:room:k-call:peers")), Vec::new());
+}
