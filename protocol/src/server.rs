@@ -129,9 +129,9 @@ pub enum ServerMessage {
         room: RoomName,
         /// Every other member of the room (on every node), in join order.
         peers: Vec<Peer>,
-        /// The STUN and TURN servers to use (possibly none). TURN servers carry credentials
-        /// for this connection's user, valid for the server's TURN lifetime; fresh ones come
-        /// from asking again or from `GET /turn-credentials`.
+        /// The STUN and TURN servers to use (possibly none). TURN servers are listed only with
+        /// authentication on, with credentials for the token's user, valid for the server's
+        /// TURN lifetime; fresh ones come from asking again or from `GET /turn-credentials`.
         #[serde(rename = "iceServers")]
         ice_servers: Vec<IceServer>,
     },

@@ -121,12 +121,16 @@ impl Capability for Signaling {
                 polite: is_polite(&session.id, id),
             })
             .collect();
+        // TURN credentials only for a user a token vouches for: without authentication anyone
+        // can join a room as anyone, and TURN relays cost the operator bandwidth. Such clients
+        // (or their backend) use `GET /turn-credentials`, which has its own gate.
+        let turn_user = session.identity.get().map(|_| user.id());
         node.send(
             session,
             &ServerMessage::Peers {
                 room: room.clone(),
                 peers,
-                ice_servers: ice_servers(&node.config, user.id(), unix_now()),
+                ice_servers: ice_servers(&node.config, turn_user, unix_now()),
             },
         );
         true
@@ -141,9 +145,10 @@ fn unix_now() -> u64 {
 }
 
 /// The ICE servers a member of a room gets: the STUN URLs as one server, and the TURN URLs as
-/// another with credentials for `user` when a TURN secret is configured (a TURN server without
-/// credentials would make `RTCPeerConnection` throw, so without a secret they are left out).
-pub fn ice_servers(config: &Config, user: &str, now: u64) -> Vec<IceServer> {
+/// another with credentials for `turn_user` when there is one and a TURN secret is configured
+/// (a TURN server without credentials would make `RTCPeerConnection` throw, so otherwise they
+/// are left out).
+pub fn ice_servers(config: &Config, turn_user: Option<&str>, now: u64) -> Vec<IceServer> {
     let stun: Vec<IceUrl> = config
         .ice_servers
         .iter()
@@ -158,7 +163,7 @@ pub fn ice_servers(config: &Config, user: &str, now: u64) -> Vec<IceServer> {
             credential: None,
         });
     }
-    if let Some(turn) = turn_credentials(config, user, now) {
+    if let Some(turn) = turn_user.and_then(|user| turn_credentials(config, user, now)) {
         servers.push(IceServer {
             urls: turn.urls,
             username: Some(turn.username),
