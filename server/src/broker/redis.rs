@@ -959,3 +959,45 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(items: &[&str]) -> Value {
+        Value::Array(
+            items
+                .iter()
+                .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_roster_answer_names_sessions_and_users_in_order() {
+        let members = roster_answer(bulk(&[
+            "node-a/s1",
+            "\"ann\"",
+            "node.b/s2",
+            r#"{"id":"bob","name":"Bob"}"#,
+        ]))
+        .unwrap();
+        let ids: Vec<&str> = members.iter().map(|(s, _)| &**s).collect();
+        assert_eq!(ids, ["s1", "s2"]);
+        assert_eq!(members[0].1, User::from("ann"));
+        assert_eq!(members[1].1.id(), "bob");
+        assert!(roster_answer(bulk(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_roster_answer_is_refused_without_panicking() {
+        for bad in [
+            bulk(&["node/s1"]),
+            bulk(&["no-session", "\"ann\""]),
+            bulk(&["node/s1", "not json"]),
+            Value::Int(3),
+        ] {
+            assert!(roster_answer(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+}
