@@ -30,7 +30,8 @@ pub mod name {
     pub const DOCUMENTS: &str = "documents";
     /// Resumable streams beyond rooms (planned).
     pub const STREAMS: &str = "streams";
-    /// WebRTC signaling between members (planned).
+    /// WebRTC signaling between members of a room: `peers`, `offer`, `answer`, `ice_candidate`,
+    /// `hangup`, and `GET /turn-credentials`.
     pub const SIGNALING: &str = "signaling";
     /// A long-polling transport for clients without WebSocket or SSE (planned).
     pub const LONG_POLLING: &str = "long-polling";
@@ -89,6 +90,20 @@ pub const CAPABILITIES: &[Capability] = &[
         status: Status::Stable,
     },
     Capability {
+        name: name::SIGNALING,
+        summary: "WebRTC signaling between members of one room: offers, answers, ICE candidates \
+                  and hangups relayed to one member by its peer id (its clientId), stamped with \
+                  the sender's, with the polite role of perfect negotiation, ICE servers and \
+                  TURN credentials.",
+        adds: &[
+            "peers (client and server)",
+            "offer, answer, ice_candidate, hangup (client and server)",
+            "error code peer_not_found",
+            "GET /turn-credentials",
+        ],
+        status: Status::Stable,
+    },
+    Capability {
         name: name::AUTH,
         summary: "Authentication is on: every connection presents a token, identity comes from \
                   it, and rooms may be restricted.",
@@ -125,12 +140,6 @@ pub const CAPABILITIES: &[Capability] = &[
         status: Status::Planned,
     },
     Capability {
-        name: name::SIGNALING,
-        summary: "WebRTC signaling between room members.",
-        adds: &[],
-        status: Status::Planned,
-    },
-    Capability {
         name: name::LONG_POLLING,
         summary: "A long-polling transport for clients that have neither WebSocket nor SSE.",
         adds: &[],
@@ -140,12 +149,13 @@ pub const CAPABILITIES: &[Capability] = &[
 
 /// The capabilities Herald always implements, in [`CAPABILITIES`] order. `auth` is announced
 /// only when authentication is on (see [`herald_capabilities`]).
-pub const HERALD_ALWAYS: [&str; 5] = [
+pub const HERALD_ALWAYS: [&str; 6] = [
     name::RECOVERY,
     name::OFFSETS,
     name::ROOM_IN_PRESENCE,
     name::APP_PING,
     name::PRESENCE_DIFF,
+    name::SIGNALING,
 ];
 
 /// The `capabilities` list a Herald server puts in `welcome`: [`HERALD_ALWAYS`], plus `auth`

@@ -3,7 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN};
+use crate::limits::{
+    LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_SDP_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN,
+};
+use crate::signaling::{IceCandidate, PeerId};
 use crate::user::User;
 
 /// A frame from client to server, tagged by `type`.
@@ -57,6 +60,39 @@ pub enum ClientMessage {
     /// Capability `presence-diff`: ask for the current room's whole member list; answered with
     /// `presence_state`.
     Presence {},
+    /// Capability `signaling`: ask for the peer ids of the room's members and the ICE servers;
+    /// answered with `peers`. Ask again when `user_joined` or `user_left` says the room changed.
+    Peers {},
+    /// Capability `signaling`: a session description offer for one member of the room.
+    Offer {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The SDP of the offer.
+        #[schemars(length(min = 1, max = MAX_SDP_CHARS))]
+        sdp: String,
+    },
+    /// Capability `signaling`: a session description answer for one member of the room.
+    Answer {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The SDP of the answer.
+        #[schemars(length(min = 1, max = MAX_SDP_CHARS))]
+        sdp: String,
+    },
+    /// Capability `signaling`: an ICE candidate for one member of the room, or `null` when
+    /// this side has gathered all its candidates (end of candidates).
+    #[schemars(transform = crate::signaling::require_candidate)]
+    IceCandidate {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+        /// The candidate, or `null` for the end of candidates (never absent).
+        candidate: Option<IceCandidate>,
+    },
+    /// Capability `signaling`: this side ends its connection with one member of the room.
+    Hangup {
+        /// The peer id (`clientId`) of the member to reach.
+        to: PeerId,
+    },
 }
 
 /// How a member hears of other members joining and leaving.
@@ -71,7 +107,7 @@ pub enum PresenceMode {
 
 impl ClientMessage {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 12] = [
         "join",
         "leave",
         "chat",
@@ -79,6 +115,11 @@ impl ClientMessage {
         "private_message",
         "ping",
         "presence",
+        "peers",
+        "offer",
+        "answer",
+        "ice_candidate",
+        "hangup",
     ];
 
     /// This message's `type`.
@@ -91,6 +132,11 @@ impl ClientMessage {
             ClientMessage::PrivateMessage { .. } => "private_message",
             ClientMessage::Ping {} => "ping",
             ClientMessage::Presence {} => "presence",
+            ClientMessage::Peers {} => "peers",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::IceCandidate { .. } => "ice_candidate",
+            ClientMessage::Hangup { .. } => "hangup",
         }
     }
 

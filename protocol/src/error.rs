@@ -45,6 +45,9 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// Something failed inside the server; the request may be retried.
     Internal,
+    /// Capability `signaling`: a signal's target is not a member of the sender's room (it left,
+    /// closed its connection, or never was one), or is the sender itself.
+    PeerNotFound,
 }
 
 impl ErrorCode {
@@ -68,11 +71,12 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
+            ErrorCode::PeerNotFound => "peer_not_found",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -90,6 +94,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::OriginNotAllowed,
         ErrorCode::Internal,
+        ErrorCode::PeerNotFound,
     ];
 }
 

@@ -15,6 +15,7 @@ pub mod glob;
 pub mod http;
 pub mod limits;
 pub mod server;
+pub mod signaling;
 pub mod sse;
 pub mod topics;
 pub mod user;

@@ -42,6 +42,28 @@ pub const MAX_NOTIFICATION_CHARS: u64 = 8_192;
 /// Longest notification `type`, update `resource` or update `action`, in characters.
 pub const MAX_LABEL_CHARS: u64 = 128;
 
+/// Longest SDP in a signaling `offer` or `answer` (capability `signaling`), in characters. A
+/// data-channel-only description is under 1 KiB and an audio and video one with simulcast a few
+/// KiB; 32 KiB leaves room for many media sections while the frame, with JSON escaping of the
+/// SDP's line breaks, stays well under [`MAX_FRAME_BYTES`].
+pub const MAX_SDP_CHARS: u64 = 32 * 1024;
+
+/// Longest ICE candidate line (capability `signaling`), in characters. Real candidates are
+/// under 256.
+pub const MAX_ICE_CANDIDATE_CHARS: u64 = 1024;
+
+/// Longest `sdpMid` of an ICE candidate, in characters.
+pub const MAX_ICE_MID_CHARS: u64 = 64;
+
+/// Longest ICE username fragment, in characters (RFC 8839 allows 256).
+pub const MAX_ICE_UFRAG_CHARS: u64 = 256;
+
+/// Longest peer id (a `clientId`), in characters.
+pub const MAX_PEER_ID_CHARS: u64 = 64;
+
+/// Characters a peer id may use: letters, digits, `_`, `-`, `.` and `:`.
+pub const PEER_ID_PATTERN: &str = r"^[A-Za-z0-9_.:\-]+$";
+
 /// A frame that passed the schema but breaks a limit the schema cannot express.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitExceeded {

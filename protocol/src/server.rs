@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::RoomName;
 use crate::error::ErrorCode;
+use crate::signaling::{IceCandidate, IceServer, Peer, PeerId};
 use crate::sse::Notification;
 use crate::user::User;
 
@@ -139,6 +140,57 @@ pub enum ServerMessage {
     /// Capability `app-ping`: the answer to an application-level `ping`, sent after every frame
     /// queued for the connection before the ping arrived.
     Pong {},
+    /// Capability `signaling`: the answer to `peers`: the other members of the room as peers,
+    /// and the ICE servers to use.
+    Peers {
+        /// The room.
+        room: RoomName,
+        /// Every other member of the room (on every node), in join order.
+        peers: Vec<Peer>,
+        /// The STUN and TURN servers to use (possibly none). TURN servers are listed only with
+        /// authentication on, with credentials for the token's user, valid for the server's
+        /// TURN lifetime; fresh ones come from asking again or from `GET /turn-credentials`.
+        #[serde(rename = "iceServers")]
+        ice_servers: Vec<IceServer>,
+    },
+    /// Capability `signaling`: an offer from another member of the room.
+    Offer {
+        /// The sender's peer id, stamped by the server.
+        from: PeerId,
+        /// The user the sender is in the room as.
+        user: User,
+        /// The SDP of the offer.
+        sdp: String,
+        /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
+        polite: bool,
+    },
+    /// Capability `signaling`: an answer from another member of the room.
+    Answer {
+        /// The sender's peer id, stamped by the server.
+        from: PeerId,
+        /// The SDP of the answer.
+        sdp: String,
+        /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
+        polite: bool,
+    },
+    /// Capability `signaling`: an ICE candidate from another member of the room, or `null` for
+    /// the end of its candidates.
+    #[schemars(transform = crate::signaling::require_candidate)]
+    IceCandidate {
+        /// The sender's peer id, stamped by the server.
+        from: PeerId,
+        /// The candidate, or `null` for the end of candidates (never absent).
+        candidate: Option<IceCandidate>,
+        /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
+        polite: bool,
+    },
+    /// Capability `signaling`: another member of the room ended its connection with this one.
+    Hangup {
+        /// The sender's peer id, stamped by the server.
+        from: PeerId,
+        /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
+        polite: bool,
+    },
     /// Something the client sent could not be acted on; the connection stays open.
     Error {
         /// A human-readable text. The chapter's texts (`Invalid message format`,

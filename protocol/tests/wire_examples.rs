@@ -159,8 +159,8 @@ fn examples(text: &str) -> Vec<Example> {
     out
 }
 
-/// The chapter's frames: the wire contract's (later capabilities add others, which WIRE.md does
-/// not show).
+/// The chapter's frames, the ones the wire contract shows (capabilities such as `presence-diff`
+/// and `signaling` add others, which PROTOCOL.md specifies and WIRE.md does not name).
 const CLIENT_TYPES: [&str; 6] = ["join", "leave", "chat", "typing", "private_message", "ping"];
 const SERVER_TYPES: [&str; 11] = [
     "welcome",

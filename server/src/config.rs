@@ -98,6 +98,14 @@ pub struct Config {
     /// Accepted TCP connections that have not (yet) become a WebSocket or an SSE stream; past
     /// this many, new connections are closed at once. 0 means no cap.
     pub max_unadmitted_connections: usize,
+    /// STUN and TURN URLs (`stun:`, `stuns:`, `turn:`, `turns:`) signaling clients are told to
+    /// use (capability `signaling`).
+    pub ice_servers: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`); with it,
+    /// `GET /turn-credentials` hands out credentials for the `turn:` URLs of `ice_servers`.
+    pub turn_secret: Option<Secret>,
+    /// How long TURN credentials stay valid.
+    pub turn_ttl: Duration,
 }
 
 impl Default for Config {
@@ -140,6 +148,9 @@ impl Default for Config {
             header_read_timeout: Some(Duration::from_secs(10)),
             keep_alive_timeout: Some(Duration::from_secs(5)),
             max_unadmitted_connections: 1024,
+            ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -268,6 +279,17 @@ pub struct ServeArgs {
     /// Accepted connections not yet a WebSocket or SSE stream, 0 = no cap [default: 1024].
     #[arg(long, env = "HERALD_MAX_UNADMITTED_CONNECTIONS")]
     pub max_unadmitted_connections: Option<usize>,
+    /// Comma-separated STUN/TURN URLs signaling clients get in `peers`, e.g.
+    /// "stun:stun.example.org:3478,turn:turn.example.org:3478?transport=udp" [default: none].
+    #[arg(long, env = "HERALD_ICE_SERVERS")]
+    pub ice_servers: Option<String>,
+    /// Secret shared with the TURN server (coturn `static-auth-secret`); enables
+    /// GET /turn-credentials.
+    #[arg(long, env = "HERALD_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// How long TURN credentials are valid, e.g. "1h" [default: 1h].
+    #[arg(long, env = "HERALD_TURN_TTL", value_parser = parse_duration)]
+    pub turn_ttl: Option<Duration>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -311,6 +333,9 @@ struct FileConfig {
     header_read_timeout: Option<String>,
     keep_alive_timeout: Option<String>,
     max_unadmitted_connections: Option<usize>,
+    ice_servers: Option<Vec<String>>,
+    turn_secret: Option<String>,
+    turn_ttl: Option<String>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -466,10 +491,27 @@ impl ServeArgs {
                 .max_unadmitted_connections
                 .or(file.max_unadmitted_connections)
                 .unwrap_or(d.max_unadmitted_connections),
+            ice_servers: match self.ice_servers {
+                Some(list) => split_urls(list.split(',')),
+                None => split_urls(file.ice_servers.unwrap_or_default()),
+            },
+            turn_secret: self.turn_secret.or(file.turn_secret).map(Secret::new),
+            turn_ttl: self
+                .turn_ttl
+                .or(file_duration(file.turn_ttl, "turn_ttl")?)
+                .unwrap_or(d.turn_ttl),
         };
         config.check()?;
         Ok(config)
     }
+}
+
+/// A URL list: trimmed, empties dropped.
+fn split_urls<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Vec<String> {
+    list.into_iter()
+        .map(|u| u.as_ref().trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 /// A timeout setting: given as zero it is off, not given it is the default.
@@ -563,7 +605,40 @@ impl Config {
             "behind_proxy and trust_loopback_publish contradict each other: behind a proxy every \
              request arrives from the proxy, often over loopback; set an API key instead"
         );
+        for url in &self.ice_servers {
+            anyhow::ensure!(
+                ["stun:", "stuns:", "turn:", "turns:"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme))
+                    && url.len() <= herald_protocol::limits::MAX_URL_CHARS as usize
+                    && !url.contains(char::is_whitespace),
+                "ice_servers: {url:?} is not a stun:, stuns:, turn: or turns: URL"
+            );
+        }
+        if let Some(secret) = &self.turn_secret {
+            anyhow::ensure!(!secret.expose().is_empty(), "turn_secret is empty");
+            anyhow::ensure!(
+                !self.turn_urls().is_empty(),
+                "turn_secret is set but ice_servers lists no turn: or turns: URL to use it with"
+            );
+        }
+        anyhow::ensure!(
+            self.turn_ttl >= Duration::from_secs(60)
+                && self.turn_ttl <= Duration::from_secs(7 * 86_400),
+            "turn_ttl must be between 1m and 7 days"
+        );
         Ok(())
+    }
+}
+
+impl Config {
+    /// The `turn:` and `turns:` URLs of `ice_servers`: the ones TURN credentials are for.
+    pub fn turn_urls(&self) -> Vec<String> {
+        self.ice_servers
+            .iter()
+            .filter(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+            .cloned()
+            .collect()
     }
 }
 
@@ -671,6 +746,65 @@ mod tests {
             err.contains("behind_proxy") && err.contains("trust_loopback_publish"),
             "{err}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ice_servers_and_turn_settings_parse_and_are_checked() {
+        let args = |ice: &str, secret: Option<&str>| ServeArgs {
+            ice_servers: Some(ice.to_owned()),
+            turn_secret: secret.map(str::to_owned),
+            ..Default::default()
+        };
+        let config = args(
+            " stun:s.example:3478 , turn:t.example:3478?transport=udp,,turns:t.example:5349",
+            Some("s3cret"),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(config.ice_servers.len(), 3);
+        assert_eq!(
+            config.turn_urls(),
+            ["turn:t.example:3478?transport=udp", "turns:t.example:5349"]
+        );
+        assert_eq!(config.turn_ttl, Duration::from_secs(3600));
+        let err = args("https://stun.example", None)
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ice_servers"), "{err}");
+        let err = args("stun:s.example", Some("s3cret"))
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("turn_secret"), "{err}");
+        let err = ServeArgs {
+            turn_ttl: Some(Duration::from_secs(5)),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("turn_ttl"), "{err}");
+        // The same settings from the TOML file.
+        let dir = std::env::temp_dir().join(format!("herald-turn-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "ice_servers = [\"stun:s.example\", \"turn:t.example\"]\n\
+             turn_secret = \"from-file\"\nturn_ttl = \"2h\"\n",
+        )
+        .unwrap();
+        let config = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.ice_servers, ["stun:s.example", "turn:t.example"]);
+        assert_eq!(config.turn_secret.unwrap().expose(), "from-file");
+        assert_eq!(config.turn_ttl, Duration::from_secs(7200));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

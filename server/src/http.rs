@@ -254,6 +254,7 @@ pub async fn route(
             Ok(()) => updates(&node, req).await,
             Err(d) => denied(d),
         },
+        (&Method::GET, "/turn-credentials") => turn_credentials(&node, &req, peer),
         (&Method::GET, "/healthz") => json(StatusCode::OK, &health(&node)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(full(node.render_metrics()));
@@ -263,13 +264,15 @@ pub async fn route(
             );
             r
         }
-        (_, "/" | "/ws" | "/events" | "/notifications" | "/updates" | "/healthz" | "/metrics") => {
-            error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::MethodNotAllowed,
-                "Method not allowed",
-            )
-        }
+        (
+            _,
+            "/" | "/ws" | "/events" | "/notifications" | "/updates" | "/healthz" | "/metrics"
+            | "/turn-credentials",
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed",
+        ),
         _ => error(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
@@ -278,6 +281,74 @@ pub async fn route(
     };
     cors(&node, origin.as_ref(), &mut response);
     Ok(response)
+}
+
+/// `GET /turn-credentials` (capability `signaling`): TURN credentials for one user. With
+/// authentication on, for the token's user (a token is required, as for a connection); without
+/// it, for `?userId=`, to callers that pass the publish gate (the API key, or a trusted
+/// loopback client): a backend fetches them for its users. `404` when no TURN secret is
+/// configured.
+fn turn_credentials(node: &Node, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    if node.config.turn_secret.is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "TURN credentials are not configured here (no turn_secret)",
+        );
+    }
+    let user = match &node.auth {
+        Some(auth) => {
+            let Some(source) = crate::auth::token_from(req) else {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    "A token is required: Authorization: Bearer <token> or ?token=",
+                );
+            };
+            match auth.verify(source.token()) {
+                Ok(identity) => identity.user.id().to_owned(),
+                Err(message) => {
+                    return error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+                }
+            }
+        }
+        None => {
+            if let Err(d) = publisher(node, req, peer) {
+                return denied(d);
+            }
+            let max = herald_protocol::limits::MAX_USER_ID_CHARS as usize;
+            match query_param(req, "userId") {
+                Some(id) if !id.is_empty() && id.chars().count() <= max => id,
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "userId (1 to {max} characters) names the user the credentials are for"
+                        ),
+                    )
+                }
+            }
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match crate::capability::signaling::turn_credentials(&node.config, &user, now) {
+        Some(credentials) => {
+            let mut response = json(StatusCode::OK, &credentials);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "TURN credentials are not configured here (no turn_secret)",
+        ),
+    }
 }
 
 /// `/healthz`: `ok`, or `degraded` while a cluster node cannot reach its broker (it still

@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::auth::Auth;
 use crate::broker::{
     BackendRequest, Broker, BrokerEvents, Command, Event, JoinAnswer, LocalState, PresenceChange,
+    SessionId,
 };
 use crate::config::Config;
 use crate::history::History;
@@ -49,6 +50,17 @@ pub trait Capability: Send + Sync {
     fn handle(&self, node: &Node, session: &Arc<Session>, message: ClientMessage);
     /// Acts on a request a backend made through the broker's channel, if it is one of its.
     fn backend(&self, _node: &Node, _request: &BackendRequest) -> bool {
+        false
+    }
+    /// Answers a session with the room's members, which it asked for through
+    /// [`Node::request_roster`]; returns whether it took the answer.
+    fn roster(
+        &self,
+        _node: &Node,
+        _session: &Arc<Session>,
+        _room: &RoomName,
+        _members: &[(SessionId, User)],
+    ) -> bool {
         false
     }
 }
@@ -447,6 +459,33 @@ impl Node {
         });
     }
 
+    /// Sends one frame to one member of `room` by its session id, on whichever node holds it;
+    /// `from` hears `peer_not_found` when the target is not a member of the room. Frames from one
+    /// session to one target keep their order, across nodes too.
+    pub fn send_to_member(
+        &self,
+        from: &Session,
+        room: RoomName,
+        target: &str,
+        message: &ServerMessage,
+    ) {
+        self.broker.submit(Command::Direct {
+            from: from.id.clone(),
+            room,
+            target: target.into(),
+            frame: encode(message),
+        });
+    }
+
+    /// Asks the broker for the members of `room` (session ids and users, on every node) on
+    /// behalf of `session`; the capability that takes [`Capability::roster`] answers it.
+    pub fn request_roster(&self, session: &Session, room: RoomName) {
+        self.broker.submit(Command::Roster {
+            session: session.id.clone(),
+            room,
+        });
+    }
+
     /// Publishes a resumable event to the SSE streams (and a notification to its user's, or
     /// everyone's, WebSockets) on every node.
     pub fn publish_event(&self, event: Event) {
@@ -549,6 +588,40 @@ impl BrokerEvents for Node {
                 format!("User {target} is not connected"),
             );
         }
+    }
+
+    fn direct(&self, room: &RoomName, target: &str, frame: &Utf8Bytes) -> bool {
+        let Some(session) = self.hub.session(target) else {
+            return false;
+        };
+        if session.is_closing() || session.state.lock().room.as_ref() != Some(room) {
+            return false;
+        }
+        let sent = session.push(frame.clone());
+        self.count_out(usize::from(sent));
+        sent
+    }
+
+    fn peer_unreachable(&self, from: &str, room: &RoomName, target: &str) {
+        if let Some(session) = self.hub.session(from) {
+            self.refuse(
+                &session,
+                ErrorCode::PeerNotFound,
+                format!("Peer {target} is not in room {room}"),
+            );
+        }
+    }
+
+    fn roster(&self, session: &str, room: &RoomName, members: Vec<(SessionId, User)>) {
+        let Some(session) = self.hub.session(session) else {
+            return;
+        };
+        for capability in &self.capabilities {
+            if capability.roster(self, &session, room, &members) {
+                return;
+            }
+        }
+        tracing::warn!(%room, "no capability takes a roster");
     }
 
     fn event(&self, id: Option<u64>, event: &Event) {

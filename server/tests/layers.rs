@@ -37,6 +37,7 @@ const RANKS: &[(&str, u32)] = &[
     ("capability", 60),
     ("capability::rooms", 61),
     ("capability::notify", 61),
+    ("capability::signaling", 61),
     ("admission", 60),
     ("demo", 60),
     ("transport", 60),

@@ -19,6 +19,13 @@ export const outgoing: ClientMessage[] = [
   { type: 'private_message', target: 'user456', text: 'psst' },
   { type: 'leave' },
   { type: 'ping' },
+  // Capability `signaling`: peers are addressed by the clientId their welcome carried.
+  { type: 'peers' },
+  { type: 'offer', to: 'c-91b2', sdp: 'v=0\r\n' },
+  { type: 'answer', to: 'c-91b2', sdp: 'v=0\r\n' },
+  { type: 'ice_candidate', to: 'c-91b2', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0', sdpMLineIndex: 0 } },
+  { type: 'ice_candidate', to: 'c-91b2', candidate: null },
+  { type: 'hangup', to: 'c-91b2' },
 ];
 
 export function encode(message: ClientMessage): string {
@@ -65,6 +72,17 @@ export function handle(message: ServerMessage): string | undefined {
       return `${message.joins.map(nameOf).join(', ')} joined, ${message.leaves.map(nameOf).join(', ')} left ${message.room}`;
     case 'presence_state':
       return `${message.users.length} in ${message.room}: ${message.users.map(nameOf).join(', ')}`;
+    case 'peers':
+      // Each entry says whether this side is polite toward that peer (perfect negotiation).
+      return `${message.peers.length} peers in ${message.room}: ${message.peers.map((p) => `${p.peerId}${p.polite ? ' (polite)' : ''}`).join(', ')}; ${message.iceServers.length} ICE servers`;
+    case 'offer':
+      return `offer from ${message.from} (${nameOf(message.user)}), ${message.sdp.length} bytes of SDP${message.polite ? ', polite' : ''}`;
+    case 'answer':
+      return `answer from ${message.from}, ${message.sdp.length} bytes of SDP`;
+    case 'ice_candidate':
+      return message.candidate === null ? `${message.from}: end of candidates` : `${message.from}: ${message.candidate.candidate}`;
+    case 'hangup':
+      return `${message.from} hung up`;
     case 'error': {
       const code: string = message.code;
       return `error ${code}: ${message.message}`;

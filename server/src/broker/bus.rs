@@ -15,6 +15,7 @@
 //! | `V` volatile | room, member to skip (or `-`) | the encoded frame | the node |
 //! | `U` private | target length in bytes | the target user id, then the encoded frame | the node (the script publishes it when the user is online) |
 //! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
+//! | `D` direct | room, the receiving member | the encoded frame | the node's body, the direct script's header (written only when the member is in the room) |
 //!
 //! A member is `NODE/SESSION`. Layer 3.
 
@@ -79,6 +80,15 @@ pub enum BusMessage {
         /// The event.
         event: Event,
     },
+    /// A frame for one member (`NODE/SESSION`) of a room.
+    Direct {
+        /// The room the member was in when the frame was published.
+        room: RoomName,
+        /// The receiving member.
+        member: String,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
 }
 
 /// Why a bus message was dropped.
@@ -112,6 +122,11 @@ pub fn volatile(room: &RoomName, except: Option<&str>, frame: &str) -> String {
 /// A private message (published by the script only when the target is online).
 pub fn private(target: &str, frame: &str) -> String {
     format!("{VERSION} U {}\n{target}{frame}", target.len())
+}
+
+/// The header of a direct frame (what the direct script writes before the frame).
+pub fn direct_header(room: &str, member: &str) -> String {
+    format!("{VERSION} D {room} {member}\n")
 }
 
 /// An event's body (the event script writes the header with the id).
@@ -156,6 +171,11 @@ pub fn encode(message: &BusMessage) -> String {
         } => volatile(room, except.as_deref(), frame.as_str()),
         BusMessage::Private { target, frame } => private(target, frame.as_str()),
         BusMessage::Event { id, event } => format!("{VERSION} S {id}\n{}", event_body(event)),
+        BusMessage::Direct {
+            room,
+            member,
+            frame,
+        } => format!("{}{}", direct_header(room.as_str(), member), frame.as_str()),
     }
 }
 
@@ -245,6 +265,11 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
             event: serde_json::from_str(body)
                 .map_err(|e| bad(format!("an event does not parse: {e}")))?,
         },
+        "D" => BusMessage::Direct {
+            room: RoomName::from(field(&mut fields, "room")?),
+            member: field(&mut fields, "member")?.to_owned(),
+            frame: Utf8Bytes::from(body.to_owned()),
+        },
         other => return Err(bad(format!("unknown kind {other:?}"))),
     };
     if fields.next().is_some() {
@@ -307,6 +332,11 @@ mod tests {
                 target: "zoë\nwith a newline".into(),
                 frame: Utf8Bytes::from_static("{\"type\":\"private_message\"}"),
             },
+            BusMessage::Direct {
+                room: "lobby".into(),
+                member: "n1/s2".into(),
+                frame: Utf8Bytes::from_static("{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}\n"),
+            },
             BusMessage::Event {
                 id: 9,
                 event: Event::Notification(Notification {
@@ -348,6 +378,9 @@ mod tests {
             b"h1 S 1\n{",
             b"h1 R room e 1 extra\nx",
             b"R\nold format",
+            b"h1 D lobby\n{}",
+            b"h1 D\n{}",
+            b"h1 D lobby n1/s1 extra\n{}",
         ];
         for case in cases {
             assert!(decode(case).is_err(), "{:?}", String::from_utf8_lossy(case));

@@ -211,6 +211,27 @@ impl Memory {
         });
     }
 
+    /// Delivers under the room's lock when the target is a member, so a frame never overtakes
+    /// the target's leave (or the sender's, for its own later frames).
+    fn direct(
+        &self,
+        events: &dyn BrokerEvents,
+        from: &str,
+        room: &RoomName,
+        target: &str,
+        frame: &Utf8Bytes,
+    ) {
+        let delivered = self
+            .with_room(room, false, |s| {
+                s.members.iter().any(|(id, _)| **id == *target)
+                    && events.direct(room, target, frame)
+            })
+            .unwrap_or(false);
+        if !delivered {
+            events.peer_unreachable(from, room, target);
+        }
+    }
+
     fn publish(&self, events: &dyn BrokerEvents, room: RoomName, prefix: &str) {
         self.with_room(&room, true, |s| {
             s.offset += 1;
@@ -265,6 +286,18 @@ impl Broker for Memory {
                 }
             }
             Command::Event(event) => events.event(None, &event),
+            Command::Direct {
+                from,
+                room,
+                target,
+                frame,
+            } => self.direct(events, &from, &room, &target, &frame),
+            Command::Roster { session, room } => {
+                let members = self
+                    .with_room(&room, false, |s| s.members.clone())
+                    .unwrap_or_default();
+                events.roster(&session, &room, members);
+            }
         }
     }
 
@@ -344,6 +377,23 @@ mod tests {
         }
         fn event(&self, id: Option<u64>, event: &Event) {
             self.log.lock().push(format!("event {id:?} {event:?}"));
+        }
+        fn direct(&self, room: &RoomName, target: &str, frame: &Utf8Bytes) -> bool {
+            self.log
+                .lock()
+                .push(format!("direct {room} {target} {}", frame.as_str()));
+            true
+        }
+        fn peer_unreachable(&self, from: &str, room: &RoomName, target: &str) {
+            self.log
+                .lock()
+                .push(format!("unreachable {from} {room} {target}"));
+        }
+        fn roster(&self, session: &str, room: &RoomName, members: Vec<(SessionId, User)>) {
+            let ids: Vec<&str> = members.iter().map(|(id, _)| &**id).collect();
+            self.log
+                .lock()
+                .push(format!("roster {session} {room} {}", ids.join(",")));
         }
         fn backend(&self, _request: BackendRequest) {}
         fn local_state(&self) -> LocalState {
@@ -537,6 +587,75 @@ mod tests {
             });
         }
         assert_eq!(r.log.lock().clone(), ["undeliverable ann zed"]);
+    }
+
+    fn direct(m: &Memory, from: &str, room: &str, target: &str, frame: &str) {
+        m.submit(Command::Direct {
+            from: from.into(),
+            room: room.into(),
+            target: target.into(),
+            frame: Utf8Bytes::from(frame.to_owned()),
+        });
+    }
+
+    #[test]
+    fn direct_frames_reach_members_of_the_room_only_in_order() {
+        let (m, r) = broker(10);
+        join(&m, "ann", "a", None);
+        join(&m, "bob", "a", None);
+        join(&m, "cat", "b", None);
+        r.log.lock().clear();
+        direct(&m, "ann", "a", "bob", "1");
+        direct(&m, "ann", "a", "bob", "2");
+        // Another room's member, a session nobody knows, a room nobody is in.
+        direct(&m, "ann", "a", "cat", "3");
+        direct(&m, "ann", "a", "zed", "4");
+        direct(&m, "ann", "empty", "bob", "5");
+        m.submit(Command::Leave {
+            session: "bob".into(),
+            room: "a".into(),
+            user: User::from("bob"),
+        });
+        direct(&m, "ann", "a", "bob", "6");
+        let log: Vec<String> = r
+            .log
+            .lock()
+            .iter()
+            .filter(|l| !l.starts_with("presence"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            log,
+            [
+                "direct a bob 1",
+                "direct a bob 2",
+                "unreachable ann a cat",
+                "unreachable ann a zed",
+                "unreachable ann empty bob",
+                "unreachable ann a bob",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_roster_lists_the_members_with_their_sessions_in_join_order() {
+        let (m, r) = broker(10);
+        join(&m, "bob", "a", None);
+        join(&m, "ann", "a", None);
+        join(&m, "cat", "b", None);
+        r.log.lock().clear();
+        m.submit(Command::Roster {
+            session: "ann".into(),
+            room: "a".into(),
+        });
+        m.submit(Command::Roster {
+            session: "ann".into(),
+            room: "nobody".into(),
+        });
+        assert_eq!(
+            r.log.lock().clone(),
+            ["roster ann a bob,ann", "roster ann nobody "]
+        );
     }
 
     #[test]

@@ -86,6 +86,27 @@ pub enum Command {
     },
     /// A resumable event for SSE streams (and, for notifications, WebSockets).
     Event(Event),
+    /// One frame for one session, on whichever node holds it, when that session is a member of
+    /// `room`; the sender hears [`BrokerEvents::peer_unreachable`] when it is not. Frames from
+    /// one sender to one target arrive in the order they were submitted.
+    Direct {
+        /// The sending session.
+        from: SessionId,
+        /// The room both must be in.
+        room: RoomName,
+        /// The receiving session.
+        target: SessionId,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
+    /// The members of a room (on every node) with their session ids, for one session; the
+    /// answer is [`BrokerEvents::roster`].
+    Roster {
+        /// The session asking.
+        session: SessionId,
+        /// The room.
+        room: RoomName,
+    },
 }
 
 /// An event that SSE streams receive with an id, so they can resume.
@@ -224,6 +245,13 @@ pub trait BrokerEvents: Send + Sync {
     fn private(&self, target: &str, frame: &Utf8Bytes) -> usize;
     /// Nobody could receive `from`'s private message to `target`.
     fn undeliverable(&self, from: &str, target: &str);
+    /// A frame for one session here, if it is (still) a member of `room`; returns whether it
+    /// was queued.
+    fn direct(&self, room: &RoomName, target: &str, frame: &Utf8Bytes) -> bool;
+    /// `from`'s direct frame could not reach `target`: it is not a member of `room`.
+    fn peer_unreachable(&self, from: &str, room: &RoomName, target: &str);
+    /// The members of `room` (session id and user, in join order), for `session` here.
+    fn roster(&self, session: &str, room: &RoomName, members: Vec<(SessionId, User)>);
     /// A resumable event; `id` is the cluster's, or `None` to take this node's next one.
     fn event(&self, id: Option<u64>, event: &Event);
     /// A backend asked for something through the broker's channel.

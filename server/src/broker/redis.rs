@@ -58,6 +58,7 @@ impl Op {
                 Command::Publish { .. }
                     | Command::Volatile { .. }
                     | Command::Private { .. }
+                    | Command::Direct { .. }
                     | Command::Event(_)
             )
         )
@@ -111,10 +112,12 @@ struct Scripts {
     heartbeat: ::redis::Script,
     reap: ::redis::Script,
     resync: ::redis::Script,
+    direct: ::redis::Script,
+    roster: ::redis::Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&::redis::Script; 11] {
+    fn all(&self) -> [&::redis::Script; 13] {
         [
             &self.join,
             &self.leave,
@@ -127,6 +130,8 @@ impl Scripts {
             &self.heartbeat,
             &self.reap,
             &self.resync,
+            &self.direct,
+            &self.roster,
         ]
     }
 }
@@ -145,6 +150,8 @@ fn scripts_loaded() -> &'static Scripts {
         heartbeat: ::redis::Script::new(scripts::HEARTBEAT),
         reap: ::redis::Script::new(&scripts::reap()),
         resync: ::redis::Script::new(&scripts::resync()),
+        direct: ::redis::Script::new(scripts::DIRECT),
+        roster: ::redis::Script::new(scripts::ROSTER),
     })
 }
 
@@ -591,6 +598,15 @@ enum Then {
         session: SessionId,
         room: RoomName,
     },
+    Direct {
+        from: SessionId,
+        room: RoomName,
+        target: SessionId,
+    },
+    Roster {
+        session: SessionId,
+        room: RoomName,
+    },
 }
 
 /// Adds a script call to the pipeline.
@@ -701,6 +717,30 @@ async fn run_batch(
                     eval(&mut pipe, &s.event).arg(p).arg(bus::event_body(event));
                     then.push(Then::Nothing);
                 }
+                Command::Direct {
+                    from,
+                    room,
+                    target,
+                    frame,
+                } => {
+                    eval(&mut pipe, &s.direct)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(&**target)
+                        .arg(frame.as_str());
+                    then.push(Then::Direct {
+                        from: from.clone(),
+                        room: room.clone(),
+                        target: target.clone(),
+                    });
+                }
+                Command::Roster { session, room } => {
+                    eval(&mut pipe, &s.roster).arg(p).arg(room.as_str());
+                    then.push(Then::Roster {
+                        session: session.clone(),
+                        room: room.clone(),
+                    });
+                }
             },
             Op::Online {
                 user_id,
@@ -782,6 +822,15 @@ async fn run_batch(
                     events.undeliverable(&from, &target);
                 }
             }
+            Then::Direct { from, room, target } => {
+                if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
+                    events.peer_unreachable(&from, &room, &target);
+                }
+            }
+            Then::Roster { session, room } => match roster_answer(answer) {
+                Ok(members) => events.roster(&session, &room, members),
+                Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
+            },
         }
     }
     if let Some(done) = shutdown {
@@ -838,6 +887,25 @@ fn join_answer(
         replay,
         presence_seq,
     })
+}
+
+/// The roster script's flat list (member, user JSON, ...) as session ids and users.
+fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
+    let flat: Vec<String> = ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
+    flat.chunks(2)
+        .map(|pair| match pair {
+            [member, user] => {
+                let session = member
+                    .rsplit_once('/')
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| format!("member {member:?} names no session"))?;
+                let user = serde_json::from_str(user)
+                    .map_err(|e| format!("a member does not parse: {e}"))?;
+                Ok((SessionId::from(session), user))
+            }
+            _ => Err("a member has no user".to_owned()),
+        })
+        .collect()
 }
 
 /// Acts on one message from the bus or a backend topic.
@@ -918,5 +986,58 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             events.private(&target, &frame);
         }
         BusMessage::Event { id, event } => events.event(Some(id), &event),
+        BusMessage::Direct {
+            room,
+            member,
+            frame,
+        } => {
+            // Every node reads the bus; only the target's delivers. A target that left between
+            // the script's check and here gets nothing (its sender was told it was there).
+            if let Some(session) = shared.local_session(&member) {
+                events.direct(&room, session, &frame);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(items: &[&str]) -> Value {
+        Value::Array(
+            items
+                .iter()
+                .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_roster_answer_names_sessions_and_users_in_order() {
+        let members = roster_answer(bulk(&[
+            "node-a/s1",
+            "\"ann\"",
+            "node.b/s2",
+            r#"{"id":"bob","name":"Bob"}"#,
+        ]))
+        .unwrap();
+        let ids: Vec<&str> = members.iter().map(|(s, _)| &**s).collect();
+        assert_eq!(ids, ["s1", "s2"]);
+        assert_eq!(members[0].1, User::from("ann"));
+        assert_eq!(members[1].1.id(), "bob");
+        assert!(roster_answer(bulk(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_roster_answer_is_refused_without_panicking() {
+        for bad in [
+            bulk(&["node/s1"]),
+            bulk(&["no-session", "\"ann\""]),
+            bulk(&["node/s1", "not json"]),
+            Value::Int(3),
+        ] {
+            assert!(roster_answer(bad.clone()).is_err(), "{bad:?}");
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! - `P:room:R:members` (sorted set, score = join order), `P:room:R:users` (hash), `P:room:R:seq`
 //!   (join order) and `P:room:R:pseq` (presence sequence): presence, keyed by member
 //!   `NODE/SESSION`; deleted when the last member leaves.
+//! - `P:room:R:peers` (hash SESSION → `NODE/SESSION`): which member a session id is, so a
+//!   direct frame (signaling) addressed by session id finds its node; kept with the members.
 //! - `P:user:U` (hash `NODE/SESSION` → `w` or `s`): where user U is connected (Redis drops the
 //!   key when its last field goes).
 //! - `P:nodes` (set), `P:node:N:alive` (expiring), `P:node:N:rooms` and `P:node:N:users` (hashes
@@ -39,12 +41,19 @@ end
 local function node_of(member)
   return string.match(member, '^(.*)/')
 end
+local function session_of(member)
+  return string.match(member, '/([^/]*)$')
+end
 -- Removes a member; announces it and cleans the room's presence keys when it was the last.
 local function remove_member(p, room, member)
   local base = p .. ':room:' .. room
   local user = redis.call('HGET', base .. ':users', member)
   if redis.call('ZREM', base .. ':members', member) == 0 then return 0 end
   redis.call('HDEL', base .. ':users', member)
+  local sid = session_of(member)
+  if sid and redis.call('HGET', base .. ':peers', sid) == member then
+    redis.call('HDEL', base .. ':peers', sid)
+  end
   local node = node_of(member)
   if node then
     local rooms = p .. ':node:' .. node .. ':rooms'
@@ -52,7 +61,8 @@ local function remove_member(p, room, member)
   end
   announce(p, room, member, '-', user or 'null')
   if redis.call('ZCARD', base .. ':members') == 0 then
-    redis.call('DEL', base .. ':members', base .. ':users', base .. ':seq', base .. ':pseq')
+    redis.call('DEL', base .. ':members', base .. ':users', base .. ':seq', base .. ':pseq',
+      base .. ':peers')
   end
   return 1
 end
@@ -66,6 +76,8 @@ local function add_member(p, room, member, user)
     added = true
   end
   redis.call('HSET', base .. ':users', member, user)
+  local sid = session_of(member)
+  if sid then redis.call('HSET', base .. ':peers', sid, member) end
   return added
 end
 local function now_ms()
@@ -186,6 +198,32 @@ if n > 0 then
   redis.call('PUBLISH', p .. ':bus', ARGV[3])
 end
 return n
+"#;
+
+/// `ARGV`: prefix, room, target session id, encoded frame. Publishes the frame for the member
+/// that session is when it is in the room and its node is alive (bus kind `D`); returns 1 when
+/// published, 0 when the target is not there.
+pub const DIRECT: &str = r#"
+local p, room, target = ARGV[1], ARGV[2], ARGV[3]
+local base = p .. ':room:' .. room
+local member = redis.call('HGET', base .. ':peers', target)
+if not member or redis.call('ZSCORE', base .. ':members', member) == false then return 0 end
+local node = string.match(member, '^(.*)/')
+if not node or redis.call('EXISTS', p .. ':node:' .. node .. ':alive') == 0 then return 0 end
+redis.call('PUBLISH', p .. ':bus', 'h1 D ' .. room .. ' ' .. member .. '\n' .. ARGV[4])
+return 1
+"#;
+
+/// `ARGV`: prefix, room. Returns the room's members in join order as a flat list: member
+/// (`NODE/SESSION`), user JSON, member, user JSON...
+pub const ROSTER: &str = r#"
+local base = ARGV[1] .. ':room:' .. ARGV[2]
+local out = {}
+for _, k in ipairs(redis.call('ZRANGE', base .. ':members', 0, -1)) do
+  table.insert(out, k)
+  table.insert(out, redis.call('HGET', base .. ':users', k) or 'null')
+end
+return out
 "#;
 
 /// `ARGV`: prefix, event JSON. Gives the event the cluster's next id and publishes it; returns

@@ -6,13 +6,19 @@
 //!
 //! - [`rooms`]: join (with resume), leave, chat, typing, private messages, app-level ping.
 //! - [`notify`]: notifications and resource updates that backends publish.
+//! - [`signaling`]: WebRTC signaling between members of one room, ICE servers, TURN credentials.
 
 pub mod notify;
 pub mod rooms;
+pub mod signaling;
 
 use crate::node::Capability;
 
 /// The capabilities every node runs, in dispatch order.
 pub fn all() -> Vec<Box<dyn Capability>> {
-    vec![Box::new(rooms::Rooms), Box::new(notify::Notify)]
+    vec![
+        Box::new(rooms::Rooms),
+        Box::new(notify::Notify),
+        Box::new(signaling::Signaling),
+    ]
 }

@@ -94,6 +94,12 @@ impl Capability for Rooms {
                 node.send_to_user(session, &target, &message);
             }
             ClientMessage::Ping {} => node.send(session, &ServerMessage::Pong {}),
+            // The signaling capability's types are never dispatched here.
+            ClientMessage::Peers {}
+            | ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::IceCandidate { .. }
+            | ClientMessage::Hangup { .. } => {}
         }
     }
 
