@@ -132,6 +132,22 @@ impl State {
     }
 
     /// A server value turned into a pattern.
+    /// A server text that names a value captured earlier (an error naming a peer's id, say)
+    /// refers to it as `${name}`, so a replay with other ids still matches.
+    fn interpolate_captured(&self, s: &str) -> String {
+        let mut names: Vec<(&String, &String)> = self
+            .captured
+            .iter()
+            .filter(|(value, _)| value.len() >= 4 && s.contains(value.as_str()))
+            .collect();
+        names.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        let mut out = s.to_owned();
+        for (value, name) in names {
+            out = out.replace(value.as_str(), &format!("${{{name}}}"));
+        }
+        out
+    }
+
     fn server_pattern(&mut self, key: Option<&str>, v: &Value) -> Value {
         match v {
             Value::String(s) => {
@@ -153,7 +169,7 @@ impl State {
                 if s.starts_with('$') {
                     return Value::String(format!("${s}"));
                 }
-                Value::String(s.clone())
+                Value::String(self.interpolate_captured(s))
             }
             Value::Number(_) if key == Some("offset") => Value::String("$number".into()),
             Value::Array(items) => {

@@ -299,6 +299,14 @@ async fn serve_connection(
                 return;
             }
             _ = &mut idle_check, if keep_alive.is_some() && !conn_state.is_admitted() => {
+                // Admitted while this wait was armed (an SSE stream is admitted after its request
+                // ended, from hyper's point of view): the keep-alive timeout no longer applies.
+                if conn_state.is_admitted() {
+                    idle_check
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
+                    continue;
+                }
                 let limit = keep_alive.unwrap_or(Duration::MAX);
                 match conn_state.idle_for() {
                     Some(idle) if idle >= limit => {

@@ -313,3 +313,18 @@ async fn closed_streams_are_forgotten() {
     .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_stream_outlives_the_keep_alive_timeout() {
+    // The keep-alive timeout is for idle HTTP connections; an admitted stream is not idle. Ten
+    // pings at 200 ms span twice the 1 s timeout: a stream closed by it ends before the tenth.
+    let server = Server::with(
+        &["--keep-alive-timeout", "1s", "--sse-ping-interval", "200ms"],
+        &[],
+    );
+    let mut events = Events::open(&server.url("/events")).await;
+    assert_eq!(events.next().await.name, "connect");
+    for _ in 0..10 {
+        events.next_named("ping").await;
+    }
+}
