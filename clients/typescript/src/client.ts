@@ -307,8 +307,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const user = options.user ?? this.opts.user;
     if (user === undefined) throw new TypeError('join needs a user: pass options.user or ClientOptions.user');
     const current = this.subscription;
-    if (current && current.room === room && current.state !== 'left' && options.since === undefined) {
-      return current;
+    if (
+      current &&
+      current.room === room &&
+      current.state !== 'left' &&
+      options.since === undefined &&
+      JSON.stringify(current.user) === JSON.stringify(user)
+    ) {
+      return current; // already there (or on the way) as this user
     }
     if (current && current.state !== 'left') this.endSubscription(current, `joined ${room}`);
     const since = options.since

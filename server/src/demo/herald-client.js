@@ -291,7 +291,7 @@ var Herald = (() => {
       const user = options.user ?? this.opts.user;
       if (user === void 0) throw new TypeError("join needs a user: pass options.user or ClientOptions.user");
       const current = this.subscription;
-      if (current && current.room === room && current.state !== "left" && options.since === void 0) {
+      if (current && current.room === room && current.state !== "left" && options.since === void 0 && JSON.stringify(current.user) === JSON.stringify(user)) {
         return current;
       }
       if (current && current.state !== "left") this.endSubscription(current, `joined ${room}`);
