@@ -291,9 +291,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
    * Drops the current connection and connects again at once, resuming the room: what an app
    * does when it knows the network changed.
    */
-  reconnect(reason = 'reconnect requested'): void {
+  reconnect(reason = 'reconnect requested', code = 4000): void {
     if (this.closedByUser) return;
-    this.abandon(4000, reason);
+    this.abandon(code, reason);
     this.attempt = 0;
     this.open(reason);
   }
@@ -317,9 +317,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
       return current; // already there (or on the way) as this user
     }
     if (current && current.state !== 'left') this.endSubscription(current, `joined ${room}`);
+    const saved = this.positions.get(room);
     const since = options.since
       ? { epoch: options.since.epoch, offset: options.since.offset }
-      : (this.positions.get(room) ?? null);
+      : saved
+        ? { ...saved }
+        : null;
     const sub = new Subscription(room, user, since);
     this.subscription = sub;
     if (this.state === 'connected') this.sendJoin(sub);
@@ -572,7 +575,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       const margin = this.opts.tokenRefreshMargin ?? 30_000;
       // Refresh `margin` before expiry, but never sooner than halfway through what is left.
       const delay = Math.max(left - margin, left / 2, 0);
-      this.refreshTimer = setTimeout(() => this.reconnect('token refresh'), delay);
+      this.refreshTimer = setTimeout(() => this.reconnect('token refresh', 1000), delay);
     }
   }
 
@@ -687,7 +690,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     } else {
       sub.positionOrNull = { epoch, offset: frame.offset ?? 0 };
     }
-    this.positions.set(sub.room, sub.positionOrNull!);
+    this.positions.set(sub.room, sub.positionOrNull!); // shared: chats advance both
     sub.state = 'joined';
     sub.users = frame.users;
     const event: JoinedEvent = {
@@ -719,9 +722,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private onError(frame: ErrorFrame): void {
     this.emit('error', { code: frame.code, message: frame.message, source: 'server' });
-    // `forbidden` only ever answers a join: the room is not ours to rejoin.
+    // A join refused for good (a room outside the token's grant, a user the server will not
+    // take) must not leave the client waiting to rejoin with its sends queued forever. These
+    // errors can only answer a join.
     const sub = this.subscription;
-    if (frame.code === 'forbidden' && sub && sub.state === 'joining') {
+    const refusesJoin =
+      frame.code === 'forbidden' ||
+      (frame.code === 'invalid_message' &&
+        (frame.message.startsWith('Invalid join message') || frame.message.includes('user object')));
+    if (refusesJoin && sub && sub.state === 'joining') {
       this.subscription = null;
       this.endSubscription(sub, `forbidden: ${frame.message}`);
       this.flush();

@@ -128,6 +128,18 @@ describe('client over WebSocket', () => {
     assert.deepEqual(await error, { code: 'not_in_room', message: 'Not in a room', source: 'server' });
   });
 
+  it('gives up a join the server refuses (a user object over 1 KiB), and sends are not stuck behind it', async () => {
+    const big = client({ id: 'big', name: 'Big', bio: 'x'.repeat(2000) });
+    await connected(big);
+    const sub = big.join('refused');
+    const left = next(sub, 'left');
+    const error = next(big, 'error');
+    assert.deepEqual(await error, { code: 'invalid_message', message: 'user object over 1024 bytes', source: 'server' });
+    assert.match((await left).reason, /user object over 1024 bytes/);
+    assert.equal(big.subscription, null);
+    assert.equal(big.privateMessage('nobody', 'not queued'), 'sent', 'nothing waits for that room');
+  });
+
   it('resumes from a saved position: everything after it (recovered) or nothing (recovered: false)', async () => {
     const writer = client('writer');
     await connected(writer);

@@ -65,6 +65,22 @@ describe('tokens', () => {
     assert.deepEqual(joined.users.map((u) => (typeof u === 'string' ? u : u.id)), ['tok-alice'], 'identity comes from the token');
   });
 
+  it('gives up a room outside the token grant instead of waiting to rejoin it', async () => {
+    const getToken = async () => sign({ sub: 'tok-limited', rooms: ['team-*'], exp: Math.floor(Date.now() / 1000) + 3600 });
+    const c = new HeraldClient(server.url, { WebSocket, user: 'u', getToken });
+    clients.push(c);
+    c.connect();
+    const refused = c.join('secret');
+    const left = next(refused, 'left');
+    const error = next(c, 'error');
+    assert.equal((await error).code, 'forbidden');
+    assert.match((await left).reason, /^forbidden/);
+    assert.equal(refused.state, 'left');
+    assert.equal(c.subscription, null);
+    const allowed = await next(c.join('team-a'), 'joined');
+    assert.equal(allowed.room, 'team-a');
+  });
+
   it('fetches a new token before the old one expires, reconnects and resumes the room', async () => {
     const { getToken, calls } = minter('tok-refresh', 4);
     const c = new HeraldClient(server.url, {

@@ -276,9 +276,9 @@ var Herald = (() => {
      * Drops the current connection and connects again at once, resuming the room: what an app
      * does when it knows the network changed.
      */
-    reconnect(reason = "reconnect requested") {
+    reconnect(reason = "reconnect requested", code = 4e3) {
       if (this.closedByUser) return;
-      this.abandon(4e3, reason);
+      this.abandon(code, reason);
       this.attempt = 0;
       this.open(reason);
     }
@@ -295,7 +295,8 @@ var Herald = (() => {
         return current;
       }
       if (current && current.state !== "left") this.endSubscription(current, `joined ${room}`);
-      const since = options.since ? { epoch: options.since.epoch, offset: options.since.offset } : this.positions.get(room) ?? null;
+      const saved = this.positions.get(room);
+      const since = options.since ? { epoch: options.since.epoch, offset: options.since.offset } : saved ? { ...saved } : null;
       const sub = new Subscription(room, user, since);
       this.subscription = sub;
       if (this.state === "connected") this.sendJoin(sub);
@@ -522,7 +523,7 @@ var Herald = (() => {
         const left = exp * 1e3 - Date.now();
         const margin = this.opts.tokenRefreshMargin ?? 3e4;
         const delay = Math.max(left - margin, left / 2, 0);
-        this.refreshTimer = setTimeout(() => this.reconnect("token refresh"), delay);
+        this.refreshTimer = setTimeout(() => this.reconnect("token refresh", 1e3), delay);
       }
     }
     // ------------------------------------------------------------------ receiving
@@ -662,7 +663,8 @@ var Herald = (() => {
     onError(frame) {
       this.emit("error", { code: frame.code, message: frame.message, source: "server" });
       const sub = this.subscription;
-      if (frame.code === "forbidden" && sub && sub.state === "joining") {
+      const refusesJoin = frame.code === "forbidden" || frame.code === "invalid_message" && (frame.message.startsWith("Invalid join message") || frame.message.includes("user object"));
+      if (refusesJoin && sub && sub.state === "joining") {
         this.subscription = null;
         this.endSubscription(sub, `forbidden: ${frame.message}`);
         this.flush();
