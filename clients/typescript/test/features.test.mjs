@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 
 import { HeraldClient, HeraldEvents, webSocketTransport } from '../dist/index.js';
-import { next, post, record, startHerald, until } from './helpers.mjs';
+import { next, post, record, startHerald, startProxy, until } from './helpers.mjs';
 
 describe('client over WebSocket', () => {
   let server;
@@ -286,5 +286,64 @@ describe('client over WebSocket', () => {
     await until(again, 'notification', () => got.length === 2);
     assert.deepEqual(got.map((n) => n.message), ['missed 1', 'missed 2']);
     again.close();
+  });
+
+  it('reopens a lost SSE stream by itself and gets what it missed (Last-Event-ID)', async () => {
+    const proxy = await startProxy(new URL(server.url).host);
+    const events = new HeraldEvents(proxy.url, { userId: 'sse-cut', minReconnectDelay: 50, maxReconnectDelay: 200 });
+    const got = record(events, 'notification');
+    const states = record(events, 'state');
+    const open = next(events, 'connect');
+    events.connect();
+    await open;
+    await post(server.url, '/notifications', { userId: 'sse-cut', message: 'before' });
+    await until(events, 'notification', () => got.length === 1);
+
+    // The network goes away: the stream is cut and cannot come back until it returns.
+    const lost = next(events, 'state', (s) => s.state === 'connecting');
+    proxy.block();
+    proxy.cut();
+    await lost;
+    await post(server.url, '/notifications', { userId: 'sse-cut', message: 'missed 1' });
+    await post(server.url, '/updates', { resource: 'doc', action: 'saved' });
+    await post(server.url, '/notifications', { userId: 'sse-cut', message: 'missed 2' });
+    const updates = record(events, 'update');
+    proxy.unblock();
+    await until(events, 'notification', () => got.length === 3, 15_000);
+    assert.deepEqual(got.map((n) => n.message), ['before', 'missed 1', 'missed 2']);
+    assert.deepEqual(updates.map((u) => u.resource), ['doc']);
+    assert.equal(events.state, 'connected');
+    assert.ok(states.some((s) => s.previous === 'connected' && s.state === 'connecting'));
+    events.close();
+    await proxy.close();
+  });
+
+  it('reconnects through a network cut and recovers the room', async () => {
+    const proxy = await startProxy(new URL(server.url).host);
+    const here = client('here');
+    const cutoff = new HeraldClient(proxy.url, { WebSocket, user: 'cutoff', minReconnectDelay: 50, maxReconnectDelay: 200 });
+    clients.push(cutoff);
+    await connected(here);
+    await connected(cutoff);
+    const { sub: hereRoom } = await joined(here, 'cut');
+    const { sub: room } = await joined(cutoff, 'cut');
+    const got = record(room, 'chat');
+    const lost = next(cutoff, 'connecting');
+    proxy.block();
+    proxy.cut();
+    const event = await lost;
+    assert.equal(event.code, 1006);
+    const heard = record(hereRoom, 'chat');
+    here.chat('during the cut');
+    await until(hereRoom, 'chat', () => heard.length === 1);
+    assert.equal(cutoff.chat('written during the cut'), 'queued');
+    const back = next(room, 'joined', () => true, 15_000);
+    proxy.unblock();
+    const rejoined = await back;
+    assert.equal(rejoined.recovered, true);
+    await until(hereRoom, 'chat', () => heard.length === 2);
+    await until(room, 'chat', () => got.length === 2);
+    assert.deepEqual(got.map((m) => m.text), ['during the cut', 'written during the cut']);
+    await proxy.close();
   });
 });

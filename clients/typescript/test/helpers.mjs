@@ -120,3 +120,58 @@ export async function redisUp() {
     socket.once('data', (data) => finish(String(data).startsWith('+PONG')));
   });
 }
+
+/**
+ * A TCP proxy in front of `target` (host:port) that a test can cut like a lost network:
+ * `cut()` destroys every proxied connection, `block()` makes new ones fail at once until
+ * `unblock()`. Returns { url, cut, block, unblock, close, connections() }.
+ */
+export async function startProxy(target) {
+  const net = await import('node:net');
+  const [host, port] = [target.split(':')[0], Number(target.split(':')[1])];
+  const live = new Set();
+  let blocked = false;
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    if (blocked) {
+      client.destroy();
+      return;
+    }
+    accepted += 1;
+    const upstream = net.connect(port, host);
+    const pair = { client, upstream };
+    live.add(pair);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      live.delete(pair);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((done) => server.listen(0, '127.0.0.1', done));
+  const { port: own } = server.address();
+  return {
+    url: `http://127.0.0.1:${own}`,
+    connections: () => accepted,
+    cut() {
+      for (const { client, upstream } of live) {
+        client.destroy();
+        upstream.destroy();
+      }
+      live.clear();
+    },
+    block() {
+      blocked = true;
+    },
+    unblock() {
+      blocked = false;
+    },
+    close() {
+      this.cut();
+      return new Promise((done) => server.close(() => done()));
+    },
+  };
+}
