@@ -346,4 +346,24 @@ describe('client over WebSocket', () => {
     assert.deepEqual(got.map((m) => m.text), ['during the cut', 'written during the cut']);
     await proxy.close();
   });
+
+  it('notices a connection that went silent (no pong) and moves to a new one', async () => {
+    const proxy = await startProxy(new URL(server.url).host);
+    const c = new HeraldClient(proxy.url, {
+      WebSocket, user: 'silent', pingInterval: 200, pongTimeout: 300, minReconnectDelay: 50,
+    });
+    clients.push(c);
+    await connected(c);
+    const room = c.join('silent');
+    await next(room, 'joined');
+    const lost = next(c, 'connecting');
+    const back = next(room, 'joined', () => true, 15_000);
+    proxy.stall(); // nothing flows, nothing closes: only the missing pong tells
+    const event = await lost;
+    assert.equal(event.code, 4000);
+    assert.match(event.reason, /no answer to ping/);
+    assert.equal((await back).recovered, true);
+    assert.equal(proxy.connections(), 2, 'a second connection replaced the silent one');
+    await proxy.close();
+  });
 });

@@ -123,8 +123,9 @@ export async function redisUp() {
 
 /**
  * A TCP proxy in front of `target` (host:port) that a test can cut like a lost network:
- * `cut()` destroys every proxied connection, `block()` makes new ones fail at once until
- * `unblock()`. Returns { url, cut, block, unblock, close, connections() }.
+ * `cut()` destroys every proxied connection, `stall()` stops forwarding on them without closing
+ * them, `block()` makes new ones fail at once until `unblock()`.
+ * Returns { url, cut, stall, block, unblock, close, connections() }.
  */
 export async function startProxy(target) {
   const net = await import('node:net');
@@ -162,6 +163,15 @@ export async function startProxy(target) {
         upstream.destroy();
       }
       live.clear();
+    },
+    /** Stops forwarding on every open connection without closing it (a silent dead link). */
+    stall() {
+      for (const { client, upstream } of live) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
     },
     block() {
       blocked = true;
