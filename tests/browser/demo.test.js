@@ -41,6 +41,9 @@ describe('demo page', () => {
       if (msg.type() === 'error') pageErrors.push(`${label} console: ${msg.text()}`);
     });
     await page.goto(`${server.url}/`);
+    const clientLoaded = await page.evaluate(() => typeof window.Herald === 'object');
+    assert.ok(clientLoaded,
+      `${label}: the page did not get herald-client.js (the client bundle) from GET /herald-client.js`);
     await page.locator('#ws-status[data-state="connected"]').waitFor();
     return page;
   }

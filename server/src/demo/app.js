@@ -80,6 +80,12 @@
 
   // ---------------------------------------------------------------- state
 
+  if (!window.Herald) {
+    // The client bundle is served next to this file; without it the page cannot talk at all.
+    setStatus($('ws-status'), 'Chat', 'disconnected', 'herald-client.js did not load');
+    setStatus($('sse-status'), 'Live', 'disconnected', 'herald-client.js did not load');
+    throw new Error('herald-client.js did not load: the server must serve GET /herald-client.js');
+  }
   const { HeraldClient, HeraldEvents } = window.Herald;
 
   const state = {
