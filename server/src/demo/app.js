@@ -107,6 +107,7 @@
     if (now === 'connected') setStatus(wsStatus, 'Chat', 'connected');
     else if (now === 'disconnected') setStatus(wsStatus, 'Chat', 'disconnected', reason);
     else if (reason === 'connect called') setStatus(wsStatus, 'Chat', 'connecting', 'connecting…');
+    else setStatus(wsStatus, 'Chat', 'reconnecting', `reconnecting (${reason})`);
     if (now !== 'connected') {
       // Presence is stale until the room is joined again; sends made meanwhile are queued.
       state.members = [];
