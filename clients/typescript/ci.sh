@@ -2,7 +2,7 @@
 # CI for the TypeScript client (clients/typescript):
 #   1. npm ci (devDependencies from the lockfile; nothing else is fetched afterwards);
 #   2. the types generated from schemas/ are fresh (npm run gen:check);
-#   3. tsc --strict compiles the client to dist/;
+#   3. tsc --strict compiles the client to dist/ and type-checks examples/ (the README's usage);
 #   4. the committed browser bundle server/src/demo/herald-client.js is fresh;
 #   5. node:test suites against the real binary (HERALD_BIN, default target/debug/herald), Redis
 #      on 127.0.0.1:6379 for the restart test (CI=true makes its absence a failure).
@@ -16,7 +16,8 @@ cd "$here"
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent gen:check
 npx --no-install tsc -p tsconfig.json
-echo "tsc --strict: the client compiles against the generated types"
+npx --no-install tsc -p tsconfig.examples.json
+echo "tsc --strict: the client and examples/ compile against the generated types"
 node scripts/bundle.mjs --check
 
 export HERALD_BIN="${HERALD_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/herald}"

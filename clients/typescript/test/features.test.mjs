@@ -99,6 +99,22 @@ describe('client over WebSocket', () => {
     assert.deepEqual(aliceRoom.users, ['alice']);
   });
 
+  it('moves to another room on join (one room per connection), and never rejoins the old one', async () => {
+    const mover = client('room-mover', { minReconnectDelay: 20 });
+    await connected(mover);
+    const { sub: first } = await joined(mover, 'first-room');
+    const firstLeft = next(first, 'left');
+    const { sub: second, event } = await joined(mover, 'second-room');
+    assert.equal((await firstLeft).reason, 'joined second-room');
+    assert.equal(first.state, 'left');
+    assert.equal(event.room, 'second-room');
+    assert.equal(mover.subscription, second);
+    const back = next(second, 'joined');
+    mover.reconnect('test');
+    assert.equal((await back).room, 'second-room', 'only the current room is rejoined');
+    assert.equal(first.state, 'left');
+  });
+
   it('sends private messages and receives notifications on the socket', async () => {
     const carol = client('carol');
     const dave = client('dave');
