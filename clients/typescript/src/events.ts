@@ -207,6 +207,7 @@ export class HeraldEvents extends Emitter<EventStreamEvents> {
       });
       if (!response.ok || !response.body) {
         reason = `stream refused (HTTP ${response.status})`;
+        if (generation === this.generation) this.emit('error', { code: `http_${response.status}`, message: reason });
         await response.body?.cancel().catch(() => {});
       } else {
         await this.parse(response.body, generation);

@@ -5,8 +5,8 @@ import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 
-import { HeraldClient, tokenExpiry } from '../dist/index.js';
-import { next, record, startHerald, until } from './helpers.mjs';
+import { HeraldClient, HeraldEvents, tokenExpiry } from '../dist/index.js';
+import { next, post, record, startHerald, until } from './helpers.mjs';
 
 const SECRET = 'tsclient-test-secret-not-for-deployment-0123456789';
 const b64url = (data) => Buffer.from(data).toString('base64url');
@@ -149,5 +149,25 @@ describe('tokens', () => {
     assert.ok(calls.length >= 2);
     assert.ok(states.some((s) => s.code === 4001));
     c.close();
+  });
+
+  it('opens an SSE stream with a token, as the token\'s user', async () => {
+    const refused = new HeraldEvents(server.url, { userId: 'tok-sse', minReconnectDelay: 5_000 });
+    const error = next(refused, 'error');
+    refused.connect();
+    assert.deepEqual(await error, { code: 'http_401', message: 'stream refused (HTTP 401)' });
+    const { getToken, calls } = minter('tok-sse', 3600);
+    const events = new HeraldEvents(server.url, { getToken });
+    const got = record(events, 'notification');
+    const open = next(events, 'connect');
+    events.connect();
+    await open;
+    assert.equal(calls.length, 1);
+    await post(server.url, '/notifications', { userId: 'tok-sse', message: 'for the token user' });
+    await until(events, 'notification', () => got.length === 1);
+    assert.equal(got[0].userId, 'tok-sse');
+    assert.notEqual(refused.state, 'connected', 'no stream without a token');
+    refused.close();
+    events.close();
   });
 });

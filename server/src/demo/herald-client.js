@@ -815,6 +815,7 @@ var Herald = (() => {
         });
         if (!response.ok || !response.body) {
           reason = `stream refused (HTTP ${response.status})`;
+          if (generation === this.generation) this.emit("error", { code: `http_${response.status}`, message: reason });
           await response.body?.cancel().catch(() => {
           });
         } else {
