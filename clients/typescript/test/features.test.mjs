@@ -366,7 +366,7 @@ describe('client over WebSocket', () => {
   it('notices a connection that went silent (no pong) and moves to a new one', async () => {
     const proxy = await startProxy(new URL(server.url).host);
     const c = new HeraldClient(proxy.url, {
-      WebSocket, user: 'silent', pingInterval: 200, pongTimeout: 300, minReconnectDelay: 50,
+      WebSocket, user: 'silent', pingInterval: 250, pongTimeout: 1_500, minReconnectDelay: 50,
     });
     clients.push(c);
     await connected(c);
