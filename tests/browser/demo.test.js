@@ -41,6 +41,9 @@ describe('demo page', () => {
       if (msg.type() === 'error') pageErrors.push(`${label} console: ${msg.text()}`);
     });
     await page.goto(`${server.url}/`);
+    const clientLoaded = await page.evaluate(() => typeof window.Herald === 'object');
+    assert.ok(clientLoaded,
+      `${label}: the page did not get herald-client.js (the client bundle) from GET /herald-client.js`);
     await page.locator('#ws-status[data-state="connected"]').waitFor();
     return page;
   }
@@ -94,6 +97,12 @@ describe('demo page', () => {
     );
     assert.equal(styled, 'flex', 'style.css is applied');
     assert.equal(await alice.inputValue('#room'), 'general', 'the room defaults to general');
+    // The page is built on the bundled TypeScript client (herald-client.js), not its own sockets.
+    assert.equal(
+      await alice.evaluate(() => window.heraldDemo.client instanceof window.Herald.HeraldClient),
+      true,
+    );
+    assert.equal(await alice.evaluate(() => window.heraldDemo.client.transport), 'websocket');
   });
 
   it('shows both members to both users after they join', async () => {
@@ -244,15 +253,31 @@ describe('demo page', () => {
   it('catches up on what it missed while its connection was down', async () => {
     const missed = bob.locator('#messages .notice', { hasText: 'may have been missed' });
     const missedBefore = await missed.count(); // the restart above lost the history, rightly
-    // Drop bob's socket the way a flaky network would (any code but 1000 means "reconnect").
-    await bob.evaluate(() => window.heraldDemo.chat.ws.close(4000, 'test drop'));
+    // Take bob's connection away while alice writes, then give it back: the client resumes the
+    // room from the last offset it saw.
+    await bob.evaluate(() => window.heraldDemo.client.close());
+    await bob.locator('#ws-status[data-state="disconnected"]').waitFor();
     await alice.fill('#message', 'sent while bob was away');
     await alice.click('#send');
     await message(alice, 'sent while bob was away').waitFor();
+    await bob.evaluate(() => window.heraldDemo.client.connect());
     await bob.locator('#ws-status[data-state="connected"]').waitFor({ timeout: 20_000 });
     await message(bob, 'sent while bob was away').waitFor();
     await sleep(300);
     assert.equal(await message(bob, 'sent while bob was away').count(), 1, 'shown once');
     assert.equal(await missed.count(), missedBefore, 'the server could replay everything');
+  });
+
+  it('queues a message written while disconnected and sends it once back in the room', async () => {
+    await bob.evaluate(() => window.heraldDemo.client.close());
+    await bob.locator('#ws-status[data-state="disconnected"]').waitFor();
+    await bob.fill('#message', 'written offline');
+    await bob.click('#send');
+    await bob.locator('#messages .notice', { hasText: 'Queued' }).waitFor();
+    assert.equal(await bob.evaluate(() => window.heraldDemo.client.queued), 1);
+    await bob.evaluate(() => window.heraldDemo.client.connect());
+    await message(alice, 'written offline').waitFor();
+    await message(bob, 'written offline').waitFor();
+    assert.equal(await bob.evaluate(() => window.heraldDemo.client.queued), 0);
   });
 });

@@ -1,5 +1,8 @@
-// Herald demo page: a chat room over the WebSocket at /ws and a live dashboard over the
-// Server-Sent Events stream at /events. Plain browser JavaScript, no build step, no libraries.
+// Herald demo page: a chat room and a live dashboard, built on the Herald TypeScript client
+// (clients/typescript, bundled as herald-client.js, global `Herald`). The client does the
+// networking: the WebSocket, reconnecting with backoff, resuming the room with `since`, queueing
+// sends while disconnected, and the Server-Sent Events stream with Last-Event-ID. This file only
+// renders what it reports.
 //
 // Everything the server sends is treated as untrusted: text goes into the page through
 // textContent, and chat text (which the server already sanitised) is rebuilt node by node so
@@ -13,8 +16,6 @@
   const TOAST_MS = 6000;
   const FEED_LIMIT = 20;
   const NEWS_LIMIT = 10;
-  const BACKOFF_BASE_MS = 1000;
-  const BACKOFF_MAX_MS = 30000;
 
   // ---------------------------------------------------------------- helpers
 
@@ -33,11 +34,6 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
-  }
-
-  function backoffDelay(attempt) {
-    const exp = Math.min(BACKOFF_BASE_MS * 2 ** attempt, BACKOFF_MAX_MS);
-    return Math.round(exp / 2 + Math.random() * (exp / 2)); // jitter: [exp/2, exp]
   }
 
   const ALLOWED_TAGS = new Set(['B', 'I', 'EM', 'STRONG']);
@@ -77,188 +73,94 @@
     node.textContent = `${label}: ${detail || state}`;
   }
 
+  function setStatus(node, label, state, detail) {
+    node.dataset.state = state;
+    node.textContent = `${label}: ${detail || state}`;
+  }
+
   // ---------------------------------------------------------------- state
+
+  if (!window.Herald) {
+    // The client bundle is served next to this file; without it the page cannot talk at all.
+    setStatus($('ws-status'), 'Chat', 'disconnected', 'herald-client.js did not load');
+    setStatus($('sse-status'), 'Live', 'disconnected', 'herald-client.js did not load');
+    throw new Error('herald-client.js did not load: the server must serve GET /herald-client.js');
+  }
+  const { HeraldClient, HeraldEvents } = window.Herald;
 
   const state = {
     me: null, // the user sent in `join`: the name string, which is also the id
-    room: null, // the room we are in, per the server
-    wantedRoom: null, // the room to (re)join whenever the socket opens
+    room: null, // the room we are in (or rejoining after a lost connection)
     members: [], // users in the room, as the server sent them
     typing: new Map(), // user id -> name
-    position: new Map(), // room -> {epoch, offset} of the last chat seen, for resuming
-    seenChat: new Set(), // room/epoch/id of chats already shown (a resume may repeat some)
     seenNotifications: new Set(), // notifications arrive over SSE and WebSocket alike
     amTyping: false,
     typingTimer: null,
   };
 
-  // ---------------------------------------------------------------- chat over WebSocket
+  // ---------------------------------------------------------------- chat over the client
 
-  const chat = {
-    ws: null,
-    attempts: 0,
-    retryTimer: null,
-    clientId: null,
+  const client = new HeraldClient(location.origin);
+  const wsStatus = $('ws-status');
 
-    url() {
-      const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-      return `${scheme}//${location.host}/ws`;
-    },
-
-    connect() {
-      clearTimeout(this.retryTimer);
-      setStatus($('ws-status'), 'Chat', 'connecting', 'connecting…');
-      let ws;
-      try {
-        ws = new WebSocket(this.url());
-      } catch (err) {
-        this.scheduleReconnect();
-        return;
-      }
-      this.ws = ws;
-      ws.onopen = () => {
-        this.attempts = 0;
-        setStatus($('ws-status'), 'Chat', 'connected');
-        if (state.wantedRoom) this.join(state.wantedRoom, true);
-      };
-      ws.onmessage = (event) => {
-        let frame;
-        try {
-          frame = JSON.parse(event.data);
-        } catch {
-          return;
-        }
-        if (frame && typeof frame.type === 'string') onFrame(frame);
-      };
-      ws.onclose = (event) => {
-        if (this.ws !== ws) return;
-        this.ws = null;
-        state.room = null;
-        state.amTyping = false;
-        clearTimeout(state.typingTimer);
-        renderRoom();
-        if (event.code === 1000) {
-          setStatus($('ws-status'), 'Chat', 'disconnected');
-        } else {
-          this.scheduleReconnect(event.code);
-        }
-      };
-      // Errors are always followed by a close event, which does the work.
-      ws.onerror = () => {};
-    },
-
-    scheduleReconnect(code) {
-      const delay = backoffDelay(this.attempts);
-      this.attempts += 1;
-      const why = code ? ` (closed ${code})` : '';
-      setStatus($('ws-status'), 'Chat', 'reconnecting',
-        `reconnecting in ${Math.ceil(delay / 1000)} s${why}`);
-      this.retryTimer = setTimeout(() => this.connect(), delay);
-    },
-
-    send(frame) {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-        this.ws.send(JSON.stringify(frame));
-        return true;
-      }
-      notice('Not connected; try again in a moment.', 'error');
-      return false;
-    },
-
-    join(room, resuming) {
-      const frame = { type: 'join', room, user: state.me };
-      const seen = state.position.get(room);
-      if (resuming && seen && typeof seen.epoch === 'string') {
-        frame.since = { offset: seen.offset, epoch: seen.epoch };
-      }
-      this.send(frame);
-    },
-  };
-
-  function onFrame(frame) {
-    switch (frame.type) {
-      case 'welcome':
-        chat.clientId = frame.clientId;
-        $('ws-status').title = `WebSocket /ws, client ${frame.clientId}`;
-        break;
-      case 'room_joined':
-        onRoomJoined(frame);
-        break;
-      case 'room_left':
-        state.room = null;
-        state.members = [];
-        state.typing.clear();
-        notice(`You left ${frame.room}.`);
-        renderRoom();
-        break;
-      case 'user_joined':
-        if (frame.room && frame.room !== state.room) break;
-        state.members = Array.isArray(frame.users) ? frame.users : state.members;
-        notice(`${userName(frame.user)} joined.`);
-        renderMembers();
-        break;
-      case 'user_left':
-        if (frame.room && frame.room !== state.room) break;
-        state.members = state.members.filter((u) => userId(u) !== userId(frame.user));
-        state.typing.delete(userId(frame.user));
-        notice(`${userName(frame.user)} left.`);
-        renderMembers();
-        renderTyping();
-        break;
-      case 'chat':
-        onChat(frame);
-        break;
-      case 'typing':
-        if (frame.room && frame.room !== state.room) break;
-        if (frame.isTyping) state.typing.set(userId(frame.user), userName(frame.user));
-        else state.typing.delete(userId(frame.user));
-        renderTyping();
-        break;
-      case 'private_message':
-        addMessage({
-          kind: 'private incoming',
-          who: `${userName(frame.from)} → you`,
-          text: frame.text,
-          timestamp: frame.timestamp,
-        });
-        break;
-      case 'notification':
-        showNotification(frame.content);
-        break;
-      case 'error':
-        notice(`Error: ${frame.message}${frame.code ? ` (${frame.code})` : ''}`, 'error');
-        break;
-      default:
-        break; // pong, and anything newer than this page
+  client.on('state', ({ state: now, reason }) => {
+    if (now === 'connected') setStatus(wsStatus, 'Chat', 'connected');
+    else if (now === 'disconnected') setStatus(wsStatus, 'Chat', 'disconnected', reason);
+    else if (reason === 'connect called') setStatus(wsStatus, 'Chat', 'connecting', 'connecting…');
+    else setStatus(wsStatus, 'Chat', 'reconnecting', `reconnecting (${reason})`);
+    if (now !== 'connected') {
+      // Presence is stale until the room is joined again; sends made meanwhile are queued.
+      state.members = [];
+      state.typing.clear();
+      state.amTyping = false;
+      clearTimeout(state.typingTimer);
+      renderMembers();
+      renderTyping();
     }
-  }
+  });
+  client.on('connecting', ({ delay, reason }) => {
+    setStatus(wsStatus, 'Chat', 'reconnecting',
+      `reconnecting in ${Math.ceil(delay / 1000)} s (${reason})`);
+  });
+  client.on('connected', ({ clientId, transport }) => {
+    wsStatus.title = `${transport}, client ${clientId}`;
+  });
 
-  function onRoomJoined(frame) {
-    state.room = frame.room;
-    state.members = Array.isArray(frame.users) ? frame.users : [];
+  client.on('joined', (event) => {
+    state.room = event.room;
+    state.members = event.users;
     state.typing.clear();
-    if (frame.recovered !== true) {
-      // A fresh join, or a resume that was impossible: count from the room's latest message.
-      // (On a successful resume the missed messages follow and advance the position.)
-      state.position.set(frame.room, { epoch: frame.epoch, offset: frame.offset || 0 });
+    if (event.wasRecovering && !event.recovered) {
+      notice('Reconnected; some messages may have been missed.');
     }
-    if (frame.recovered === false) notice('Reconnected; some messages may have been missed.');
-    notice(`You joined ${frame.room}.`);
+    notice(event.wasRecovering ? `You are back in ${event.room}.` : `You joined ${event.room}.`);
     renderRoom();
-  }
-
-  function onChat(frame) {
-    if (frame.room && frame.room !== state.room) return;
-    const seen = state.position.get(frame.room);
-    if (frame.id) {
-      // Ids are unique within a room's stream; a restarted stream (new epoch) may reuse them.
-      const key = `${frame.room}\n${seen ? seen.epoch : ''}\n${frame.id}`;
-      if (state.seenChat.has(key)) return;
-      state.seenChat.add(key);
-    }
-    if (seen && typeof frame.offset === 'number' && frame.offset > seen.offset) {
-      seen.offset = frame.offset;
-    }
+  });
+  client.on('left', ({ room, reason }) => {
+    if (room !== state.room) return;
+    state.room = null;
+    notice(reason === 'left' ? `You left ${room}.` : `You left ${room} (${reason}).`);
+    renderRoom();
+  });
+  client.on('user_joined', (frame) => {
+    state.members = frame.users;
+    notice(`${userName(frame.user)} joined.`);
+    renderMembers();
+  });
+  client.on('user_left', (frame) => {
+    state.members = state.members.filter((u) => userId(u) !== userId(frame.user));
+    state.typing.delete(userId(frame.user));
+    notice(`${userName(frame.user)} left.`);
+    renderMembers();
+    renderTyping();
+  });
+  client.on('typing', (frame) => {
+    if (frame.isTyping) state.typing.set(userId(frame.user), userName(frame.user));
+    else state.typing.delete(userId(frame.user));
+    renderTyping();
+  });
+  client.on('chat', (frame) => {
+    // The client already dropped repeats (by offset) after a resume.
     state.typing.delete(userId(frame.user));
     renderTyping();
     const mine = userId(frame.user) === userId(state.me);
@@ -268,6 +170,31 @@
       text: frame.text,
       timestamp: frame.timestamp,
     });
+  });
+  client.on('private_message', (frame) => {
+    addMessage({
+      kind: 'private incoming',
+      who: `${userName(frame.from)} → you`,
+      text: frame.text,
+      timestamp: frame.timestamp,
+    });
+  });
+  client.on('notification', (content) => showNotification(content));
+  client.on('error', (error) => {
+    notice(`Error: ${error.message}${error.code ? ` (${error.code})` : ''}`, 'error');
+  });
+
+  /** Sends through the client; says so when the send waits for the connection. */
+  function send(action) {
+    let result;
+    try {
+      result = action();
+    } catch (err) {
+      notice(`Not sent: ${err.message}`, 'error');
+      return false;
+    }
+    if (result === 'queued') notice('Queued: it will be sent when the connection is back.');
+    return result !== 'dropped';
   }
 
   // ---------------------------------------------------------------- rendering the chat
@@ -370,10 +297,7 @@
 
   function typingActivity() {
     if (!state.room) return;
-    if (!state.amTyping) {
-      state.amTyping = true;
-      chat.send({ type: 'typing', isTyping: true });
-    }
+    if (!state.amTyping && client.typing(true) === 'sent') state.amTyping = true;
     clearTimeout(state.typingTimer);
     state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
   }
@@ -382,65 +306,38 @@
     clearTimeout(state.typingTimer);
     if (state.amTyping) {
       state.amTyping = false;
-      if (state.room) chat.send({ type: 'typing', isTyping: false });
+      if (state.room) client.typing(false);
     }
   }
 
   // ---------------------------------------------------------------- live dashboard over SSE
 
-  const live = {
-    source: null,
-    forUser: undefined,
-    attempts: 0,
-    retryTimer: null,
+  const sseStatus = $('sse-status');
+  let live = null;
 
-    /** Opens the stream for `user` (a user id), or untargeted when there is none yet. */
-    connect(user) {
-      if (this.source && this.forUser === user) return;
-      this.close();
-      this.forUser = user;
-      const url = user ? `/events?userId=${encodeURIComponent(user)}` : '/events';
-      setStatus($('sse-status'), 'Live', 'connecting', 'connecting…');
-      const source = new EventSource(url);
-      this.source = source;
-      const parse = (handler) => (event) => {
-        let data;
-        try {
-          data = JSON.parse(event.data);
-        } catch {
-          return;
-        }
-        handler(data);
-      };
-      source.onopen = () => {
-        this.attempts = 0;
-        setStatus($('sse-status'), 'Live', 'connected', user ? `connected as ${user}` : 'connected');
-      };
-      source.onerror = () => {
-        if (source.readyState === EventSource.CLOSED) {
-          // The browser gave up (e.g. an HTTP error); retry ourselves with backoff.
-          const delay = backoffDelay(this.attempts);
-          this.attempts += 1;
-          setStatus($('sse-status'), 'Live', 'reconnecting',
-            `reconnecting in ${Math.ceil(delay / 1000)} s`);
-          this.source = null;
-          this.retryTimer = setTimeout(() => this.connect(this.forUser), delay);
-        } else {
-          setStatus($('sse-status'), 'Live', 'reconnecting', 'reconnecting…');
-        }
-      };
-      source.addEventListener('notification', parse(showNotification));
-      source.addEventListener('update', parse(showUpdate));
-      source.addEventListener('stock_update', parse(showStock));
-      source.addEventListener('news', parse(showNews));
-    },
-
-    close() {
-      clearTimeout(this.retryTimer);
-      if (this.source) this.source.close();
-      this.source = null;
-    },
-  };
+  /** Opens the stream for `user` (a user id), or untargeted when there is none yet. */
+  function openLive(user) {
+    if (live && live.userId === user) return;
+    if (live) live.stream.close();
+    const stream = new HeraldEvents(location.origin, user ? { userId: user } : {});
+    live = { stream, userId: user };
+    stream.on('state', ({ state: now, reason }) => {
+      if (now === 'connected') {
+        setStatus(sseStatus, 'Live', 'connected', user ? `connected as ${user}` : 'connected');
+      } else if (now === 'connecting') {
+        const first = reason === 'connect called';
+        setStatus(sseStatus, 'Live', first ? 'connecting' : 'reconnecting',
+          first ? 'connecting…' : 'reconnecting…');
+      } else {
+        setStatus(sseStatus, 'Live', 'disconnected');
+      }
+    });
+    stream.on('notification', showNotification);
+    stream.on('update', showUpdate);
+    stream.on('stock_update', showStock);
+    stream.on('news', showNews);
+    stream.connect();
+  }
 
   function prepend(list, item, limit) {
     const empty = list.querySelector('.empty');
@@ -531,17 +428,13 @@
     if (state.me !== name) state.seenNotifications.clear();
     stopTyping();
     state.me = name;
-    state.wantedRoom = room;
-    live.connect(userId(state.me));
-    if (chat.ws && chat.ws.readyState === WebSocket.OPEN) chat.join(room, false);
-    else if (!chat.ws) chat.connect(); // joins on open
-    // while connecting, onopen joins state.wantedRoom
+    openLive(userId(state.me));
+    client.join(room, { user: name }); // sent now, or when the connection opens
   });
 
   $('leave').addEventListener('click', () => {
     stopTyping();
-    state.wantedRoom = null;
-    chat.send({ type: 'leave' });
+    client.leave();
   });
 
   $('message').addEventListener('input', () => {
@@ -554,7 +447,7 @@
     const text = $('message').value;
     if (!text.trim() || !state.room) return;
     stopTyping();
-    if (chat.send({ type: 'chat', text })) $('message').value = '';
+    if (send(() => client.chat(text))) $('message').value = '';
   });
 
   $('members').addEventListener('click', (event) => {
@@ -572,7 +465,7 @@
     const target = $('pm-target').value;
     const text = $('pm-text').value;
     if (!target || !text.trim()) return;
-    if (chat.send({ type: 'private_message', target, text })) {
+    if (send(() => client.privateMessage(target, text))) {
       $('pm-text').value = '';
       const to = $('pm-target').selectedOptions[0];
       addMessage({
@@ -586,13 +479,19 @@
   });
 
   window.addEventListener('beforeunload', () => {
-    if (chat.ws) chat.ws.close(1000, 'page closed');
-    live.close();
+    client.close();
+    if (live) live.stream.close();
   });
 
   // A handle for the browser console and the browser test; the page itself does not use it.
-  window.heraldDemo = { chat, live, state };
+  window.heraldDemo = {
+    client,
+    get events() {
+      return live && live.stream;
+    },
+    state,
+  };
 
-  chat.connect();
-  live.connect(undefined);
+  client.connect();
+  openLive(undefined);
 })();

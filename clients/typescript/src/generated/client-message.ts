@@ -1,0 +1,82 @@
+// Generated from schemas/client-message.schema.json by clients/typescript/scripts/gen-types.mjs (`npm run gen`); do not edit.
+
+/**
+ * A frame from client to server, tagged by `type`.
+ */
+export type ClientMessage = ({
+type: "join"
+/**
+ * The room to join.
+ */
+room: string
+/**
+ * Who is joining. With authentication on, the server takes the identity from the token
+ * instead.
+ */
+user: (string | UserObject)
+/**
+ * Capability `recovery`: the last position this client saw in the room, to receive what
+ * it missed. Send it only to a server whose `welcome` lists `recovery`.
+ */
+since?: (StreamPosition | null)
+} | {
+type: "leave"
+} | {
+type: "chat"
+/**
+ * The message text. HTML is sanitised: only `b`, `i`, `em` and `strong` survive, without
+ * attributes. Its length is bounded only by the frame limit.
+ */
+text: string
+} | {
+type: "typing"
+/**
+ * `true` while the user types, `false` when they stop.
+ */
+isTyping: boolean
+} | {
+type: "private_message"
+/**
+ * The id of the user to reach.
+ */
+target: string
+/**
+ * The message text, sanitised like chat text; bounded only by the frame limit.
+ */
+text: string
+} | {
+type: "ping"
+})
+
+/**
+ * A user object; `id` identifies the user, other fields are shown to others as they are.
+ */
+export interface UserObject {
+/**
+ * The user's stable id; private messages and notifications are addressed to it.
+ */
+id: string
+/**
+ * The name shown to other users.
+ */
+name: string
+/**
+ * An optional picture URL.
+ */
+avatar?: (string | null)
+[k: string]: unknown | undefined
+}
+/**
+ * A position in a room's message stream: the offset of the last message seen and the epoch of
+ * the stream it belongs to. Offsets from another epoch cannot be resumed.
+ */
+export interface StreamPosition {
+/**
+ * The offset of the last message the client saw (0 when it saw none).
+ */
+offset: number
+/**
+ * The epoch of the room's stream, from `room_joined`.
+ */
+epoch: string
+}

@@ -1,0 +1,41 @@
+export {
+  HeraldClient,
+  HeraldError,
+  Subscription,
+  userId,
+  userName,
+  type ClientErrorEvent,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientState,
+  type ConnectedEvent,
+  type ConnectingEvent,
+  type JoinedEvent,
+  type Position,
+  type SendResult,
+  type StateChange,
+  type SubscriptionEvents,
+  type SubscriptionState,
+} from './client.js';
+export {
+  HeraldEvents,
+  type EventSourceConstructor,
+  type EventSourceLike,
+  type EventStreamEvents,
+  type EventStreamOptions,
+  type EventStreamState,
+} from './events.js';
+export { backoffDelay, type BackoffOptions } from './backoff.js';
+export { tokenExpiry } from './token.js';
+export {
+  webSocketTransport,
+  webSocketUrl,
+  type Transport,
+  type TransportClose,
+  type TransportConnection,
+  type TransportHandlers,
+  type TransportOpenOptions,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './transport.js';
+export type * from './types.js';

@@ -1,0 +1,870 @@
+// The Herald TypeScript client (clients/typescript), bundled by its scripts/bundle.mjs (`npm run build`); do not edit.
+"use strict";
+var Herald = (() => {
+  var __defProp = Object.defineProperty;
+  var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
+  var __getOwnPropNames = Object.getOwnPropertyNames;
+  var __hasOwnProp = Object.prototype.hasOwnProperty;
+  var __export = (target, all) => {
+    for (var name in all)
+      __defProp(target, name, { get: all[name], enumerable: true });
+  };
+  var __copyProps = (to, from, except, desc) => {
+    if (from && typeof from === "object" || typeof from === "function") {
+      for (let key of __getOwnPropNames(from))
+        if (!__hasOwnProp.call(to, key) && key !== except)
+          __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+    }
+    return to;
+  };
+  var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: true }), mod);
+
+  // src/index.ts
+  var index_exports = {};
+  __export(index_exports, {
+    HeraldClient: () => HeraldClient,
+    HeraldError: () => HeraldError,
+    HeraldEvents: () => HeraldEvents,
+    Subscription: () => Subscription,
+    backoffDelay: () => backoffDelay,
+    tokenExpiry: () => tokenExpiry,
+    userId: () => userId,
+    userName: () => userName,
+    webSocketTransport: () => webSocketTransport,
+    webSocketUrl: () => webSocketUrl
+  });
+
+  // src/backoff.ts
+  var DEFAULT_MIN_DELAY_MS = 500;
+  var DEFAULT_MAX_DELAY_MS = 2e4;
+  function backoffDelay(attempt, options = {}) {
+    const min = options.minDelay ?? DEFAULT_MIN_DELAY_MS;
+    const max = options.maxDelay ?? DEFAULT_MAX_DELAY_MS;
+    if (!(min > 0) || !(max >= min)) {
+      throw new RangeError(`backoff needs 0 < minDelay <= maxDelay (got ${min}, ${max})`);
+    }
+    const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(attempt, 0), 30));
+    const random = options.random ?? Math.random;
+    return Math.floor(random() * ceiling);
+  }
+
+  // src/emitter.ts
+  var Emitter = class {
+    constructor() {
+      this.handlers = /* @__PURE__ */ new Map();
+    }
+    on(event, handler) {
+      let set = this.handlers.get(event);
+      if (!set) {
+        set = /* @__PURE__ */ new Set();
+        this.handlers.set(event, set);
+      }
+      set.add(handler);
+      return () => this.off(event, handler);
+    }
+    off(event, handler) {
+      this.handlers.get(event)?.delete(handler);
+    }
+    emit(event, payload) {
+      const set = this.handlers.get(event);
+      if (!set) return;
+      for (const handler of [...set]) {
+        try {
+          handler(payload);
+        } catch (err) {
+          setTimeout(() => {
+            throw err;
+          }, 0);
+        }
+      }
+    }
+  };
+
+  // src/token.ts
+  function tokenExpiry(token) {
+    const parts = token.split(".");
+    if (parts.length !== 3 || !parts[1]) return void 0;
+    try {
+      const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+      const padded = b64 + "=".repeat((4 - b64.length % 4) % 4);
+      const claims = JSON.parse(atob(padded));
+      if (claims && typeof claims === "object" && "exp" in claims) {
+        const exp = claims.exp;
+        if (typeof exp === "number" && Number.isFinite(exp)) return exp;
+      }
+    } catch {
+    }
+    return void 0;
+  }
+
+  // src/transport.ts
+  function webSocketUrl(base, token) {
+    const url = new URL(base);
+    if (url.protocol === "http:") url.protocol = "ws:";
+    else if (url.protocol === "https:") url.protocol = "wss:";
+    else if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+      throw new TypeError(`a Herald URL must be http(s):// or ws(s)://, got ${base}`);
+    }
+    if (url.pathname === "" || url.pathname === "/") url.pathname = "/ws";
+    if (token !== void 0) url.searchParams.set("token", token);
+    return url.toString();
+  }
+  var OPEN = 1;
+  function webSocketTransport(options = {}) {
+    const Ctor = options.WebSocket ?? globalThis.WebSocket;
+    if (!Ctor) {
+      throw new Error(
+        "no WebSocket implementation: this runtime has no global WebSocket, so pass one (in Node 20: the `ws` package, as `{ WebSocket }`)"
+      );
+    }
+    return {
+      name: "websocket",
+      open({ url, token, tokenVia }, handlers) {
+        const viaQuery = token !== void 0 && tokenVia === "query";
+        const endpoint = webSocketUrl(url, viaQuery ? token : void 0);
+        const protocols = token !== void 0 && tokenVia === "subprotocol" ? ["herald", `bearer.${token}`] : void 0;
+        let opened = false;
+        let done = false;
+        const finish = (code, reason) => {
+          if (done) return;
+          done = true;
+          handlers.onClose({ code, reason, opened });
+        };
+        let ws;
+        try {
+          ws = protocols ? new Ctor(endpoint, protocols) : new Ctor(endpoint);
+        } catch (err) {
+          queueMicrotask(() => finish(1006, String(err)));
+          return { send() {
+          }, close() {
+          } };
+        }
+        ws.onopen = () => {
+          opened = true;
+          handlers.onOpen();
+        };
+        ws.onmessage = (event) => {
+          if (typeof event.data === "string") handlers.onMessage(event.data);
+        };
+        ws.onclose = (event) => finish(event.code || 1006, event.reason || "");
+        ws.onerror = () => {
+        };
+        return {
+          send(text) {
+            if (ws.readyState === OPEN) ws.send(text);
+            else throw new Error("the WebSocket is not open");
+          },
+          close(code = 1e3, reason = "") {
+            try {
+              ws.close(code, reason);
+            } catch {
+              ws.close();
+            }
+          }
+        };
+      }
+    };
+  }
+
+  // src/client.ts
+  var HeraldError = class extends Error {
+    constructor(code, message) {
+      super(message);
+      this.code = code;
+      this.name = "HeraldError";
+    }
+  };
+  var userId = (user) => typeof user === "string" ? user : user.id;
+  var userName = (user) => typeof user === "string" ? user : user.name;
+  var Subscription = class extends Emitter {
+    /** @internal */
+    constructor(room, user, positionOrNull) {
+      super();
+      this.room = room;
+      this.user = user;
+      this.positionOrNull = positionOrNull;
+      this.state = "joining";
+      this.users = [];
+      /** Whether the last join asked to resume. */
+      this.wasRecovering = false;
+      /** Whether the last join recovered everything it asked for. */
+      this.recovered = false;
+      /** Chats dropped because their offset had already been seen (a replay that overlapped). */
+      this.duplicates = 0;
+    }
+    /** The epoch and last offset seen, or null before the first `room_joined`. */
+    get position() {
+      return this.positionOrNull ? { ...this.positionOrNull } : null;
+    }
+    /** @internal */
+    fire(event, payload) {
+      this.emit(event, payload);
+    }
+  };
+  var CLOSE_TEXT = {
+    1e3: "closed",
+    1001: "server going away",
+    1006: "connection lost",
+    1007: "invalid UTF-8",
+    1008: "policy (rate limited or slow consumer)",
+    1009: "frame too big",
+    1011: "server error",
+    4e3: "no answer to ping",
+    4001: "token expired"
+  };
+  function describeClose(close) {
+    if (!close.opened) return `could not connect${close.reason ? `: ${close.reason}` : ""}`;
+    const known = CLOSE_TEXT[close.code] ?? "closed";
+    return `${known} (${close.code}${close.reason && close.reason !== known ? ` ${close.reason}` : ""})`;
+  }
+  var HeraldClient = class extends Emitter {
+    constructor(url, options = {}) {
+      super();
+      this.state = "disconnected";
+      this.clientId = null;
+      this.capabilities = [];
+      /** The current room, if any (joined, or being joined). */
+      this.subscription = null;
+      this.transportIndex = 0;
+      this.anyOpened = false;
+      this.failedOpens = 0;
+      this.conn = null;
+      this.generation = 0;
+      this.attempt = 0;
+      this.closedByUser = true;
+      this.pongs = [];
+      this.queue = [];
+      /** Positions of rooms this client has been in, for joining them again later. */
+      this.positions = /* @__PURE__ */ new Map();
+      this.url = url;
+      this.opts = options;
+      this.transports = options.transports ?? [
+        webSocketTransport(options.WebSocket ? { WebSocket: options.WebSocket } : {})
+      ];
+      if (this.transports.length === 0) throw new TypeError("transports must not be empty");
+      backoffDelay(0, this.backoffOptions());
+    }
+    /** The name of the transport in use (or to be tried next). */
+    get transport() {
+      return this.transports[this.transportIndex].name;
+    }
+    /** Sends waiting for a connection. */
+    get queued() {
+      return this.queue.length;
+    }
+    connect() {
+      if (!this.closedByUser) return;
+      this.closedByUser = false;
+      this.attempt = 0;
+      this.open("connect called");
+    }
+    /** Closes the connection and stops reconnecting; `connect` starts again (and resumes). */
+    close() {
+      if (this.closedByUser) return;
+      this.closedByUser = true;
+      this.stopTimers();
+      clearTimeout(this.retryTimer);
+      const conn = this.conn;
+      this.conn = null;
+      this.generation += 1;
+      conn?.close(1e3, "client closed");
+      this.lostConnection();
+      this.setState("disconnected", "closed by the client");
+      this.emit("disconnected", { reason: "closed by the client" });
+    }
+    /**
+     * Drops the current connection and connects again at once, resuming the room: what an app
+     * does when it knows the network changed.
+     */
+    reconnect(reason = "reconnect requested", code = 4e3) {
+      if (this.closedByUser) return;
+      this.abandon(code, reason);
+      this.attempt = 0;
+      this.open(reason);
+    }
+    /**
+     * Joins `room` (leaving the current room, since a connection is in one room at a time).
+     * `since` resumes from a position saved earlier (e.g. in storage); without it the client
+     * resumes from what it saw itself in this room, if anything.
+     */
+    join(room, options = {}) {
+      const user = options.user ?? this.opts.user;
+      if (user === void 0) throw new TypeError("join needs a user: pass options.user or ClientOptions.user");
+      const current = this.subscription;
+      if (current && current.room === room && current.state !== "left" && options.since === void 0 && JSON.stringify(current.user) === JSON.stringify(user)) {
+        return current;
+      }
+      if (current && current.state !== "left") this.endSubscription(current, `joined ${room}`);
+      const saved = this.positions.get(room);
+      const since = options.since ? { epoch: options.since.epoch, offset: options.since.offset } : saved ? { ...saved } : null;
+      const sub = new Subscription(room, user, since);
+      this.subscription = sub;
+      if (this.state === "connected") this.sendJoin(sub);
+      return sub;
+    }
+    /** Leaves the current room. */
+    leave() {
+      const sub = this.subscription;
+      if (!sub) return;
+      this.subscription = null;
+      if (this.state === "connected" && this.conn) this.sendNow({ type: "leave" });
+      this.endSubscription(sub, "left");
+    }
+    /** Says something in the current room (queued while disconnected or rejoining). */
+    chat(text) {
+      return this.send({ type: "chat", text });
+    }
+    /** Typing is volatile: dropped, not queued, while disconnected. */
+    typing(isTyping) {
+      if (!this.ready()) return "dropped";
+      return this.send({ type: "typing", isTyping });
+    }
+    /** A private message to every connection of user `target` (queued while disconnected). */
+    privateMessage(target, text) {
+      return this.send({ type: "private_message", target, text });
+    }
+    /**
+     * Resolves when the server answers a ping, which it does after everything it had queued for
+     * this connection: a barrier for "everything sent before now has arrived".
+     */
+    ping() {
+      if (this.state !== "connected" || !this.conn) {
+        return Promise.reject(new HeraldError("not_connected", "ping needs a connection"));
+      }
+      return new Promise((resolve, reject) => {
+        this.pongs.push({ resolve, reject });
+        this.sendNow({ type: "ping" });
+      });
+    }
+    // ------------------------------------------------------------------ sending
+    ready() {
+      if (this.state !== "connected" || !this.conn) return false;
+      const sub = this.subscription;
+      return !sub || sub.state !== "joining";
+    }
+    send(frame) {
+      if (this.ready() && this.queue.length === 0) {
+        this.sendNow(frame);
+        return "sent";
+      }
+      const max = this.opts.offlineQueueSize ?? 100;
+      if (this.queue.length >= max) {
+        throw new HeraldError(
+          "offline_queue_full",
+          `${this.queue.length} sends are already waiting for a connection`
+        );
+      }
+      this.queue.push(frame);
+      return "queued";
+    }
+    sendNow(frame) {
+      this.conn?.send(JSON.stringify(frame));
+    }
+    flush() {
+      while (this.queue.length > 0 && this.ready()) {
+        const frame = this.queue[0];
+        try {
+          this.sendNow(frame);
+        } catch {
+          return;
+        }
+        this.queue.shift();
+      }
+    }
+    sendJoin(sub) {
+      const frame = { type: "join", room: sub.room, user: sub.user };
+      const position = sub.positionOrNull;
+      sub.wasRecovering = false;
+      if (this.capabilities.includes("recovery") && position && typeof position.epoch === "string") {
+        frame.since = { epoch: position.epoch, offset: position.offset };
+        sub.wasRecovering = true;
+      }
+      sub.state = "joining";
+      this.sendNow(frame);
+    }
+    // ------------------------------------------------------------------ connecting
+    backoffOptions() {
+      return {
+        minDelay: this.opts.minReconnectDelay ?? DEFAULT_MIN_DELAY_MS,
+        maxDelay: this.opts.maxReconnectDelay ?? DEFAULT_MAX_DELAY_MS,
+        ...this.opts.random ? { random: this.opts.random } : {}
+      };
+    }
+    setState(state, reason, code) {
+      if (state === this.state) return;
+      const previous = this.state;
+      this.state = state;
+      this.emit("state", code === void 0 ? { state, previous, reason } : { state, previous, reason, code });
+    }
+    open(reason) {
+      clearTimeout(this.retryTimer);
+      this.setState("connecting", reason);
+      const generation = ++this.generation;
+      const transport = this.transports[this.transportIndex];
+      const start = (token) => {
+        if (generation !== this.generation) return;
+        this.token = token;
+        this.conn = transport.open(
+          {
+            url: this.url,
+            tokenVia: this.opts.tokenVia ?? "subprotocol",
+            ...token !== void 0 ? { token } : {}
+          },
+          {
+            onOpen: () => {
+              if (generation !== this.generation) return;
+              this.anyOpened = true;
+              this.failedOpens = 0;
+            },
+            onMessage: (text) => {
+              if (generation === this.generation) this.onText(text);
+            },
+            onClose: (close) => {
+              if (generation !== this.generation) return;
+              this.conn = null;
+              this.generation += 1;
+              this.onClosed(close);
+            }
+          }
+        );
+      };
+      if (!this.opts.getToken) {
+        start(void 0);
+        return;
+      }
+      Promise.resolve().then(() => this.opts.getToken()).then((token) => {
+        if (typeof token !== "string" || token === "") {
+          throw new Error("getToken returned no token");
+        }
+        start(token);
+      }).catch((err) => {
+        if (generation !== this.generation) return;
+        this.generation += 1;
+        this.emit("error", { code: "token", message: `getToken failed: ${String(err)}`, source: "client" });
+        if (this.closedByUser) return;
+        this.retry({ code: 1006, reason: "no token", opened: false });
+      });
+    }
+    /** Drops the current connection without waiting for its close handshake. */
+    abandon(code, reason) {
+      const conn = this.conn;
+      this.conn = null;
+      this.generation += 1;
+      this.stopTimers();
+      if (conn) {
+        conn.close(code, reason);
+        this.lostConnection();
+      }
+    }
+    onClosed(close) {
+      this.stopTimers();
+      this.lostConnection();
+      if (this.closedByUser) return;
+      if (!close.opened) {
+        this.failedOpens += 1;
+        const limit = this.opts.transportAttempts ?? 2;
+        if (!this.anyOpened && this.failedOpens >= limit && this.transportIndex < this.transports.length - 1) {
+          this.transportIndex += 1;
+          this.failedOpens = 0;
+          this.attempt = 0;
+        }
+      }
+      this.retry(close);
+    }
+    /** What a lost connection means for the rooms, pings and state. */
+    lostConnection() {
+      const waiters = this.pongs;
+      this.pongs = [];
+      for (const w of waiters) w.reject?.(new HeraldError("disconnected", "the connection closed before the pong"));
+      const sub = this.subscription;
+      if (sub && sub.state === "joined") sub.state = "joining";
+      this.clientId = null;
+    }
+    retry(close) {
+      const reason = describeClose(close);
+      const immediate = close.opened && close.code === 4001 && this.opts.getToken !== void 0;
+      const delay = immediate ? 0 : backoffDelay(this.attempt, this.backoffOptions());
+      const attempt = this.attempt;
+      this.attempt += 1;
+      this.setState("connecting", reason, close.code);
+      this.emit("connecting", { reason, code: close.code, attempt, delay, transport: this.transport });
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (!this.closedByUser) this.open(reason);
+      }, delay);
+    }
+    stopTimers() {
+      clearTimeout(this.refreshTimer);
+      clearInterval(this.pingTimer);
+      clearTimeout(this.pongTimer);
+      this.refreshTimer = void 0;
+      this.pingTimer = void 0;
+      this.pongTimer = void 0;
+    }
+    startTimers() {
+      const every = this.opts.pingInterval ?? 2e4;
+      if (every > 0 && this.capabilities.includes("app-ping")) {
+        this.pingTimer = setInterval(() => {
+          if (!this.conn) return;
+          this.pongs.push({});
+          this.sendNow({ type: "ping" });
+          if (this.pongTimer === void 0) {
+            this.pongTimer = setTimeout(() => {
+              this.pongTimer = void 0;
+              if (this.closedByUser) return;
+              this.abandon(4e3, "no answer to ping");
+              this.retry({ code: 4e3, reason: "no answer to ping", opened: true });
+            }, this.opts.pongTimeout ?? 1e4);
+          }
+        }, every);
+      }
+      const exp = this.token !== void 0 ? tokenExpiry(this.token) : void 0;
+      if (exp !== void 0 && this.opts.getToken) {
+        const left = exp * 1e3 - Date.now();
+        const margin = this.opts.tokenRefreshMargin ?? 3e4;
+        const delay = Math.max(left - margin, left / 2, 0);
+        this.refreshTimer = setTimeout(() => this.reconnect("token refresh", 1e3), delay);
+      }
+    }
+    // ------------------------------------------------------------------ receiving
+    onText(text) {
+      let frame;
+      try {
+        const parsed = JSON.parse(text);
+        if (!parsed || typeof parsed !== "object" || typeof parsed.type !== "string") {
+          throw new Error("not an object with a string type");
+        }
+        frame = parsed;
+      } catch (err) {
+        this.emit("error", { code: "bad_frame", message: `unreadable frame: ${String(err)}`, source: "client" });
+        return;
+      }
+      clearTimeout(this.pongTimer);
+      this.pongTimer = void 0;
+      this.emit("frame", frame);
+      switch (frame.type) {
+        case "welcome":
+          return this.onWelcome(frame);
+        case "room_joined":
+          return this.onRoomJoined(frame);
+        case "room_left": {
+          const sub = this.subscription;
+          if (sub && sub.room === frame.room && sub.state !== "joining") {
+            this.subscription = null;
+            this.endSubscription(sub, "left");
+          }
+          return;
+        }
+        case "chat":
+          return this.onChat(frame);
+        case "typing": {
+          const sub = this.current(frame.room);
+          if (!sub) return;
+          sub.fire("typing", frame);
+          this.emit("typing", frame);
+          return;
+        }
+        case "user_joined": {
+          const sub = this.current(frame.room);
+          if (!sub) return;
+          sub.users = frame.users;
+          sub.fire("presence", { users: frame.users, joined: frame.user });
+          this.emit("user_joined", frame);
+          return;
+        }
+        case "user_left": {
+          const sub = this.current(frame.room);
+          if (!sub) return;
+          const gone = userId(frame.user);
+          sub.users = sub.users.filter((u) => userId(u) !== gone);
+          sub.fire("presence", { users: sub.users, left: frame.user });
+          this.emit("user_left", frame);
+          return;
+        }
+        case "private_message":
+          this.emit("private_message", frame);
+          return;
+        case "notification":
+          this.emit("notification", frame.content);
+          return;
+        case "pong": {
+          const waiter = this.pongs.shift();
+          waiter?.resolve?.();
+          return;
+        }
+        case "error":
+          return this.onError(frame);
+        default:
+          return;
+      }
+    }
+    /** The current subscription if `room` (absent on core-only servers) is about it. */
+    current(room) {
+      const sub = this.subscription;
+      if (!sub || sub.state === "left") return null;
+      if (room !== void 0 && room !== null && room !== sub.room) return null;
+      return sub;
+    }
+    onWelcome(frame) {
+      this.clientId = frame.clientId;
+      this.capabilities = frame.capabilities ?? [];
+      this.attempt = 0;
+      this.setState("connected", `connected over ${this.transport}`);
+      const event = {
+        clientId: frame.clientId,
+        transport: this.transport,
+        capabilities: this.capabilities
+      };
+      if (frame.protocol !== void 0) event.protocol = frame.protocol;
+      this.emit("connected", event);
+      this.startTimers();
+      const sub = this.subscription;
+      if (sub && sub.state !== "left") this.sendJoin(sub);
+      else this.flush();
+    }
+    onRoomJoined(frame) {
+      const sub = this.subscription;
+      if (!sub || sub.room !== frame.room || sub.state === "left") return;
+      sub.recovered = frame.recovered === true;
+      const epoch = frame.epoch ?? null;
+      if (sub.recovered && sub.positionOrNull) {
+        sub.positionOrNull.epoch = epoch;
+      } else {
+        sub.positionOrNull = { epoch, offset: frame.offset ?? 0 };
+      }
+      this.positions.set(sub.room, sub.positionOrNull);
+      sub.state = "joined";
+      sub.users = frame.users;
+      const event = {
+        room: sub.room,
+        users: frame.users,
+        wasRecovering: sub.wasRecovering,
+        recovered: sub.recovered,
+        position: { ...sub.positionOrNull }
+      };
+      sub.fire("joined", event);
+      this.emit("joined", event);
+      this.flush();
+    }
+    onChat(frame) {
+      const sub = this.current(frame.room);
+      if (!sub) return;
+      const position = sub.positionOrNull;
+      if (typeof frame.offset === "number" && position) {
+        if (frame.offset <= position.offset) {
+          sub.duplicates += 1;
+          return;
+        }
+        position.offset = frame.offset;
+      }
+      sub.fire("chat", frame);
+      this.emit("chat", frame);
+    }
+    onError(frame) {
+      this.emit("error", { code: frame.code, message: frame.message, source: "server" });
+      const sub = this.subscription;
+      const refusesJoin = frame.code === "forbidden" || frame.code === "invalid_message" && (frame.message.startsWith("Invalid join message") || frame.message.includes("user object"));
+      if (refusesJoin && sub && sub.state === "joining") {
+        this.subscription = null;
+        this.endSubscription(sub, `forbidden: ${frame.message}`);
+        this.flush();
+      }
+    }
+    endSubscription(sub, reason) {
+      if (sub.state === "left") return;
+      sub.state = "left";
+      sub.fire("left", { room: sub.room, reason });
+      this.emit("left", { room: sub.room, reason });
+    }
+  };
+
+  // src/events.ts
+  var KINDS = ["connect", "notification", "update", "stock_update", "news"];
+  var CLOSED = 2;
+  var HeraldEvents = class extends Emitter {
+    constructor(url, options = {}) {
+      super();
+      this.state = "disconnected";
+      this.attempt = 0;
+      this.stopped = true;
+      this.generation = 0;
+      this.source = null;
+      this.abort = null;
+      this.base = url;
+      this.opts = options;
+      this.lastEventId = options.lastEventId;
+      const globals = globalThis;
+      this.EventSourceCtor = options.EventSource === null ? void 0 : options.EventSource ?? globals.EventSource;
+      this.fetchImpl = options.fetch ?? globals.fetch?.bind(globalThis);
+      if (!this.EventSourceCtor && !this.fetchImpl) {
+        throw new Error("no EventSource and no fetch in this runtime: pass options.fetch");
+      }
+    }
+    /** Which reader is used: `eventsource` or `fetch`. */
+    get reader() {
+      return this.EventSourceCtor ? "eventsource" : "fetch";
+    }
+    connect() {
+      if (!this.stopped) return this;
+      this.stopped = false;
+      this.attempt = 0;
+      void this.open("connect called");
+      return this;
+    }
+    close() {
+      if (this.stopped) return;
+      this.stopped = true;
+      this.generation += 1;
+      clearTimeout(this.timer);
+      this.source?.close();
+      this.source = null;
+      this.abort?.abort();
+      this.abort = null;
+      this.setState("disconnected", "closed by the client");
+    }
+    setState(state, reason) {
+      if (state === this.state) return;
+      const previous = this.state;
+      this.state = state;
+      this.emit("state", { state, previous, reason });
+    }
+    url(token, withLastId) {
+      const url = new URL("/events", this.base.replace(/^ws/, "http"));
+      if (this.opts.userId !== void 0) url.searchParams.set("userId", this.opts.userId);
+      if (token !== void 0) url.searchParams.set("token", token);
+      if (withLastId && this.lastEventId !== void 0) url.searchParams.set("lastEventId", this.lastEventId);
+      return url.toString();
+    }
+    deliver(kind, data, id) {
+      if (!KINDS.includes(kind)) return;
+      let payload;
+      try {
+        payload = JSON.parse(data);
+      } catch {
+        this.emit("error", { code: "bad_event", message: `unreadable ${kind} event` });
+        return;
+      }
+      if (id) this.lastEventId = id;
+      if (kind === "connect") {
+        this.attempt = 0;
+        this.setState("connected", "stream open");
+      }
+      this.emit(kind, payload);
+    }
+    retry(reason) {
+      if (this.stopped) return;
+      this.generation += 1;
+      const delay = backoffDelay(this.attempt, {
+        minDelay: this.opts.minReconnectDelay ?? DEFAULT_MIN_DELAY_MS,
+        maxDelay: this.opts.maxReconnectDelay ?? DEFAULT_MAX_DELAY_MS,
+        ...this.opts.random ? { random: this.opts.random } : {}
+      });
+      this.attempt += 1;
+      this.setState("connecting", reason);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.open(reason), delay);
+    }
+    async open(reason) {
+      this.setState("connecting", reason);
+      const generation = ++this.generation;
+      let token;
+      if (this.opts.getToken) {
+        try {
+          token = await this.opts.getToken();
+        } catch (err) {
+          if (generation !== this.generation) return;
+          this.emit("error", { code: "token", message: `getToken failed: ${String(err)}` });
+          this.retry("no token");
+          return;
+        }
+        if (generation !== this.generation) return;
+      }
+      if (this.EventSourceCtor) this.openEventSource(generation, token);
+      else await this.readWithFetch(generation, token);
+    }
+    openEventSource(generation, token) {
+      const source = new this.EventSourceCtor(this.url(token, true));
+      this.source = source;
+      for (const kind of KINDS) {
+        source.addEventListener(kind, (event) => {
+          if (generation === this.generation) this.deliver(kind, event.data, event.lastEventId);
+        });
+      }
+      source.onerror = () => {
+        if (generation !== this.generation) return;
+        if (source.readyState === CLOSED) {
+          this.source = null;
+          this.retry("stream refused");
+        } else {
+          this.setState("connecting", "stream lost, the browser is reconnecting");
+        }
+      };
+    }
+    async readWithFetch(generation, token) {
+      const abort = new AbortController();
+      this.abort = abort;
+      const headers = { accept: "text/event-stream" };
+      if (token !== void 0) headers.authorization = `Bearer ${token}`;
+      if (this.lastEventId !== void 0) headers["last-event-id"] = this.lastEventId;
+      let reason = "stream ended";
+      try {
+        const response = await this.fetchImpl(this.url(void 0, false), {
+          headers,
+          signal: abort.signal,
+          cache: "no-store"
+        });
+        if (!response.ok || !response.body) {
+          reason = `stream refused (HTTP ${response.status})`;
+          if (generation === this.generation) this.emit("error", { code: `http_${response.status}`, message: reason });
+          await response.body?.cancel().catch(() => {
+          });
+        } else {
+          await this.parse(response.body, generation);
+        }
+      } catch (err) {
+        reason = `stream lost (${String(err)})`;
+      }
+      if (generation === this.generation) this.retry(reason);
+    }
+    /** Reads `text/event-stream` blocks: `event:`, `data:`, `id:` lines up to a blank line. */
+    async parse(body, generation) {
+      const reader = body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let kind = "";
+      let data = [];
+      let id;
+      for (; ; ) {
+        const { done, value } = await reader.read();
+        if (done || generation !== this.generation) {
+          await reader.cancel().catch(() => {
+          });
+          return;
+        }
+        buffer += decoder.decode(value, { stream: true });
+        let newline;
+        while ((newline = buffer.indexOf("\n")) >= 0) {
+          let line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          if (line.endsWith("\r")) line = line.slice(0, -1);
+          if (line === "") {
+            if (data.length > 0) this.deliver(kind || "message", data.join("\n"), id);
+            kind = "";
+            data = [];
+            id = void 0;
+            continue;
+          }
+          if (line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let value2 = colon < 0 ? "" : line.slice(colon + 1);
+          if (value2.startsWith(" ")) value2 = value2.slice(1);
+          if (field === "event") kind = value2;
+          else if (field === "data") data.push(value2);
+          else if (field === "id" && !value2.includes("\0")) id = value2;
+        }
+      }
+    }
+  };
+  return __toCommonJS(index_exports);
+})();
