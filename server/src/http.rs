@@ -240,6 +240,10 @@ pub async fn route(
         }
         (&Method::GET, "/app.js") => asset("text/javascript; charset=utf-8", APP_JS),
         (&Method::GET, "/style.css") => asset("text/css; charset=utf-8", STYLE_CSS),
+        (&Method::GET, "/herald-client.js") => asset(
+            "text/javascript; charset=utf-8",
+            include_str!("demo/herald-client.js"),
+        ),
         (&Method::GET, "/ws") => error(
             StatusCode::UPGRADE_REQUIRED,
             ErrorCode::InvalidRequest,

@@ -19,6 +19,12 @@ user: (string | UserObject)
  * it missed. Send it only to a server whose `welcome` lists `recovery`.
  */
 since?: (StreamPosition | null)
+/**
+ * Capability `presence-diff`: `diff` to receive `presence_diff` frames (only who joined
+ * or left) instead of `user_joined`/`user_left` with the whole member list. Absent or
+ * `full`: the core frames.
+ */
+presence?: (PresenceMode | null)
 } | {
 type: "leave"
 } | {
@@ -46,7 +52,51 @@ target: string
 text: string
 } | {
 type: "ping"
+} | {
+type: "presence"
+} | {
+type: "peers"
+} | {
+type: "offer"
+/**
+ * The peer id (`clientId`) of the member to reach.
+ */
+to: string
+/**
+ * The SDP of the offer.
+ */
+sdp: string
+} | {
+type: "answer"
+/**
+ * The peer id (`clientId`) of the member to reach.
+ */
+to: string
+/**
+ * The SDP of the answer.
+ */
+sdp: string
+} | {
+type: "ice_candidate"
+/**
+ * The peer id (`clientId`) of the member to reach.
+ */
+to: string
+/**
+ * The candidate, or `null` for the end of candidates (never absent).
+ */
+candidate: (IceCandidate | null)
+} | {
+type: "hangup"
+/**
+ * The peer id (`clientId`) of the member to reach.
+ */
+to: string
 })
+/**
+ * How a member hears of other members joining and leaving.
+ */
+export type PresenceMode = ("full" | "diff")
 
 /**
  * A user object; `id` identifies the user, other fields are shown to others as they are.
@@ -79,4 +129,26 @@ offset: number
  * The epoch of the room's stream, from `room_joined`.
  */
 epoch: string
+}
+/**
+ * One ICE candidate, as `RTCIceCandidate.toJSON()` gives it. An empty `candidate` string is
+ * the end of one generation's candidates, as WebRTC itself writes it.
+ */
+export interface IceCandidate {
+/**
+ * The candidate line (`candidate:...`), or empty for the end of a generation.
+ */
+candidate: string
+/**
+ * The media stream identification tag it belongs to.
+ */
+sdpMid?: (string | null)
+/**
+ * The index of the media description it belongs to.
+ */
+sdpMLineIndex?: (number | null)
+/**
+ * The ICE username fragment of the generation it belongs to.
+ */
+usernameFragment?: (string | null)
 }

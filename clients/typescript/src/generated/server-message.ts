@@ -144,7 +144,104 @@ timestamp: string
 type: "notification"
 content: Notification
 } | {
+type: "presence_diff"
+/**
+ * A room's name.
+ */
+room: string
+/**
+ * Members who joined, in order.
+ */
+joins: User[]
+/**
+ * Members who left, in order.
+ */
+leaves: User[]
+} | {
+type: "presence_state"
+/**
+ * A room's name.
+ */
+room: string
+/**
+ * Every member, in join order.
+ */
+users: User[]
+} | {
 type: "pong"
+} | {
+type: "peers"
+/**
+ * A room's name.
+ */
+room: string
+/**
+ * Every other member of the room (on every node), in join order.
+ */
+peers: Peer[]
+/**
+ * The STUN and TURN servers to use (possibly none). TURN servers are listed only with
+ * authentication on, with credentials for the token's user, valid for the server's
+ * TURN lifetime; fresh ones come from asking again or from `GET /turn-credentials`.
+ */
+iceServers: IceServer[]
+} | {
+type: "offer"
+/**
+ * The sender's peer id, stamped by the server.
+ */
+from: string
+/**
+ * A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
+ * `id` and a `name`.
+ */
+user: (string | UserObject)
+/**
+ * The SDP of the offer.
+ */
+sdp: string
+/**
+ * Whether the receiver is the polite peer of this pair (its peer id sorts first).
+ */
+polite: boolean
+} | {
+type: "answer"
+/**
+ * The sender's peer id, stamped by the server.
+ */
+from: string
+/**
+ * The SDP of the answer.
+ */
+sdp: string
+/**
+ * Whether the receiver is the polite peer of this pair (its peer id sorts first).
+ */
+polite: boolean
+} | {
+type: "ice_candidate"
+/**
+ * The sender's peer id, stamped by the server.
+ */
+from: string
+/**
+ * The candidate, or `null` for the end of candidates (never absent).
+ */
+candidate: (IceCandidate | null)
+/**
+ * Whether the receiver is the polite peer of this pair (its peer id sorts first).
+ */
+polite: boolean
+} | {
+type: "hangup"
+/**
+ * The sender's peer id, stamped by the server.
+ */
+from: string
+/**
+ * Whether the receiver is the polite peer of this pair (its peer id sorts first).
+ */
+polite: boolean
 } | {
 type: "error"
 /**
@@ -155,7 +252,7 @@ message: string
 /**
  * A stable, machine-readable code.
  */
-code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal")
+code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found")
 })
 /**
  * A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
@@ -166,6 +263,10 @@ export type User = (string | UserObject)
  * A room's name.
  */
 export type RoomName = string
+/**
+ * A STUN or TURN URL.
+ */
+export type IceUrl = string
 
 /**
  * A user object; `id` identifies the user, other fields are shown to others as they are.
@@ -209,4 +310,62 @@ type: string
  * When the server accepted it (RFC 3339).
  */
 timestamp: string
+}
+/**
+ * A member of the room as a peer, in the `peers` answer.
+ */
+export interface Peer {
+/**
+ * Its peer id, to address signals to.
+ */
+peerId: string
+/**
+ * A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
+ * `id` and a `name`.
+ */
+user: (string | UserObject)
+/**
+ * Whether the connection that asked is the polite peer toward this one.
+ */
+polite: boolean
+}
+/**
+ * An ICE server, as `RTCPeerConnection`'s `iceServers` takes it. TURN servers come with
+ * credentials for the connection's user (see [`TurnCredentials`]); STUN servers without.
+ */
+export interface IceServer {
+/**
+ * Its URLs (`stun:`, `stuns:`, `turn:` or `turns:`).
+ */
+urls: IceUrl[]
+/**
+ * For TURN: `EXPIRY:USER`, as in [`TurnCredentials`].
+ */
+username?: (string | null)
+/**
+ * For TURN: base64 of HMAC-SHA1(secret, username), as in [`TurnCredentials`].
+ */
+credential?: (string | null)
+}
+/**
+ * One ICE candidate, as `RTCIceCandidate.toJSON()` gives it. An empty `candidate` string is
+ * the end of one generation's candidates, as WebRTC itself writes it.
+ */
+export interface IceCandidate {
+/**
+ * The candidate line (`candidate:...`), or empty for the end of a generation.
+ */
+candidate: string
+/**
+ * The media stream identification tag it belongs to.
+ */
+sdpMid?: (string | null)
+/**
+ * The index of the media description it belongs to.
+ */
+sdpMLineIndex?: (number | null)
+/**
+ * The ICE username fragment of the generation it belongs to.
+ */
+usernameFragment?: (string | null)
 }
