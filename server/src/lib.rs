@@ -336,7 +336,9 @@ impl Running {
         for session in sessions {
             session.close(CloseReason::Shutdown);
         }
-        while self.node.hub.session_count() > 0 && Instant::now() < deadline {
+        while (self.node.hub.session_count() > 0 || self.node.open_sockets() > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.node.hub.session_count();

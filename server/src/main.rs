@@ -74,23 +74,40 @@ async fn serve(config: herald::Config) -> anyhow::Result<()> {
         Err(e) => config_error(e),
     };
     let running = herald::start_node(node).await?;
+    // The handlers are installed before the address is announced: a supervisor (or a test) that
+    // signals as soon as it has read it gets a clean shutdown, not the default death.
+    let signals = Signals::install();
     tracing::info!(addr = %running.addr, demo = running.node.config.demo, "herald listening");
     // Tools and tests read this line to learn the port when 0 was asked.
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{}", running.addr)?;
     out.flush()?;
     drop(out);
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("signal received, shutting down");
     running.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).expect("installing a SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("installing a SIGINT handler"),
+        }
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -102,6 +102,19 @@ pub struct Node {
     /// The protocol capabilities `welcome` announces.
     announced: Vec<String>,
     sse_log: Mutex<SseLog>,
+    /// Sockets a transport still holds (a WebSocket finishing its close after its session
+    /// ended): shutdown waits for them, so every close frame is written before the process
+    /// exits.
+    sockets: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a socket as open until dropped ([`Node::hold_socket`]).
+pub struct SocketHold(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SocketHold {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Node {
@@ -146,10 +159,23 @@ impl Node {
             handlers,
             announced,
             sse_log: Mutex::new(sse_log),
+            sockets: Arc::default(),
         });
         let events: Weak<dyn BrokerEvents> = Arc::downgrade(&node) as Weak<dyn BrokerEvents>;
         node.broker.attach(events);
         node
+    }
+
+    /// Holds a socket open in the node's count until the returned value is dropped.
+    pub fn hold_socket(&self) -> SocketHold {
+        self.sockets
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        SocketHold(self.sockets.clone())
+    }
+
+    /// Sockets transports still hold.
+    pub fn open_sockets(&self) -> usize {
+        self.sockets.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The names of the capabilities this node runs.

@@ -127,6 +127,8 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
         Some(config),
     ))
     .await;
+    // Shutdown waits for this socket until its close (frame, FIN, linger) is done.
+    let _hold = node.hold_socket();
     let (session, mut outbox) = node.open(Transport::WebSocket);
     admission.attach(&node, &session);
     tracing::debug!(client = %session.id, "websocket connected");

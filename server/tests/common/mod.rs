@@ -30,7 +30,10 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .env("HERALD_LOG", "warn")
+            .env(
+                "HERALD_LOG",
+                std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
