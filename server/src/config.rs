@@ -142,7 +142,7 @@ impl Default for Config {
             presence_ttl: Duration::from_secs(60),
             node_id: None,
             broker_queue: 100_000,
-            presence_full_list_max: 1000,
+            presence_full_list_max: 250,
             behind_proxy: false,
             trust_loopback_publish: false,
             header_read_timeout: Some(Duration::from_secs(10)),
@@ -259,7 +259,7 @@ pub struct ServeArgs {
     /// [default: 100000].
     #[arg(long, env = "HERALD_BROKER_QUEUE")]
     pub broker_queue: Option<usize>,
-    /// Largest room whose core (full-list) clients hear of joins and leaves [default: 1000].
+    /// Largest room whose core (full-list) clients hear of joins and leaves [default: 250].
     #[arg(long, env = "HERALD_PRESENCE_FULL_LIST_MAX")]
     pub presence_full_list_max: Option<usize>,
     /// A reverse proxy is in front of this server: loopback clients are then not trusted to

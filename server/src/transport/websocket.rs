@@ -145,7 +145,9 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, mut admission: Admission
             | CloseReason::RateLimited
             | CloseReason::TokenExpired => {}
         }
-        close(&node, reason, &mut outbox, ws).await;
+        // Boxed: the close (with its drain buffer) would otherwise be part of the connection
+        // task's size for the connection's whole life.
+        Box::pin(close(&node, reason, &mut outbox, ws)).await;
     }
     tracing::debug!(client = %session.id, "websocket closed");
 }
@@ -204,7 +206,7 @@ async fn close(node: &Node, reason: CloseReason, outbox: &mut Outbox, mut ws: So
     }
     // Drain until the client closes its side; its answering close frame is among what is read.
     let _ = tokio::time::timeout(LINGER, async {
-        let mut scratch = [0u8; 4096];
+        let mut scratch = vec![0u8; 4096];
         let mut drained = 0usize;
         while drained < LINGER_BYTES {
             match tcp.read(&mut scratch).await {
