@@ -164,6 +164,11 @@ export class PeerConnection extends Emitter<PeerConnectionEvents> {
     this.shutdown(reason, false);
   }
 
+  /** Ends the connection here without telling the peer (say, because it left the room). */
+  close(reason = 'closed'): void {
+    this.shutdown(reason, false);
+  }
+
   private signal(frame: OutgoingSignal): void {
     if (this.closed) return;
     let result: SendResult;
