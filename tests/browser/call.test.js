@@ -17,6 +17,7 @@ import { startServer } from './server.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT = { timeout: 15_000 };
+const SCREENSHOTS = process.env.HERALD_SCREENSHOTS; // a folder, to keep screenshots of the pages
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -144,6 +145,10 @@ describe('call panel: a DataChannel between two pages through Herald', () => {
       assert.equal(await page.isDisabled('#call-text'), false);
     }
     assert.match(await bob.textContent('#call-log'), /alice is calling/);
+    for (const page of [alice, bob]) {
+      assert.equal(await page.locator('#call-log .notice', { hasText: 'DataChannel open' }).count(), 1,
+        'the channel is announced once');
+    }
 
     // Everything the pages needed to connect went through Herald: an offer, an answer and
     // candidates each way (there is no other channel between the two browser contexts).
@@ -172,6 +177,10 @@ describe('call panel: a DataChannel between two pages through Herald', () => {
     await bob.fill('#call-text', 'and back');
     await bob.press('#call-text', 'Enter');
     await alice.locator('#call-log .msg', { hasText: 'and back' }).waitFor();
+    if (SCREENSHOTS) {
+      await alice.screenshot({ path: `${SCREENSHOTS}/${room}-alice.png`, fullPage: true });
+      await bob.screenshot({ path: `${SCREENSHOTS}/${room}-bob.png`, fullPage: true });
+    }
 
     // The text did not go through the room: no chat carries it.
     assert.equal(await bob.locator('#messages .msg', { hasText: 'hello over the DataChannel' }).count(), 0);
@@ -191,8 +200,29 @@ describe('call panel: a DataChannel between two pages through Herald', () => {
 
   it('opens a DataChannel between two pages on one node, and text crosses it', async () => {
     const server = await serve();
-    const { pair } = await callAndTalk(server, server, 'call-one-node');
+    const { alice, bob, pair } = await callAndTalk(server, server, 'call-one-node');
     console.log(`# one node: selected pair ${JSON.stringify(pair)}`);
+
+    // Now bob calls (the other side of the pair starts, so the other role makes the offer).
+    await bob.locator('#peers li[data-user-id="alice"] button.call').click();
+    for (const page of [alice, bob]) await page.locator('#call-status[data-state="open"]').waitFor();
+    for (const page of [alice, bob]) {
+      assert.equal(await page.locator('#call-log .notice', { hasText: 'DataChannel open' }).count(), 2,
+        'each call\'s channel is announced once');
+    }
+    await bob.fill('#call-text', 'second call');
+    await bob.click('#call-send');
+    await alice.locator('#call-log .msg', { hasText: 'second call' }).waitFor();
+
+    // Bob's client leaves the room without a hangup signal (as a page that lost its room would):
+    // both pages end the call.
+    await bob.evaluate(() => window.heraldDemo.client.leave());
+    await alice.locator('#call-status[data-state="idle"]').waitFor();
+    // Whichever alice notices first: bob gone from `peers`, or the DataChannel closing (bob's
+    // page closed its end on leaving the room).
+    await alice.locator('#call-log .notice', { hasText: /Call with bob ended: (bob left the room|the DataChannel closed)/ }).waitFor();
+    await alice.locator('#peers li[data-user-id="bob"]').waitFor({ state: 'detached' });
+    await bob.locator('#call-status[data-state="idle"]').waitFor();
   });
 
   it('does the same with the two pages on two nodes sharing Redis', async (t) => {

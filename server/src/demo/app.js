@@ -142,6 +142,9 @@
     if (room !== state.room) return;
     state.room = null;
     notice(reason === 'left' ? `You left ${room}.` : `You left ${room} (${reason}).`);
+    // Outside the room no signal goes out, so the call ends here without a hangup; the peer
+    // sees this connection leave the room.
+    endCall(`you left ${room}`, false);
     renderRoom();
     refreshPeers();
   });
@@ -437,8 +440,11 @@
   function attachChannel(channel) {
     const peer = call.peer;
     call.channel = channel;
+    let opened = false;
     const open = () => {
-      if (call.channel !== channel) return;
+      // A channel the peer opened may already be open when it arrives, and still fire `open`.
+      if (call.channel !== channel || opened) return;
+      opened = true;
       setCallStatus('open', `in a call with ${call.name}`);
       callNotice(`DataChannel open with ${call.name}.`);
       $('call-text').disabled = false;
