@@ -245,6 +245,97 @@ describe('call panel: a DataChannel between two pages through Herald', () => {
     assert.equal(new URL(bob.url()).origin, two.url);
   });
 
+  it('resolves glare in Chromium: both sides offer at once, the impolite one wins', async () => {
+    // Two clients in one page (the bundled client's PeerManager, as the panel uses it), each
+    // calling the other at the same moment. Each client holds its first offer back until both
+    // have made one, so both offers are in flight together: real glare, every time.
+    const server = await serve();
+    const page = await openPage(server, 'glare');
+    const result = await page.evaluate(async () => {
+      const { HeraldClient, PeerManager } = window.Herald;
+      const waitFor = (emitter, event, check = () => true) => new Promise((done) => {
+        const off = emitter.on(event, (x) => {
+          if (check(x)) {
+            off();
+            done(x);
+          }
+        });
+      });
+      const sides = [];
+      for (const user of ['left', 'right']) {
+        const client = new HeraldClient(location.origin, { user });
+        const joined = waitFor(client, 'joined');
+        client.connect();
+        client.join('glare-room');
+        await joined;
+        sides.push({ user, client, calls: new PeerManager(client) });
+      }
+      await sides[0].calls.refresh(); // wait: both are in the room, each sees the other
+      await sides[1].calls.refresh();
+
+      // Hold each side's first offer until both sides have one.
+      let release;
+      const bothOffered = new Promise((done) => (release = done));
+      let offers = 0;
+      for (const side of sides) {
+        const send = side.client.signal.bind(side.client);
+        let held = false;
+        side.client.signal = (frame) => {
+          if (frame.type === 'offer' && !held) {
+            held = true;
+            offers += 1;
+            if (offers === 2) release();
+            bothOffered.then(() => send(frame));
+            return 'sent';
+          }
+          return send(frame);
+        };
+      }
+      for (const side of sides) {
+        side.call = side.calls.call(side.calls.peers[0].peerId);
+        side.trace = [];
+        side.errors = [];
+        side.call.on('error', ({ message }) => side.errors.push(message));
+        side.call.on('sent', ({ frame }) => side.trace.push(`sent ${frame.type}${frame.sdp ? ` ${/a=setup:(\w+)/.exec(frame.sdp)?.[1]}` : ''}`));
+        side.client.on('signal', (f) => side.trace.push(`got ${f.type} (${side.call.pc.signalingState})`));
+        side.channel = side.call.createDataChannel(`from-${side.user}`);
+        side.got = new Promise((done) => {
+          side.call.on('datachannel', (ch) => ch.addEventListener('message', (e) => done(e.data)));
+        });
+      }
+      await bothOffered;
+      for (const side of sides) {
+        if (side.channel.readyState !== 'open') await new Promise((done) => side.channel.addEventListener('open', done, { once: true }));
+        side.channel.send(`hello from ${side.user}`);
+      }
+      const got = await Promise.all(sides.map((side) => side.got));
+      const out = sides.map((side) => ({
+        user: side.user,
+        polite: side.call.polite,
+        ignoredOffers: side.call.ignoredOffers,
+        state: side.call.pc.connectionState,
+        got: got[sides.indexOf(side)],
+        trace: side.trace.filter((t) => !t.includes('ice_candidate')),
+        errors: side.errors,
+      }));
+      for (const side of sides) {
+        side.calls.close();
+        side.client.close();
+      }
+      return out;
+    });
+    const [left, right] = result;
+    assert.notEqual(left.polite, right.polite, `opposite roles: ${JSON.stringify(result)}`);
+    const impolite = left.polite ? right : left;
+    const polite = left.polite ? left : right;
+    assert.equal(impolite.ignoredOffers, 1, `the impolite side ignored the colliding offer: ${JSON.stringify(result)}`);
+    assert.equal(polite.ignoredOffers, 0, 'the polite side gave way instead');
+    assert.deepEqual([left.state, right.state], ['connected', 'connected']);
+    assert.deepEqual([left.errors, right.errors], [[], []], 'no signal failed to apply');
+    assert.equal(left.got, 'hello from right');
+    assert.equal(right.got, 'hello from left');
+  });
+
   it('raised no errors in the pages', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -211,10 +211,17 @@ export class PeerConnection extends Emitter<PeerConnectionEvents> {
           this.ignoredOffers += 1; // our own offer wins; the peer rolls back and answers it
           return;
         }
+        const remote = { type: frame.type, sdp: frame.sdp } as const;
         if (collision && this.pc.signalingState === 'have-local-offer') {
-          await this.pc.setLocalDescription({ type: 'rollback' }); // polite: give way
+          // Polite: give way. Both operations are queued at once, so that no negotiation of our
+          // own (negotiationneeded fires again once stable) slips in between them.
+          await Promise.all([
+            this.pc.setLocalDescription({ type: 'rollback' }),
+            this.pc.setRemoteDescription(remote),
+          ]);
+        } else {
+          await this.pc.setRemoteDescription(remote);
         }
-        await this.pc.setRemoteDescription({ type: frame.type, sdp: frame.sdp });
         await this.addPending();
         if (frame.type === 'offer') {
           await this.pc.setLocalDescription();

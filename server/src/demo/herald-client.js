@@ -1053,10 +1053,15 @@ var Herald = (() => {
             this.ignoredOffers += 1;
             return;
           }
+          const remote = { type: frame.type, sdp: frame.sdp };
           if (collision && this.pc.signalingState === "have-local-offer") {
-            await this.pc.setLocalDescription({ type: "rollback" });
+            await Promise.all([
+              this.pc.setLocalDescription({ type: "rollback" }),
+              this.pc.setRemoteDescription(remote)
+            ]);
+          } else {
+            await this.pc.setRemoteDescription(remote);
           }
-          await this.pc.setRemoteDescription({ type: frame.type, sdp: frame.sdp });
           await this.addPending();
           if (frame.type === "offer") {
             await this.pc.setLocalDescription();
