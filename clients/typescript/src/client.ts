@@ -9,9 +9,16 @@ import {
   type WebSocketConstructor,
 } from './transport.js';
 import type {
+  AnswerFrame,
   ChatMessage,
   ClientMessage,
   ErrorFrame,
+  HangupFrame,
+  IceCandidateFrame,
+  OfferFrame,
+  OutgoingSignal,
+  PeersFrame,
+  SignalFrame,
   Notification,
   PrivateMessage,
   RoomJoinedFrame,
@@ -124,6 +131,15 @@ export interface ClientEvents {
   private_message: PrivateMessage;
   notification: Notification;
   error: ClientErrorEvent;
+  /** The answer to `peers()` (capability `signaling`). */
+  peers: PeersFrame;
+  /** A signal another member of the room sent this connection (capability `signaling`). */
+  offer: OfferFrame;
+  answer: AnswerFrame;
+  ice_candidate: IceCandidateFrame;
+  hangup: HangupFrame;
+  /** Every relayed signal (`offer`, `answer`, `ice_candidate`, `hangup`), in arrival order. */
+  signal: SignalFrame;
   /** Every frame from the server, before the client acts on it. */
   frame: ServerMessage;
 }
@@ -212,6 +228,11 @@ interface PongWaiter {
   reject?: (err: Error) => void;
 }
 
+interface PeersWaiter {
+  resolve: (frame: PeersFrame) => void;
+  reject: (err: Error) => void;
+}
+
 /**
  * A Herald client: one connection (one room at a time, as the protocol has it), reconnecting
  * with full-jitter exponential backoff and resuming its room with `since`.
@@ -238,6 +259,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private pongTimer: ReturnType<typeof setTimeout> | undefined;
   private pongs: PongWaiter[] = [];
+  private peerWaiters: PeersWaiter[] = [];
   private queue: ClientMessage[] = [];
   private token: string | undefined;
   /** Positions of rooms this client has been in, for joining them again later. */
@@ -366,6 +388,39 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.pongs.push({ resolve, reject });
       this.sendNow({ type: 'ping' });
     });
+  }
+
+  /**
+   * Asks the server for the room's other members as WebRTC peers (capability `signaling`):
+   * their peer ids, this connection's `polite` role toward each, and the ICE servers to use.
+   * Rejects with `HeraldError` `not_connected`, `unsupported` (the server did not announce
+   * `signaling`), `not_in_room` (the server's answer outside a room) or `disconnected`.
+   */
+  peers(): Promise<PeersFrame> {
+    if (this.state !== 'connected' || !this.conn) {
+      return Promise.reject(new HeraldError('not_connected', 'peers needs a connection'));
+    }
+    if (!this.capabilities.includes('signaling')) {
+      return Promise.reject(new HeraldError('unsupported', 'the server did not announce signaling'));
+    }
+    return new Promise((resolve, reject) => {
+      this.peerWaiters.push({ resolve, reject });
+      this.sendNow({ type: 'peers' });
+    });
+  }
+
+  /**
+   * Sends a WebRTC signal to one member of the room, by peer id. Signals are never queued: a
+   * peer id is only good for one connection, so while disconnected or (re)joining the signal is
+   * `'dropped'`. Throws `HeraldError` `unsupported` when the server did not announce `signaling`.
+   */
+  signal(frame: OutgoingSignal): SendResult {
+    if (!this.ready()) return 'dropped';
+    if (!this.capabilities.includes('signaling')) {
+      throw new HeraldError('unsupported', 'the server did not announce signaling');
+    }
+    this.sendNow(frame);
+    return 'sent';
   }
 
   // ------------------------------------------------------------------ sending
@@ -523,6 +578,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const waiters = this.pongs;
     this.pongs = [];
     for (const w of waiters) w.reject?.(new HeraldError('disconnected', 'the connection closed before the pong'));
+    const peerWaiters = this.peerWaiters;
+    this.peerWaiters = [];
+    for (const w of peerWaiters) w.reject(new HeraldError('disconnected', 'the connection closed before the peers answer'));
     const sub = this.subscription;
     if (sub && sub.state === 'joined') sub.state = 'joining'; // rejoined (and resumed) on reconnect
     this.clientId = null;
@@ -647,6 +705,27 @@ export class HeraldClient extends Emitter<ClientEvents> {
         waiter?.resolve?.();
         return;
       }
+      case 'peers': {
+        this.peerWaiters.shift()?.resolve(frame);
+        this.emit('peers', frame);
+        return;
+      }
+      case 'offer':
+        this.emit('offer', frame);
+        this.emit('signal', frame);
+        return;
+      case 'answer':
+        this.emit('answer', frame);
+        this.emit('signal', frame);
+        return;
+      case 'ice_candidate':
+        this.emit('ice_candidate', frame);
+        this.emit('signal', frame);
+        return;
+      case 'hangup':
+        this.emit('hangup', frame);
+        this.emit('signal', frame);
+        return;
       case 'error':
         return this.onError(frame);
       default:
@@ -721,6 +800,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   private onError(frame: ErrorFrame): void {
+    // `peers` outside a room is answered with not_in_room (answers come in order, so it is the
+    // oldest question's answer, unless a chat was also sent outside a room meanwhile).
+    if (frame.code === 'not_in_room') {
+      this.peerWaiters.shift()?.reject(new HeraldError(frame.code, frame.message));
+    }
     this.emit('error', { code: frame.code, message: frame.message, source: 'server' });
     // A join refused for good (a room outside the token's grant, a user the server will not
     // take) must not leave the client waiting to rejoin with its sends queued forever. These

@@ -25,6 +25,16 @@ export {
   type EventStreamOptions,
   type EventStreamState,
 } from './events.js';
+export {
+  PeerConnection,
+  PeerManager,
+  rtcIceServers,
+  type PeerConnectionEvents,
+  type PeerConnectionOptions,
+  type PeerManagerEvents,
+  type PeerManagerOptions,
+  type RTCPeerConnectionConstructor,
+} from './peer.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { tokenExpiry } from './token.js';
 export {

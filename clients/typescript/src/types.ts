@@ -24,3 +24,13 @@ export type UserJoinedMessage = Frame<'user_joined'>;
 export type UserLeftMessage = Frame<'user_left'>;
 export type PrivateMessage = Frame<'private_message'>;
 export type ErrorFrame = Frame<'error'>;
+export type PeersFrame = Frame<'peers'>;
+export type OfferFrame = Frame<'offer'>;
+export type AnswerFrame = Frame<'answer'>;
+export type IceCandidateFrame = Frame<'ice_candidate'>;
+export type HangupFrame = Frame<'hangup'>;
+/** A relayed WebRTC signal, as the receiver gets it (`from`, `polite`). */
+export type SignalFrame = OfferFrame | AnswerFrame | IceCandidateFrame | HangupFrame;
+/** A WebRTC signal as a client sends it (`to`). */
+export type OutgoingSignal = Extract<ClientMessage, { type: 'offer' | 'answer' | 'ice_candidate' | 'hangup' }>;
+export type { Peer, IceServer, IceCandidate } from './generated/server-message.js';

@@ -1,4 +1,4 @@
-// Herald demo page: a chat room and a live dashboard, built on the Herald TypeScript client
+// Herald demo page: a chat room, a WebRTC call panel and a live dashboard, built on the Herald TypeScript client
 // (clients/typescript, bundled as herald-client.js, global `Herald`). The client does the
 // networking: the WebSocket, reconnecting with backoff, resuming the room with `since`, queueing
 // sends while disconnected, and the Server-Sent Events stream with Last-Event-ID. This file only
@@ -86,7 +86,7 @@
     setStatus($('sse-status'), 'Live', 'disconnected', 'herald-client.js did not load');
     throw new Error('herald-client.js did not load: the server must serve GET /herald-client.js');
   }
-  const { HeraldClient, HeraldEvents } = window.Herald;
+  const { HeraldClient, HeraldEvents, PeerManager } = window.Herald;
 
   const state = {
     me: null, // the user sent in `join`: the name string, which is also the id
@@ -116,6 +116,7 @@
       clearTimeout(state.typingTimer);
       renderMembers();
       renderTyping();
+      renderPeers([]); // peer ids belong to a connection: ask again once back in the room
     }
   });
   client.on('connecting', ({ delay, reason }) => {
@@ -135,17 +136,23 @@
     }
     notice(event.wasRecovering ? `You are back in ${event.room}.` : `You joined ${event.room}.`);
     renderRoom();
+    refreshPeers();
   });
   client.on('left', ({ room, reason }) => {
     if (room !== state.room) return;
     state.room = null;
     notice(reason === 'left' ? `You left ${room}.` : `You left ${room} (${reason}).`);
+    // Outside the room no signal goes out, so the call ends here without a hangup; the peer
+    // sees this connection leave the room.
+    endCall(`you left ${room}`, false);
     renderRoom();
+    refreshPeers();
   });
   client.on('user_joined', (frame) => {
     state.members = frame.users;
     notice(`${userName(frame.user)} joined.`);
     renderMembers();
+    refreshPeers();
   });
   client.on('user_left', (frame) => {
     state.members = state.members.filter((u) => userId(u) !== userId(frame.user));
@@ -153,6 +160,7 @@
     notice(`${userName(frame.user)} left.`);
     renderMembers();
     renderTyping();
+    refreshPeers();
   });
   client.on('typing', (frame) => {
     if (frame.isTyping) state.typing.set(userId(frame.user), userName(frame.user));
@@ -310,6 +318,211 @@
     }
   }
 
+  // ---------------------------------------------------------------- call: a WebRTC DataChannel
+  //
+  // Herald carries the signaling (offer, answer, ICE candidates, hangup) between two members of
+  // the room; the text then goes straight from browser to browser over a DataChannel. The
+  // client's PeerManager does the perfect negotiation; this part only renders it.
+
+  const calls = PeerManager && window.RTCPeerConnection ? new PeerManager(client) : null;
+  const call = {
+    peer: null, // the PeerConnection of the call in progress (one at a time on this page)
+    channel: null, // its DataChannel
+    name: '', // who is on the other end
+    peers: [], // the room's peers, as the last `peers` answer listed them
+    sent: 0, // signals this page sent through Herald for the current call
+    received: 0, // and received
+  };
+  const callStatus = $('call-status');
+
+  function setCallStatus(state, text) {
+    callStatus.dataset.state = state;
+    callStatus.textContent = text || state;
+  }
+
+  function callLine(kind, who, text) {
+    const item = el('li', `msg ${kind}`);
+    const head = el('div', 'meta');
+    head.appendChild(el('span', 'who', who));
+    head.appendChild(el('time', 'when', formatTime()));
+    item.append(head, el('div', 'text', text)); // text from the peer is shown as text, never HTML
+    const log = $('call-log');
+    log.appendChild(item);
+    while (log.children.length > 200) log.firstChild.remove();
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function callNotice(text, kind) {
+    const item = el('li', `notice${kind ? ` ${kind}` : ''}`, text);
+    $('call-log').appendChild(item);
+  }
+
+  let peersAsked = 0;
+  function refreshPeers() {
+    if (!calls) return;
+    if (!state.room || client.state !== 'connected') {
+      renderPeers([]);
+      return;
+    }
+    const ask = ++peersAsked;
+    calls.refresh().then(
+      (peers) => {
+        if (ask !== peersAsked) return;
+        // The other end left the room: its connection is gone, and with it the call's signaling.
+        if (call.peer && !peers.some((p) => p.peerId === call.peer.peerId)) {
+          endCall(`${call.name} left the room`, false);
+        }
+        renderPeers(peers);
+      },
+      (err) => {
+        if (ask !== peersAsked) return;
+        renderPeers([]);
+        if (err.code === 'unsupported') setCallStatus('idle', 'no signaling on this server');
+        else if (err.code !== 'disconnected' && err.code !== 'not_in_room') {
+          callNotice(`Could not list peers: ${err.message}`, 'error');
+        }
+      },
+    );
+  }
+
+  function renderPeers(peers) {
+    call.peers = peers;
+    const list = $('peers');
+    list.replaceChildren();
+    if (!calls) {
+      list.appendChild(el('li', 'empty', 'This browser has no WebRTC.'));
+    } else if (peers.length === 0) {
+      list.appendChild(el('li', 'empty',
+        state.room ? 'Nobody else in the room to call.' : 'Join a room to see who you can call.'));
+    }
+    for (const peer of peers) {
+      const item = el('li', 'other');
+      item.dataset.peerId = peer.peerId;
+      item.dataset.userId = userId(peer.user);
+      item.appendChild(el('span', 'peer-name', userName(peer.user)));
+      const button = el('button', 'call', 'Call');
+      button.type = 'button';
+      button.disabled = Boolean(call.peer);
+      button.title = `Open a DataChannel with ${userName(peer.user)} (peer ${peer.peerId})`;
+      item.appendChild(button);
+      list.appendChild(item);
+    }
+  }
+
+  function attachCall(peer) {
+    call.peer = peer;
+    call.name = peer.user !== undefined ? userName(peer.user) : peer.peerId;
+    call.sent = 0;
+    call.received = 0;
+    setCallStatus('calling', `connecting to ${call.name}…`);
+    peer.on('sent', ({ result }) => {
+      if (result === 'sent') call.sent += 1;
+    });
+    peer.on('state', (now) => {
+      if (call.peer !== peer) return;
+      if (now === 'failed') {
+        setCallStatus('failed', `connection to ${call.name} failed`);
+        callNotice(`The connection to ${call.name} failed.`, 'error');
+      }
+    });
+    peer.on('error', ({ message }) => {
+      if (call.peer === peer) callNotice(message, 'error');
+    });
+    peer.on('closed', ({ reason }) => {
+      if (call.peer === peer) endCall(reason);
+    });
+    peer.on('datachannel', (channel) => {
+      if (call.peer === peer) attachChannel(channel);
+    });
+    renderPeers(call.peers);
+  }
+
+  function attachChannel(channel) {
+    const peer = call.peer;
+    call.channel = channel;
+    let opened = false;
+    const open = () => {
+      // A channel the peer opened may already be open when it arrives, and still fire `open`.
+      if (call.channel !== channel || opened) return;
+      opened = true;
+      setCallStatus('open', `in a call with ${call.name}`);
+      callNotice(`DataChannel open with ${call.name}.`);
+      $('call-text').disabled = false;
+      $('call-send').disabled = false;
+    };
+    channel.addEventListener('open', open);
+    if (channel.readyState === 'open') open();
+    channel.addEventListener('message', (event) => {
+      if (call.channel === channel && typeof event.data === 'string') {
+        callLine('chat', call.name, event.data);
+      }
+    });
+    channel.addEventListener('close', () => {
+      if (call.channel === channel && call.peer === peer) peer.hangup('the DataChannel closed');
+    });
+  }
+
+  /** Ends the call here, and tells the peer unless `tell` is false (it is gone). */
+  function endCall(reason, tell = true) {
+    if (!call.peer) return;
+    const peer = call.peer;
+    call.peer = null;
+    call.channel = null;
+    if (tell) peer.hangup(reason);
+    else peer.close(reason);
+    setCallStatus('idle', 'idle');
+    callNotice(`Call with ${call.name} ended: ${reason}.`);
+    $('call-text').disabled = true;
+    $('call-send').disabled = true;
+    $('hangup').disabled = true;
+    renderPeers(call.peers);
+  }
+
+  if (calls) {
+    client.on('signal', (frame) => {
+      if (call.peer && frame.from === call.peer.peerId) call.received += 1;
+    });
+    calls.on('incoming', (peer) => {
+      if (call.peer) {
+        peer.hangup('busy'); // one call at a time on this page
+        return;
+      }
+      attachCall(peer);
+      $('hangup').disabled = false;
+      callNotice(`${call.name} is calling.`);
+    });
+  }
+  renderPeers([]);
+
+  $('peers').addEventListener('click', (event) => {
+    const button = event.target.closest('button.call');
+    if (!button || !calls || call.peer) return;
+    const peerId = button.closest('li').dataset.peerId;
+    let peer;
+    try {
+      peer = calls.call(peerId);
+    } catch (err) {
+      callNotice(`Cannot call: ${err.message}`, 'error');
+      return;
+    }
+    attachCall(peer);
+    $('hangup').disabled = false;
+    callNotice(`Calling ${call.name}…`);
+    attachChannel(peer.createDataChannel('herald-demo'));
+  });
+
+  $('call-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = $('call-text').value;
+    const channel = call.channel;
+    if (!text.trim() || !channel || channel.readyState !== 'open') return;
+    channel.send(text);
+    callLine('chat mine', 'you', text);
+    $('call-text').value = '';
+  });
+
+  $('hangup').addEventListener('click', () => endCall('you hung up'));
+
   // ---------------------------------------------------------------- live dashboard over SSE
 
   const sseStatus = $('sse-status');
@@ -434,6 +647,7 @@
 
   $('leave').addEventListener('click', () => {
     stopTyping();
+    endCall('you left the room'); // the hangup goes out while still in the room
     client.leave();
   });
 
@@ -479,6 +693,7 @@
   });
 
   window.addEventListener('beforeunload', () => {
+    endCall('the page closed');
     client.close();
     if (live) live.stream.close();
   });
@@ -490,6 +705,8 @@
       return live && live.stream;
     },
     state,
+    calls,
+    call,
   };
 
   client.connect();

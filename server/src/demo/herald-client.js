@@ -25,8 +25,11 @@ var Herald = (() => {
     HeraldClient: () => HeraldClient,
     HeraldError: () => HeraldError,
     HeraldEvents: () => HeraldEvents,
+    PeerConnection: () => PeerConnection,
+    PeerManager: () => PeerManager,
     Subscription: () => Subscription,
     backoffDelay: () => backoffDelay,
+    rtcIceServers: () => rtcIceServers,
     tokenExpiry: () => tokenExpiry,
     userId: () => userId,
     userName: () => userName,
@@ -233,6 +236,7 @@ var Herald = (() => {
       this.attempt = 0;
       this.closedByUser = true;
       this.pongs = [];
+      this.peerWaiters = [];
       this.queue = [];
       /** Positions of rooms this client has been in, for joining them again later. */
       this.positions = /* @__PURE__ */ new Map();
@@ -335,6 +339,37 @@ var Herald = (() => {
         this.pongs.push({ resolve, reject });
         this.sendNow({ type: "ping" });
       });
+    }
+    /**
+     * Asks the server for the room's other members as WebRTC peers (capability `signaling`):
+     * their peer ids, this connection's `polite` role toward each, and the ICE servers to use.
+     * Rejects with `HeraldError` `not_connected`, `unsupported` (the server did not announce
+     * `signaling`), `not_in_room` (the server's answer outside a room) or `disconnected`.
+     */
+    peers() {
+      if (this.state !== "connected" || !this.conn) {
+        return Promise.reject(new HeraldError("not_connected", "peers needs a connection"));
+      }
+      if (!this.capabilities.includes("signaling")) {
+        return Promise.reject(new HeraldError("unsupported", "the server did not announce signaling"));
+      }
+      return new Promise((resolve, reject) => {
+        this.peerWaiters.push({ resolve, reject });
+        this.sendNow({ type: "peers" });
+      });
+    }
+    /**
+     * Sends a WebRTC signal to one member of the room, by peer id. Signals are never queued: a
+     * peer id is only good for one connection, so while disconnected or (re)joining the signal is
+     * `'dropped'`. Throws `HeraldError` `unsupported` when the server did not announce `signaling`.
+     */
+    signal(frame) {
+      if (!this.ready()) return "dropped";
+      if (!this.capabilities.includes("signaling")) {
+        throw new HeraldError("unsupported", "the server did not announce signaling");
+      }
+      this.sendNow(frame);
+      return "sent";
     }
     // ------------------------------------------------------------------ sending
     ready() {
@@ -476,6 +511,9 @@ var Herald = (() => {
       const waiters = this.pongs;
       this.pongs = [];
       for (const w of waiters) w.reject?.(new HeraldError("disconnected", "the connection closed before the pong"));
+      const peerWaiters = this.peerWaiters;
+      this.peerWaiters = [];
+      for (const w of peerWaiters) w.reject(new HeraldError("disconnected", "the connection closed before the peers answer"));
       const sub = this.subscription;
       if (sub && sub.state === "joined") sub.state = "joining";
       this.clientId = null;
@@ -592,6 +630,27 @@ var Herald = (() => {
           waiter?.resolve?.();
           return;
         }
+        case "peers": {
+          this.peerWaiters.shift()?.resolve(frame);
+          this.emit("peers", frame);
+          return;
+        }
+        case "offer":
+          this.emit("offer", frame);
+          this.emit("signal", frame);
+          return;
+        case "answer":
+          this.emit("answer", frame);
+          this.emit("signal", frame);
+          return;
+        case "ice_candidate":
+          this.emit("ice_candidate", frame);
+          this.emit("signal", frame);
+          return;
+        case "hangup":
+          this.emit("hangup", frame);
+          this.emit("signal", frame);
+          return;
         case "error":
           return this.onError(frame);
         default:
@@ -661,6 +720,9 @@ var Herald = (() => {
       this.emit("chat", frame);
     }
     onError(frame) {
+      if (frame.code === "not_in_room") {
+        this.peerWaiters.shift()?.reject(new HeraldError(frame.code, frame.message));
+      }
       this.emit("error", { code: frame.code, message: frame.message, source: "server" });
       const sub = this.subscription;
       const refusesJoin = frame.code === "forbidden" || frame.code === "invalid_message" && (frame.message.startsWith("Invalid join message") || frame.message.includes("user object"));
@@ -864,6 +926,249 @@ var Herald = (() => {
           else if (field === "id" && !value2.includes("\0")) id = value2;
         }
       }
+    }
+  };
+
+  // src/peer.ts
+  function rtcIceServers(servers) {
+    return servers.map((server) => {
+      const out = { urls: [...server.urls] };
+      if (typeof server.username === "string") out.username = server.username;
+      if (typeof server.credential === "string") out.credential = server.credential;
+      return out;
+    });
+  }
+  function candidateInit(candidate) {
+    const init = { candidate: candidate.candidate };
+    if (typeof candidate.sdpMid === "string") init.sdpMid = candidate.sdpMid;
+    if (typeof candidate.sdpMLineIndex === "number") init.sdpMLineIndex = candidate.sdpMLineIndex;
+    if (typeof candidate.usernameFragment === "string") init.usernameFragment = candidate.usernameFragment;
+    return init;
+  }
+  function candidateWire(candidate) {
+    const json = candidate.toJSON();
+    const out = { candidate: json.candidate ?? "" };
+    if (typeof json.sdpMid === "string") out.sdpMid = json.sdpMid;
+    if (typeof json.sdpMLineIndex === "number") out.sdpMLineIndex = json.sdpMLineIndex;
+    if (typeof json.usernameFragment === "string") out.usernameFragment = json.usernameFragment;
+    return out;
+  }
+  function describe(err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  var PeerConnection = class extends Emitter {
+    constructor(send, peerId, options) {
+      super();
+      this.send = send;
+      this.peerId = peerId;
+      this.closed = false;
+      /** Offers ignored on glare (impolite side only). */
+      this.ignoredOffers = 0;
+      this.makingOffer = false;
+      this.ignoreOffer = false;
+      /** Remote candidates (null = end of candidates) waiting for a remote description. */
+      this.pending = [];
+      /** Incoming signals are applied one after the other, in the order they arrived. */
+      this.chain = Promise.resolve();
+      this.polite = options.polite;
+      this.user = options.user;
+      const Ctor = options.RTCPeerConnection ?? globalThis.RTCPeerConnection;
+      if (!Ctor) {
+        throw new HeraldError("unsupported", "no RTCPeerConnection here: pass options.RTCPeerConnection");
+      }
+      this.pc = new Ctor({ ...options.rtcConfig ?? {}, iceServers: options.iceServers ?? [] });
+      this.pc.onnegotiationneeded = () => void this.negotiate();
+      this.pc.onicecandidate = (event) => {
+        this.signal({
+          type: "ice_candidate",
+          to: this.peerId,
+          candidate: event.candidate ? candidateWire(event.candidate) : null
+        });
+      };
+      this.pc.ondatachannel = (event) => this.emit("datachannel", event.channel);
+      this.pc.onconnectionstatechange = () => this.emit("state", this.pc.connectionState);
+    }
+    /** Opens a DataChannel to the peer (which starts negotiation if needed). */
+    createDataChannel(label, init) {
+      return this.pc.createDataChannel(label, init);
+    }
+    /** Candidates from the peer not yet added because there was no remote description. */
+    get pendingCandidates() {
+      return this.pending.length;
+    }
+    /** Applies a signal from the peer (others are ignored). Signals are applied in order. */
+    handle(frame) {
+      if (frame.from !== this.peerId) return this.chain;
+      this.polite = frame.polite;
+      this.chain = this.chain.then(() => this.apply(frame)).catch(
+        (err) => this.emit("error", { message: `${frame.type} from ${this.peerId}: ${describe(err)}`, cause: err })
+      );
+      return this.chain;
+    }
+    /** Ends the connection and tells the peer. */
+    hangup(reason = "hung up") {
+      if (this.closed) return;
+      this.signal({ type: "hangup", to: this.peerId });
+      this.shutdown(reason, false);
+    }
+    /** Ends the connection here without telling the peer (say, because it left the room). */
+    close(reason = "closed") {
+      this.shutdown(reason, false);
+    }
+    signal(frame) {
+      if (this.closed) return;
+      let result;
+      try {
+        result = this.send(frame);
+      } catch (err) {
+        this.emit("error", { message: `could not send ${frame.type}: ${describe(err)}`, cause: err });
+        return;
+      }
+      this.emit("sent", { frame, result });
+      if (result === "dropped") {
+        this.emit("error", { message: `${frame.type} to ${this.peerId} dropped: not connected or not in the room` });
+      }
+    }
+    async negotiate() {
+      if (this.closed) return;
+      try {
+        this.makingOffer = true;
+        await this.pc.setLocalDescription();
+        const local = this.pc.localDescription;
+        if (local && local.type === "offer") this.signal({ type: "offer", to: this.peerId, sdp: local.sdp });
+      } catch (err) {
+        this.emit("error", { message: `negotiation: ${describe(err)}`, cause: err });
+      } finally {
+        this.makingOffer = false;
+      }
+    }
+    async apply(frame) {
+      if (this.closed) return;
+      switch (frame.type) {
+        case "offer":
+        case "answer": {
+          const collision = frame.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
+          this.ignoreOffer = !this.polite && collision;
+          if (this.ignoreOffer) {
+            this.ignoredOffers += 1;
+            return;
+          }
+          const remote = { type: frame.type, sdp: frame.sdp };
+          if (collision && this.pc.signalingState === "have-local-offer") {
+            await Promise.all([
+              this.pc.setLocalDescription({ type: "rollback" }),
+              this.pc.setRemoteDescription(remote)
+            ]);
+          } else {
+            await this.pc.setRemoteDescription(remote);
+          }
+          await this.addPending();
+          if (frame.type === "offer") {
+            await this.pc.setLocalDescription();
+            const local = this.pc.localDescription;
+            if (local) this.signal({ type: "answer", to: this.peerId, sdp: local.sdp });
+          }
+          return;
+        }
+        case "ice_candidate":
+          if (!this.pc.remoteDescription) {
+            this.pending.push(frame.candidate);
+            return;
+          }
+          await this.addCandidate(frame.candidate);
+          return;
+        case "hangup":
+          this.shutdown("the peer hung up", true);
+          return;
+      }
+    }
+    async addPending() {
+      const waiting = this.pending;
+      this.pending = [];
+      for (const candidate of waiting) await this.addCandidate(candidate);
+    }
+    async addCandidate(candidate) {
+      try {
+        if (candidate === null) await this.pc.addIceCandidate();
+        else await this.pc.addIceCandidate(candidateInit(candidate));
+      } catch (err) {
+        if (!this.ignoreOffer) throw err;
+      }
+    }
+    shutdown(reason, remote) {
+      if (this.closed) return;
+      this.closed = true;
+      this.pending = [];
+      this.pc.close();
+      this.emit("closed", { reason, remote });
+    }
+  };
+  var PeerManager = class extends Emitter {
+    constructor(client, options = {}) {
+      super();
+      this.client = client;
+      this.options = options;
+      /** The other members, as of the last `refresh()`. */
+      this.peers = [];
+      this.calls = /* @__PURE__ */ new Map();
+      this.iceServers = options.iceServers ?? null;
+      this.offSignal = client.on("signal", (frame) => this.onSignal(frame));
+    }
+    /** Asks the server for the room's peers (`client.peers()`), and keeps the answer. */
+    async refresh() {
+      const frame = await this.client.peers();
+      this.peers = frame.peers;
+      if (!this.options.iceServers) this.iceServers = rtcIceServers(frame.iceServers);
+      this.emit("peers", frame.peers);
+      return frame.peers;
+    }
+    /** The call with `peerId`, if there is one. */
+    get(peerId) {
+      return this.calls.get(peerId);
+    }
+    /** Every call in progress. */
+    get active() {
+      return [...this.calls.values()];
+    }
+    /**
+     * Starts (or returns) the call with `peerId`, a peer of the last `refresh()`. Add a channel or
+     * track to it to start negotiating.
+     */
+    call(peerId) {
+      const existing = this.calls.get(peerId);
+      if (existing) return existing;
+      const peer = this.peers.find((p) => p.peerId === peerId);
+      if (!peer) {
+        throw new HeraldError("peer_not_found", `${peerId} is not among the room's peers (refresh() first)`);
+      }
+      return this.create(peerId, peer.polite, peer.user);
+    }
+    /** Hangs up every call and stops listening to the client. */
+    close() {
+      for (const call of [...this.calls.values()]) call.hangup("closed");
+      this.offSignal();
+    }
+    create(peerId, polite, user) {
+      const options = { polite, iceServers: this.iceServers ?? [] };
+      if (user !== void 0) options.user = user;
+      if (this.options.rtcConfig) options.rtcConfig = this.options.rtcConfig;
+      if (this.options.RTCPeerConnection) options.RTCPeerConnection = this.options.RTCPeerConnection;
+      const call = new PeerConnection((frame) => this.client.signal(frame), peerId, options);
+      this.calls.set(peerId, call);
+      call.on("closed", ({ reason, remote }) => {
+        if (this.calls.get(peerId) === call) this.calls.delete(peerId);
+        this.emit("ended", { peer: call, reason, remote });
+      });
+      return call;
+    }
+    onSignal(frame) {
+      let call = this.calls.get(frame.from);
+      if (!call) {
+        if (frame.type !== "offer") return;
+        call = this.create(frame.from, frame.polite, frame.user);
+        this.emit("incoming", call);
+      }
+      void call.handle(frame);
     }
   };
   return __toCommonJS(index_exports);
