@@ -62,13 +62,7 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     auth::log_posture(&config, auth.as_ref());
     let broker: Box<dyn broker::Broker> = match &config.broker {
         Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
-        None => Box::new(broker::memory::Memory::new(
-            broker::memory::HistoryLimits {
-                size: config.history_size,
-                ttl: config.history_ttl,
-            },
-            config.presence_full_list_max,
-        )),
+        None => Box::new(broker::memory::Memory::from_config(&config)),
     };
     let node = Node::new(config, auth, broker, capability::all());
     node.limits.log_posture(&node.config);

@@ -51,6 +51,17 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// A broker with the configuration's history and full-list settings.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Memory::new(
+            HistoryLimits {
+                size: config.history_size,
+                ttl: config.history_ttl,
+            },
+            config.presence_full_list_max,
+        )
+    }
+
     /// A broker keeping room history within `limits`, whose presence changes carry whole
     /// member lists in rooms of at most `full_list_max` members.
     pub fn new(limits: HistoryLimits, full_list_max: usize) -> Self {

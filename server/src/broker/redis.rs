@@ -24,7 +24,7 @@ use herald_protocol::{RoomName, User};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bus::{self, BusMessage};
-use super::memory::{HistoryLimits, Memory};
+use super::memory::Memory;
 use super::{
     presence_frames, scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer,
     PresenceChange, SessionId,
@@ -232,13 +232,7 @@ impl Redis {
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
             client,
-            fallback: Arc::new(Memory::new(
-                HistoryLimits {
-                    size: config.history_size,
-                    ttl: config.history_ttl,
-                },
-                config.presence_full_list_max,
-            )),
+            fallback: Arc::new(Memory::from_config(config)),
         })
     }
 

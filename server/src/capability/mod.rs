@@ -22,3 +22,31 @@ pub fn all() -> Vec<Box<dyn Capability>> {
         Box::new(signaling::Signaling),
     ]
 }
+
+/// Test support: a node on the memory broker with every capability, and its frames.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::broker::memory::Memory;
+    use crate::config::Config;
+    use crate::node::Node;
+    use crate::session::{Outbound, Outbox};
+
+    /// A node with `config`, the memory broker and every capability.
+    pub fn node(config: Config) -> Arc<Node> {
+        let broker = Memory::from_config(&config);
+        Node::new(config, None, Box::new(broker), super::all())
+    }
+
+    /// Every frame queued for a session, as JSON.
+    pub fn frames(outbox: &mut Outbox) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Some(item) = outbox.try_recv() {
+            if let Outbound::Frame(f) = item {
+                out.push(serde_json::from_str(f.as_str()).unwrap());
+            }
+        }
+        out
+    }
+}

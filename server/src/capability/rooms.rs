@@ -132,31 +132,9 @@ pub fn chat(node: &Node, room: RoomName, user: User, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::memory::{HistoryLimits, Memory};
+    use crate::capability::testing::{frames, node};
     use crate::config::Config;
-    use crate::session::{Outbound, Outbox};
     use crate::wire::Transport;
-
-    fn node(config: Config) -> Arc<Node> {
-        let broker = Memory::new(
-            HistoryLimits {
-                size: config.history_size,
-                ttl: config.history_ttl,
-            },
-            config.presence_full_list_max,
-        );
-        Node::new(config, None, Box::new(broker), crate::capability::all())
-    }
-
-    fn frames(outbox: &mut Outbox) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
-        while let Some(item) = outbox.try_recv() {
-            if let Outbound::Frame(f) = item {
-                out.push(serde_json::from_str(f.as_str()).unwrap());
-            }
-        }
-        out
-    }
 
     fn types(frames: &[serde_json::Value]) -> Vec<&str> {
         frames.iter().map(|f| f["type"].as_str().unwrap()).collect()

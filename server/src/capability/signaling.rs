@@ -199,31 +199,8 @@ pub fn rest_credentials(secret: &[u8], user: &str, expiry: u64) -> (String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::memory::{HistoryLimits, Memory};
-    use crate::session::{Outbound, Outbox};
+    use crate::capability::testing::{frames, node};
     use crate::wire::Transport;
-    use serde_json::Value;
-
-    fn node(config: Config) -> Arc<Node> {
-        let broker = Memory::new(
-            HistoryLimits {
-                size: config.history_size,
-                ttl: config.history_ttl,
-            },
-            config.presence_full_list_max,
-        );
-        Node::new(config, None, Box::new(broker), crate::capability::all())
-    }
-
-    fn frames(outbox: &mut Outbox) -> Vec<Value> {
-        let mut out = Vec::new();
-        while let Some(item) = outbox.try_recv() {
-            if let Outbound::Frame(f) = item {
-                out.push(serde_json::from_str(f.as_str()).unwrap());
-            }
-        }
-        out
-    }
 
     #[test]
     fn rest_credentials_match_a_known_vector() {
