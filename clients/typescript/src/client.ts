@@ -50,6 +50,12 @@ export interface ClientOptions {
   tokenVia?: 'subprotocol' | 'query';
   /** How long before `exp` to fetch a new token, in ms (default 30 000). */
   tokenRefreshMargin?: number;
+  /**
+   * `'diff'` asks a server that announces `presence-diff` for `presence_diff` frames (only who
+   * joined or left) instead of whole member lists; the subscription keeps `users` up to date
+   * either way. Default `'full'` (the core frames).
+   */
+  presence?: 'full' | 'diff';
   /** The first reconnect delay's ceiling, in ms (default 500). */
   minReconnectDelay?: number;
   /** The largest reconnect delay's ceiling, in ms (default 20 000). */
@@ -471,6 +477,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
       frame.since = { epoch: position.epoch, offset: position.offset };
       sub.wasRecovering = true;
     }
+    if (this.opts.presence === 'diff' && this.capabilities.includes('presence-diff')) {
+      frame.presence = 'diff';
+    }
     sub.state = 'joining';
     this.sendNow(frame);
   }
@@ -692,6 +701,30 @@ export class HeraldClient extends Emitter<ClientEvents> {
         sub.users = sub.users.filter((u) => userId(u) !== gone);
         sub.fire('presence', { users: sub.users, left: frame.user });
         this.emit('user_left', frame);
+        return;
+      }
+      case 'presence_diff': {
+        const sub = this.current(frame.room);
+        if (!sub) return;
+        // The same events as with whole lists: an app need not know which mode it is in.
+        for (const joined of frame.joins) {
+          sub.users = [...sub.users, joined];
+          sub.fire('presence', { users: sub.users, joined });
+          this.emit('user_joined', { type: 'user_joined', user: joined, users: sub.users, room: frame.room });
+        }
+        for (const left of frame.leaves) {
+          const gone = userId(left);
+          sub.users = sub.users.filter((u) => userId(u) !== gone);
+          sub.fire('presence', { users: sub.users, left });
+          this.emit('user_left', { type: 'user_left', user: left, room: frame.room });
+        }
+        return;
+      }
+      case 'presence_state': {
+        const sub = this.current(frame.room);
+        if (!sub) return;
+        sub.users = frame.users;
+        sub.fire('presence', { users: sub.users });
         return;
       }
       case 'private_message':

@@ -53,6 +53,23 @@ describe('client over WebSocket', () => {
     assert.deepEqual(states.at(-1), { state: 'disconnected', previous: 'connected', reason: 'closed by the client' });
   });
 
+  it('keeps the member list from presence diffs, with the same events as whole lists', async () => {
+    const ann = client('ann', { presence: 'diff' });
+    const ben = client('ben');
+    await connected(ann);
+    await connected(ben);
+    const { sub: annRoom } = await joined(ann, 'diffs');
+    const joinedEvent = next(ann, 'user_joined');
+    const presence = next(annRoom, 'presence', (p) => p.joined !== undefined);
+    await joined(ben, 'diffs');
+    assert.deepEqual((await joinedEvent).users, ['ann', 'ben']);
+    assert.deepEqual((await presence).users, ['ann', 'ben']);
+    const leftEvent = next(ann, 'user_left');
+    ben.leave();
+    assert.equal((await leftEvent).user, 'ben');
+    assert.deepEqual(annRoom.users, ['ann']);
+  });
+
   it('joins a room, sees presence, chats both ways with offsets, and typing reaches only others', async () => {
     const alice = client('alice');
     const bob = client({ id: 'bob', name: 'Bob', color: 'green' });

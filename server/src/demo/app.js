@@ -100,7 +100,9 @@
 
   // ---------------------------------------------------------------- chat over the client
 
-  const client = new HeraldClient(location.origin);
+  // Presence as diffs: the page keeps its member list from who joins and leaves, so a large
+  // room never sends it whole lists.
+  const client = new HeraldClient(location.origin, { presence: 'diff' });
   const wsStatus = $('ws-status');
 
   client.on('state', ({ state: now, reason }) => {

@@ -414,6 +414,9 @@ var Herald = (() => {
         frame.since = { epoch: position.epoch, offset: position.offset };
         sub.wasRecovering = true;
       }
+      if (this.opts.presence === "diff" && this.capabilities.includes("presence-diff")) {
+        frame.presence = "diff";
+      }
       sub.state = "joining";
       this.sendNow(frame);
     }
@@ -617,6 +620,29 @@ var Herald = (() => {
           sub.users = sub.users.filter((u) => userId(u) !== gone);
           sub.fire("presence", { users: sub.users, left: frame.user });
           this.emit("user_left", frame);
+          return;
+        }
+        case "presence_diff": {
+          const sub = this.current(frame.room);
+          if (!sub) return;
+          for (const joined of frame.joins) {
+            sub.users = [...sub.users, joined];
+            sub.fire("presence", { users: sub.users, joined });
+            this.emit("user_joined", { type: "user_joined", user: joined, users: sub.users, room: frame.room });
+          }
+          for (const left of frame.leaves) {
+            const gone = userId(left);
+            sub.users = sub.users.filter((u) => userId(u) !== gone);
+            sub.fire("presence", { users: sub.users, left });
+            this.emit("user_left", { type: "user_left", user: left, room: frame.room });
+          }
+          return;
+        }
+        case "presence_state": {
+          const sub = this.current(frame.room);
+          if (!sub) return;
+          sub.users = frame.users;
+          sub.fire("presence", { users: sub.users });
           return;
         }
         case "private_message":
