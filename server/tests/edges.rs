@@ -498,72 +498,22 @@ async fn a_client_still_sending_gets_the_close_frame_directly() {
     assert_eq!(metric(&server, "herald_abortive_closes_total").await, 0.0);
 }
 
-/// Where Debian puts nginx (CI installs it).
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// A running nginx, killed when dropped, with its directory.
-struct Proxy {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// nginx proxying WebSockets to `upstream`, or `None` (said loudly) when nginx is not installed
 /// outside CI; in CI a missing nginx fails the test.
-fn proxy_to(upstream: &Server) -> Option<Proxy> {
-    if !std::path::Path::new(NGINX).exists() {
+fn proxy_to(upstream: &Server) -> Option<common::cluster::Nginx> {
+    let nginx = common::cluster::nginx_path();
+    if !nginx.exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install nginx (apt-get install -y nginx)"
         );
-        eprintln!("SKIPPED: {NGINX} is not installed (apt-get install -y nginx)");
+        eprintln!(
+            "SKIPPED: {} is not installed (apt-get install -y nginx)",
+            nginx.display()
+        );
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir =
-        std::env::temp_dir().join(format!("herald-edges-nginx-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-         \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
-         \x20     proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n\
-         \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
-         \x20     proxy_set_header Host $host;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
-        upstream = upstream.addr
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting nginx");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Proxy { child, port, dir })
+    Some(common::cluster::nginx(&[upstream]))
 }
 
 #[tokio::test]

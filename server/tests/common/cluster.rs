@@ -164,3 +164,106 @@ impl Drop for OwnRedis {
         self.stop();
     }
 }
+
+/// Where Debian puts nginx, unless `HERALD_TEST_NGINX` names another binary. CI installs it
+/// (`.ci/run`) and fails without it; elsewhere the test is reported as skipped (see
+/// [`super::skip`]).
+pub fn nginx_path() -> std::path::PathBuf {
+    std::env::var_os("HERALD_TEST_NGINX")
+        .map(Into::into)
+        .unwrap_or_else(|| "/usr/sbin/nginx".into())
+}
+
+pub struct Nginx {
+    child: Child,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// nginx in front of `upstreams` with the least-connections balancer, WebSocket upgrades and
+/// unbuffered streams (what SSE needs). One process (`master_process off`) and no inherited output,
+/// so killing the child on drop leaves no worker behind holding the test harness's pipes.
+pub fn nginx(upstreams: &[&Server]) -> Nginx {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("herald-nginx-{}", prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let servers: String = upstreams
+        .iter()
+        .map(|s| format!("    server {};\n", s.addr))
+        .collect();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream herald {{
+    least_conn;
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://herald;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+    }}
+  }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new(nginx_path())
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nginx");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        port,
+        _dir: TempDir(dir),
+    }
+}
