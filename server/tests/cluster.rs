@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{
-    health, names, nginx, nginx_path, node, node_on, prefix, wait_broker, OwnRedis, REDIS,
+    names, nginx, nginx_path, node, node_on, prefix, wait_broker, OwnRedis, REDIS,
 };
-use common::{post, Client, Events, Server};
+use common::{health, post, Client, Events, Server};
 use serde_json::{json, Value};
 
 /// The next frame of one of these types, skipping presence and typing noise.

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{health, metric, node_on, prefix, redis_cli, wait_broker, OwnRedis, REDIS};
+use common::cluster::{node_on, prefix, redis_cli, wait_broker, OwnRedis, REDIS};
 use common::Client;
+use common::{health, metric};
 use serde_json::{json, Value};
 
 async fn join(server: &common::Server, room: &str, user: &str) -> (Client, Value) {

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::Server;
+use common::{metric, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -205,32 +205,6 @@ async fn cross_origin_publishing_is_refused_unless_the_origin_is_allowed() {
 }
 
 // ---- helpers for the connection tests ----
-
-/// A metric's value from `/metrics` (0 when absent).
-async fn metric(server: &Server, name: &str) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(' ')?;
-            (key == name).then(|| value.trim().parse::<f64>().ok())?
-        })
-        .unwrap_or(0.0)
-}
-
-async fn healthz_connections(server: &Server) -> u64 {
-    let health: Value = reqwest::get(server.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .unwrap();
-    health["connections"].as_u64().unwrap()
-}
 
 /// A TCP connection to `addr` whose receive buffer is as small as the kernel allows, so a client
 /// that stops reading fills the server's side quickly.
@@ -545,13 +519,22 @@ async fn an_sse_client_that_stops_reading_is_disconnected() {
         &[],
     );
     let mut reader = stalled_stream(&server, "").await;
-    assert_eq!(healthz_connections(&server).await, 1);
+    assert_eq!(
+        common::health(&server).await["connections"]
+            .as_u64()
+            .unwrap(),
+        1
+    );
     let data = "y".repeat(30_000);
     let body = json!({"resource":"r","action":"a","data":data}).to_string();
     let client = reqwest::Client::new();
     // Updates flood in until the stream's connection is gone (or the deadline says it stays).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while healthz_connections(&server).await > 0 {
+    while common::health(&server).await["connections"]
+        .as_u64()
+        .unwrap()
+        > 0
+    {
         if tokio::time::Instant::now() > deadline {
             let metrics = reqwest::get(server.url("/metrics"))
                 .await
@@ -642,7 +625,10 @@ async fn an_sse_stream_closed_for_another_reason_is_reset_when_its_client_does_n
         assert_eq!(r.status(), 200);
     }
     eventually("the expired stream's connection to end", || async {
-        healthz_connections(&server).await == 0
+        common::health(&server).await["connections"]
+            .as_u64()
+            .unwrap()
+            == 0
     })
     .await;
     assert!(

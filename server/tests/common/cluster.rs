@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Server;
+use super::{health, Server};
 
 /// The Redis every machine here runs; tests on it use their own key prefixes.
 pub const REDIS: &str = "redis://127.0.0.1:6379";
@@ -59,16 +59,6 @@ pub fn names(users: &Value) -> Vec<String> {
         .collect()
 }
 
-/// `/healthz` as JSON.
-pub async fn health(server: &Server) -> Value {
-    reqwest::get(server.url("/healthz"))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("healthz is JSON")
-}
-
 /// Waits until `/healthz` says the broker is `want` (`up` or `down`).
 pub async fn wait_broker(server: &Server, want: &str, within: Duration) {
     let deadline = Instant::now() + within;
@@ -80,19 +70,6 @@ pub async fn wait_broker(server: &Server, want: &str, within: Duration) {
         assert!(Instant::now() < deadline, "broker never became {want}: {h}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// One counter or gauge from `/metrics` (0 when absent).
-pub async fn metric(server: &Server, name: &str) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// `redis-cli` against `url`'s port, returning its output.

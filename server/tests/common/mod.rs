@@ -276,6 +276,29 @@ async fn post_as(url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
     )
 }
 
+/// `/healthz` as JSON.
+pub async fn health(server: &Server) -> Value {
+    reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("healthz is JSON")
+}
+
+/// One counter or gauge from `/metrics` (0 when absent).
+pub async fn metric(server: &Server, name: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A masked text frame (payload under 126 bytes) with a zero mask, as a client must send it.
 pub fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
