@@ -97,8 +97,9 @@ pub struct Node {
     /// Where actions other nodes must see go.
     pub broker: Box<dyn Broker>,
     capabilities: Vec<Box<dyn Capability>>,
-    /// Client message type → index in `capabilities`.
-    handlers: HashMap<&'static str, usize>,
+    /// Client message type → index in `capabilities` (looked up on every inbound frame: aHash,
+    /// not SipHash).
+    handlers: HashMap<&'static str, usize, ahash::RandomState>,
     /// The protocol capabilities `welcome` announces.
     announced: Vec<String>,
     sse_log: Mutex<SseLog>,
@@ -128,7 +129,7 @@ impl Node {
     ) -> Arc<Self> {
         inbound::warm_up();
         let limits = Limits::new(&config);
-        let mut handlers = HashMap::new();
+        let mut handlers = HashMap::default();
         for (index, capability) in capabilities.iter().enumerate() {
             for kind in capability.handles() {
                 let previous = handlers.insert(*kind, index);
