@@ -648,7 +648,8 @@ async fn run_batch(
                         .arg(offset)
                         .arg(shared.history_ttl_ms)
                         .arg(new_epoch())
-                        .arg(shared.full_list_max);
+                        .arg(shared.full_list_max)
+                        .arg(shared.history_size);
                     then.push(Then::Join {
                         session: session.clone(),
                         room: room.clone(),

@@ -95,7 +95,7 @@ fn with_presence(body: &str) -> String {
 
 /// `ARGV`: prefix, room, member, user JSON, since epoch (empty for none), since offset, history
 /// lifetime in ms, a new epoch in case the room has none, the largest room whose presence
-/// announcements carry the member list.
+/// announcements carry the member list, the history size.
 /// Returns `{epoch, offset, users (one JSON per line), recovered ("", "0" or "1"), replay
 /// (offset, prefix, offset, prefix...), presence sequence}`.
 pub fn join() -> String {
@@ -116,8 +116,12 @@ if ARGV[5] ~= '' then
   local ok = (ARGV[5] == epoch) and since ~= nil and since <= offset
   if ok and since < offset then
     redis.call('XTRIM', base .. ':history', 'MINID', now_ms() - tonumber(ARGV[7]))
+    -- The chat script trims by count approximately: only the newest `size` entries are the
+    -- room's history.
+    local newest = redis.call('XREVRANGE', base .. ':history', '+', '-', 'COUNT', tonumber(ARGV[10]))
     local first = nil
-    for _, e in ipairs(redis.call('XRANGE', base .. ':history', '-', '+')) do
+    for i = #newest, 1, -1 do
+      local e = newest[i]
       local o = tonumber(e[2][2])
       if first == nil then first = o end
       if o > since then
@@ -164,16 +168,19 @@ return table.concat(member_list(ARGV[1] .. ':room:' .. ARGV[2]), '\n')
 pub const CHAT: &str = r#"
 local p, room = ARGV[1], ARGV[2]
 local base = p .. ':room:' .. room
-redis.call('SET', base .. ':epoch', ARGV[6], 'NX')
 local epoch = redis.call('GET', base .. ':epoch')
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', base .. ':epoch', epoch)
+end
 local o = redis.call('INCR', base .. ':offset')
 local size = tonumber(ARGV[4])
 if size > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XADD', base .. ':history', 'MAXLEN', size, '*', 'o', o, 'f', ARGV[3])
-  redis.call('XTRIM', base .. ':history', 'MINID', now - tonumber(ARGV[5]))
-  redis.call('PEXPIRE', base .. ':history', tonumber(ARGV[5]))
+  -- Trimmed by count approximately (whole stream nodes at a time, far cheaper than exact), so it
+  -- may hold a few more than `size`: the join script reads only the newest `size` and trims by
+  -- age itself. The stream expires with its newest entry.
+  redis.call('XADD', base .. ':history', 'MAXLEN', '~', size, '*', 'o', o, 'f', ARGV[3])
+  redis.call('PEXPIRE', base .. ':history', ARGV[5])
 end
 -- A room silent for a day forgets its position (the next message starts a new epoch).
 redis.call('EXPIRE', base .. ':epoch', 86400)
