@@ -41,6 +41,8 @@ pub struct Metrics {
     broker_shed: Counter,
     broker_unreadable: Counter,
     broker_restarts: Counter,
+    broker_received: Counter,
+    broker_channels: Gauge,
 }
 
 /// The cluster broker's own counts, as the broker reports them.
@@ -54,6 +56,10 @@ pub struct BrokerCounts {
     pub unreadable: u64,
     /// Times the broker task was restarted.
     pub restarts: u64,
+    /// Bus messages received (every channel the node listens to).
+    pub received: u64,
+    /// Bus channels subscribed for local rooms and users.
+    pub channels: u64,
 }
 
 impl Default for Metrics {
@@ -80,6 +86,8 @@ impl Metrics {
             broker_shed: Counter::default(),
             broker_unreadable: Counter::default(),
             broker_restarts: Counter::default(),
+            broker_received: Counter::default(),
+            broker_channels: Gauge::default(),
             abortive_closes: Counter::default(),
             unadmitted_refused: Counter::default(),
             http_timeouts: Counter::default(),
@@ -146,6 +154,16 @@ impl Metrics {
             m.broker_restarts.clone(),
         );
         registry.register(
+            "broker_received",
+            "Cluster bus messages this node received (only rooms and users it has members of)",
+            m.broker_received.clone(),
+        );
+        registry.register(
+            "broker_channels",
+            "Cluster bus channels subscribed for this node's rooms and users",
+            m.broker_channels.clone(),
+        );
+        registry.register(
             "abortive_closes",
             "Connections reset so the kernel discards their unsent data",
             m.abortive_closes.clone(),
@@ -197,6 +215,8 @@ impl Metrics {
         catch_up(&self.broker_shed, counts.shed);
         catch_up(&self.broker_unreadable, counts.unreadable);
         catch_up(&self.broker_restarts, counts.restarts);
+        catch_up(&self.broker_received, counts.received);
+        self.broker_channels.set(counts.channels as i64);
     }
 
     /// The Prometheus text exposition.

@@ -192,6 +192,8 @@ impl Node {
             shed: stats.shed,
             unreadable: stats.unreadable,
             restarts: stats.restarts,
+            received: stats.received,
+            channels: stats.channels,
         });
         self.metrics.render()
     }

@@ -17,7 +17,11 @@
 //! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
 //! | `D` direct | room, the receiving member | the encoded frame | the node's body, the direct script's header (written only when the member is in the room) |
 //!
-//! A member is `NODE/SESSION`. Layer 3.
+//! A member is `NODE/SESSION`.
+//!
+//! The Redis broker publishes each kind on the channel of what it concerns, so a node receives
+//! only what it has local members for ([`super::interest`]): `R`, `P`, `V` and `D` on the room's
+//! channel, `U` on the user's, `S` on the one channel every node reads. Layer 3.
 
 use herald_protocol::{RoomName, User};
 

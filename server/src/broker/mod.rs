@@ -14,6 +14,7 @@
 //! `node.rs` does not change. Layer 3 (the traits) and 4 (the implementations).
 
 pub mod bus;
+pub mod interest;
 pub mod memory;
 pub mod redis;
 mod scripts;
@@ -274,6 +275,10 @@ pub struct BrokerStats {
     pub unreadable: u64,
     /// Times the broker's task died and was restarted.
     pub restarts: u64,
+    /// Bus messages received (a node listens only to its rooms' and users' channels).
+    pub received: u64,
+    /// Bus channels subscribed for this node's rooms and users.
+    pub channels: u64,
 }
 
 /// Whether the broker can reach the other nodes.

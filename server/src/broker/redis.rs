@@ -3,6 +3,10 @@
 //!
 //! One task per node owns two Redis connections: a multiplexed one for commands and a pub/sub
 //! one reading the cluster's bus ([`super::bus`]) and the backend topics ([`super::topics`]).
+//! The bus is split by interest ([`super::interest`]): each room and each user has a channel of
+//! its own, subscribed when the first local session joins the room (or the user's first local
+//! WebSocket connects), before the join runs, and unsubscribed after the last one left; the
+//! events every node needs stay on one channel.
 //! Commands run as Lua scripts ([`super::scripts`]) in the order the node submitted them,
 //! pipelined in batches; their outcomes come back to every node, this one included, through the
 //! bus, in one order, and are delivered through the node's [`BrokerEvents`].
@@ -17,13 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use ::redis::{AsyncConnectionConfig, Value};
 use futures_util::StreamExt;
 use herald_protocol::{RoomName, User};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bus::{self, BusMessage};
+use super::interest::Interest;
 use super::memory::Memory;
 use super::{
     presence_frames, scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer,
@@ -83,11 +88,47 @@ struct Shared {
     shed: AtomicU64,
     unreadable: AtomicU64,
     restarts: AtomicU64,
+    /// Bus messages received.
+    received: AtomicU64,
+    /// Channels subscribed for local rooms and users.
+    channels: AtomicU64,
 }
 
 impl Shared {
     fn member(&self, session: &str) -> String {
         format!("{}/{}", self.node_id, session)
+    }
+
+    /// The channel of a room's traffic (messages, presence, volatile and direct frames).
+    fn room_channel(&self, room: &str) -> String {
+        format!("{}:room:{room}:bus", self.prefix)
+    }
+
+    /// The channel of a user's private messages.
+    fn user_channel(&self, user_id: &str) -> String {
+        format!("{}:user:{user_id}:bus", self.prefix)
+    }
+
+    /// Records which channels an operation needs or frees. A new command or operation whose
+    /// traffic comes back on a channel of its own (a document, a stream) adds its arm here.
+    fn note_interest(&self, interest: &mut Interest, op: &Op) {
+        match op {
+            Op::Command(Command::Join { session, room, .. }) => {
+                interest.want(&self.room_channel(room.as_str()), session)
+            }
+            Op::Command(Command::Leave { session, room, .. }) => {
+                interest.unwant(&self.room_channel(room.as_str()), session)
+            }
+            Op::Online {
+                user_id,
+                session,
+                transport: Transport::WebSocket,
+            } => interest.want(&self.user_channel(user_id), session),
+            Op::Offline { user_id, session } => {
+                interest.unwant(&self.user_channel(user_id), session)
+            }
+            _ => {}
+        }
     }
 
     /// The session a member key names, when it is on this node.
@@ -224,6 +265,8 @@ impl Redis {
             shed: AtomicU64::new(0),
             unreadable: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            channels: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
@@ -319,6 +362,8 @@ impl Broker for Redis {
             shed: self.shared.shed.load(Ordering::Relaxed),
             unreadable: self.shared.unreadable.load(Ordering::Relaxed),
             restarts: self.shared.restarts.load(Ordering::Relaxed),
+            received: self.shared.received.load(Ordering::Relaxed),
+            channels: self.shared.channels.load(Ordering::Relaxed),
         }
     }
 
@@ -388,13 +433,19 @@ async fn run(
     mut lease: Lease,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut interest = Interest::default();
     loop {
-        match connect(&client, &shared, &events, &fallback).await {
-            Ok((mut conn, pubsub)) => {
+        match connect(&client, &shared, &events, &fallback, &mut interest).await {
+            Ok((mut conn, mut sink, stream)) => {
                 backoff = Duration::from_millis(100);
                 shared.up.store(true, Ordering::Release);
                 tracing::info!(node = %shared.node_id, "cluster broker connected");
-                let end = serve(&mut conn, pubsub, &shared, &events, &fallback, lease.rx()).await;
+                let mut link = Link {
+                    conn: &mut conn,
+                    sink: &mut sink,
+                    interest: &mut interest,
+                };
+                let end = serve(&mut link, stream, &shared, &events, &fallback, lease.rx()).await;
                 shared.up.store(false, Ordering::Release);
                 shared.leader.store(false, Ordering::Release);
                 if let Some(events) = events.upgrade() {
@@ -434,12 +485,46 @@ async fn run(
     }
 }
 
+/// What the connected task talks through: commands, subscriptions, and what it listens to.
+struct Link<'a> {
+    conn: &'a mut MultiplexedConnection,
+    sink: &'a mut PubSubSink,
+    interest: &'a mut Interest,
+}
+
+/// How many channels one SUBSCRIBE names at most.
+const SUBSCRIBE_CHUNK: usize = 512;
+
+/// Subscribes to (or unsubscribes from) `channels`, waiting for every confirmation; a Redis that
+/// does not answer within the command timeout counts as lost.
+async fn listen(
+    sink: &mut PubSubSink,
+    channels: &[String],
+    subscribe: bool,
+) -> ::redis::RedisResult<()> {
+    for chunk in channels.chunks(SUBSCRIBE_CHUNK) {
+        let confirmed = if subscribe {
+            tokio::time::timeout(Duration::from_secs(5), sink.subscribe(chunk)).await
+        } else {
+            tokio::time::timeout(Duration::from_secs(5), sink.unsubscribe(chunk)).await
+        };
+        confirmed.map_err(|_| {
+            ::redis::RedisError::from((
+                ::redis::ErrorKind::Io,
+                "Redis did not confirm a subscription in time",
+            ))
+        })??;
+    }
+    Ok(())
+}
+
 async fn connect(
     client: &::redis::Client,
     shared: &Shared,
     events: &Weak<dyn BrokerEvents>,
     fallback: &Memory,
-) -> ::redis::RedisResult<(MultiplexedConnection, ::redis::aio::PubSubStream)> {
+    interest: &mut Interest,
+) -> ::redis::RedisResult<(MultiplexedConnection, PubSubSink, PubSubStream)> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
@@ -449,20 +534,36 @@ async fn connect(
     for script in scripts_loaded().all() {
         script.prepare_invoke().load_async(&mut conn).await?;
     }
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(&shared.bus).await?;
-    for (channel, _) in &shared.topics {
-        pubsub.subscribe(channel).await?;
-    }
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    let mut always = vec![shared.bus.clone()];
+    always.extend(shared.topics.iter().map(|(c, _)| c.clone()));
+    listen(&mut sink, &always, true).await?;
     heartbeat(&mut conn, shared).await?;
+    interest.clear();
+    shared.channels.store(0, Ordering::Relaxed);
     if let Some(events) = events.upgrade() {
         // What ran here alone is not the cluster's: its streams and presence are dropped, and
         // the cluster's presence numbering starts again for every member here.
         fallback.reset();
         events.reset();
-        resync(&mut conn, shared, &*events).await?;
+        // Listen to every local room and user before Redis learns of them again, so nothing
+        // the resync announces (or anything after it) is missed.
+        let state = events.local_state();
+        for (room, session, _) in &state.members {
+            interest.want(&shared.room_channel(room.as_str()), session);
+        }
+        for (user_id, session, transport) in &state.users {
+            if *transport == Transport::WebSocket {
+                interest.want(&shared.user_channel(user_id), session);
+            }
+        }
+        listen(&mut sink, &interest.to_subscribe(), true).await?;
+        shared
+            .channels
+            .store(interest.subscribed() as u64, Ordering::Relaxed);
+        resync(&mut conn, shared, &state).await?;
     }
-    Ok((conn, pubsub.into_on_message()))
+    Ok((conn, sink, stream))
 }
 
 /// Renews the heartbeat and the topic leadership.
@@ -494,9 +595,8 @@ fn user_json(user: &User) -> String {
 async fn resync(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
-    events: &dyn BrokerEvents,
+    state: &super::LocalState,
 ) -> ::redis::RedisResult<()> {
-    let state = events.local_state();
     let mut invocation = scripts_loaded().resync.prepare_invoke();
     invocation
         .arg(&shared.prefix)
@@ -520,8 +620,8 @@ async fn resync(
 }
 
 async fn serve(
-    conn: &mut MultiplexedConnection,
-    mut pubsub: ::redis::aio::PubSubStream,
+    link: &mut Link<'_>,
+    mut pubsub: PubSubStream,
     shared: &Shared,
     events: &Weak<dyn BrokerEvents>,
     fallback: &Memory,
@@ -549,12 +649,12 @@ async fn serve(
                 }
                 took(shared, n);
                 let Some(events) = events.upgrade() else { return End::Stop };
-                if let Some(end) = run_batch(conn, shared, &*events, fallback, &mut batch).await {
+                if let Some(end) = run_batch(link, shared, &*events, fallback, &mut batch).await {
                     return end;
                 }
             }
             _ = heartbeat_every.tick() => {
-                if let Err(e) = heartbeat(conn, shared).await {
+                if let Err(e) = heartbeat(link.conn, shared).await {
                     return End::Lost(e.to_string());
                 }
             }
@@ -563,7 +663,7 @@ async fn serve(
                     .reap
                     .arg(&shared.prefix)
                     .arg("")
-                    .invoke_async(conn)
+                    .invoke_async(link.conn)
                     .await;
                 match reaped {
                     Ok(0) => {}
@@ -614,13 +714,22 @@ fn eval<'a>(
 /// Sends a batch of operations as one pipeline, in order, and acts on the answers. On failure
 /// the batch is carried out here alone and the connection is given up.
 async fn run_batch(
-    conn: &mut MultiplexedConnection,
+    link: &mut Link<'_>,
     shared: &Shared,
     events: &dyn BrokerEvents,
     fallback: &Memory,
     batch: &mut Vec<Op>,
 ) -> Option<End> {
     let s = scripts_loaded();
+    // Subscribe to what the batch's joins (and users) need before they run: a message published
+    // after a join script ran is then on the subscription, an earlier one is in its answer.
+    for op in batch.iter() {
+        shared.note_interest(link.interest, op);
+    }
+    let subscribe = link.interest.to_subscribe();
+    if let Err(e) = listen(link.sink, &subscribe, true).await {
+        return Some(give_up(events, fallback, batch, e));
+    }
     let mut pipe = ::redis::pipe();
     pipe.ignore_errors();
     let mut then = Vec::with_capacity(batch.len());
@@ -687,11 +796,9 @@ async fn run_batch(
                     frame,
                 } => {
                     let except = except.as_deref().map(|s| shared.member(s));
-                    pipe.cmd("PUBLISH").arg(&shared.bus).arg(bus::volatile(
-                        room,
-                        except.as_deref(),
-                        frame.as_str(),
-                    ));
+                    pipe.cmd("PUBLISH")
+                        .arg(shared.room_channel(room.as_str()))
+                        .arg(bus::volatile(room, except.as_deref(), frame.as_str()));
                     then.push(Then::Nothing);
                 }
                 Command::Private {
@@ -767,21 +874,11 @@ async fn run_batch(
     let answers: ::redis::RedisResult<Vec<Value>> = if then.is_empty() {
         Ok(Vec::new())
     } else {
-        pipe.query_async(conn).await
+        pipe.query_async(link.conn).await
     };
     let answers = match answers {
         Ok(answers) => answers,
-        Err(e) => {
-            // Carried out here alone, from the node's own members.
-            fallback.seed(&events.local_state());
-            events.reset();
-            for op in batch.drain(..) {
-                if let Op::Command(command) = op {
-                    fallback.submit(command);
-                }
-            }
-            return Some(End::Lost(e.to_string()));
-        }
+        Err(e) => return Some(give_up(events, fallback, batch, e)),
     };
     batch.clear();
     for (answer, then) in answers.into_iter().zip(then) {
@@ -828,17 +925,47 @@ async fn run_batch(
             },
         }
     }
+    // Nobody here needs these any more: what they still carry would be dropped by the hub.
+    let unsubscribe = link.interest.to_unsubscribe();
+    if let Err(e) = listen(link.sink, &unsubscribe, false).await {
+        return Some(End::Lost(e.to_string()));
+    }
+    shared
+        .channels
+        .store(link.interest.subscribed() as u64, Ordering::Relaxed);
     if let Some(done) = shutdown {
         let _: ::redis::RedisResult<i64> = s
             .reap
             .arg(&shared.prefix)
             .arg(&shared.node_id)
-            .invoke_async(conn)
+            .invoke_async(link.conn)
             .await;
         let _ = done.send(());
         return Some(End::Stop);
     }
     None
+}
+
+/// Carries a batch out here alone, from the node's own members, and gives the connection up.
+fn give_up(
+    events: &dyn BrokerEvents,
+    fallback: &Memory,
+    batch: &mut Vec<Op>,
+    e: ::redis::RedisError,
+) -> End {
+    fallback.seed(&events.local_state());
+    events.reset();
+    for op in batch.drain(..) {
+        match op {
+            Op::Command(command) => fallback.submit(command),
+            Op::Shutdown(done) => {
+                let _ = done.send(());
+                return End::Stop;
+            }
+            Op::Online { .. } | Op::Offline { .. } => {}
+        }
+    }
+    End::Lost(e.to_string())
 }
 
 /// Users, one JSON per line (none for an empty text).
@@ -907,7 +1034,10 @@ fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
 fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg) {
     let channel = message.get_channel_name();
     let payload = message.get_payload_bytes();
-    if channel == shared.bus {
+    let topic = shared.topics.iter().find(|(c, _)| c == channel);
+    if topic.is_none() {
+        // The events' channel, or a room's or a user's.
+        shared.received.fetch_add(1, Ordering::Relaxed);
         return match bus::decode(payload) {
             Ok(message) => on_bus(events, shared, message),
             Err(e) => {
@@ -921,7 +1051,7 @@ fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg
     if !shared.leader.load(Ordering::Acquire) {
         return;
     }
-    let Some((_, topic)) = shared.topics.iter().find(|(c, _)| c == channel) else {
+    let Some((_, topic)) = topic else {
         return;
     };
     match topics::read(topic, payload) {

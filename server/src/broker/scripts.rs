@@ -20,7 +20,12 @@
 //!   of room or user id → how many of the node's sessions are there): the nodes, their
 //!   heartbeats, and what to clean when one dies.
 //! - `P:sse:offset`: the event ids.
-//! - `P:bus`: the channel every node reads ([`super::bus`]).
+//!
+//! Channels ([`super::bus`] messages): `P:room:R:bus` carries room R's messages, presence,
+//! volatile and direct frames, and only nodes with a member in R subscribe to it
+//! ([`super::interest`]); `P:user:U:bus` carries user U's private messages, for nodes with a
+//! WebSocket of U; `P:bus`, which every node reads, carries the events (notifications and
+//! updates).
 
 /// Shared helpers: presence announcements and removing a member.
 const PRESENCE: &str = r#"
@@ -28,7 +33,7 @@ local function announce(p, room, member, change, body)
   local base = p .. ':room:' .. room
   local seq = redis.call('INCR', base .. ':pseq')
   local size = redis.call('ZCARD', base .. ':members')
-  redis.call('PUBLISH', p .. ':bus', 'h1 P ' .. room .. ' ' .. seq .. ' ' .. member .. ' ' .. change .. ' ' .. size .. '\n' .. body)
+  redis.call('PUBLISH', base .. ':bus', 'h1 P ' .. room .. ' ' .. seq .. ' ' .. member .. ' ' .. change .. ' ' .. size .. '\n' .. body)
   return seq
 end
 local function member_list(base)
@@ -185,7 +190,7 @@ end
 -- A room silent for a day forgets its position (the next message starts a new epoch).
 redis.call('EXPIRE', base .. ':epoch', 86400)
 redis.call('EXPIRE', base .. ':offset', 86400)
-redis.call('PUBLISH', p .. ':bus', 'h1 R ' .. room .. ' ' .. epoch .. ' ' .. o .. '\n' .. ARGV[3])
+redis.call('PUBLISH', base .. ':bus', 'h1 R ' .. room .. ' ' .. epoch .. ' ' .. o .. '\n' .. ARGV[3])
 return o
 "#;
 
@@ -202,7 +207,7 @@ for i = 1, #h, 2 do
   end
 end
 if n > 0 then
-  redis.call('PUBLISH', p .. ':bus', ARGV[3])
+  redis.call('PUBLISH', p .. ':user:' .. target .. ':bus', ARGV[3])
 end
 return n
 "#;
@@ -217,7 +222,7 @@ local member = redis.call('HGET', base .. ':peers', target)
 if not member or redis.call('ZSCORE', base .. ':members', member) == false then return 0 end
 local node = string.match(member, '^(.*)/')
 if not node or redis.call('EXISTS', p .. ':node:' .. node .. ':alive') == 0 then return 0 end
-redis.call('PUBLISH', p .. ':bus', 'h1 D ' .. room .. ' ' .. member .. '\n' .. ARGV[4])
+redis.call('PUBLISH', base .. ':bus', 'h1 D ' .. room .. ' ' .. member .. '\n' .. ARGV[4])
 return 1
 "#;
 
