@@ -79,9 +79,17 @@ async fn a_node_without_a_member_in_a_room_receives_none_of_its_traffic() {
             .await;
     }
     alice.send(json!({"type":"typing"})).await;
+    // A private message to a user with no connection on B does not reach B either.
+    alice
+        .send(json!({"type":"private_message","target":"dave","text":"psst"}))
+        .await;
     for _ in 0..20 {
         recv_of(&mut alice, &["chat"]).await;
     }
+    assert_eq!(
+        recv_of(&mut dave, &["private_message"]).await["text"],
+        "psst"
+    );
     // Published after every busy message; B receives it, and had B received any busy message
     // it would have come first on B's one subscription connection.
     dave.send(json!({"type":"chat","text":"sync 2"})).await;
@@ -90,7 +98,8 @@ async fn a_node_without_a_member_in_a_room_receives_none_of_its_traffic() {
     assert_eq!(
         b_after - b_before,
         1.0,
-        "B received only the quiet room's chat, none of busy's 20 chats"
+        "B received only the quiet room's chat: none of busy's 20 chats, its typing, or dave's \
+         private message"
     );
     let a_after = metric(&a, "herald_broker_received_total").await;
     assert!(
