@@ -280,6 +280,10 @@ impl Broker for Redis {
     }
 
     fn submit(&self, command: Command) {
+        // Documents run on this node's own state for now (not yet shared through Redis).
+        if matches!(command, Command::Doc(_)) {
+            return self.fallback.submit(command);
+        }
         if !self.shared.up.load(Ordering::Acquire) {
             return self.fallback.submit(command);
         }
@@ -735,6 +739,8 @@ async fn run_batch(
                         room: room.clone(),
                     });
                 }
+                // `submit` hands documents to the fallback; none reach the pipeline.
+                Command::Doc(_) => {}
             },
             Op::Online {
                 user_id,
