@@ -84,7 +84,8 @@ fn random_op(rng: &mut Rng, len: u64) -> Op {
 }
 
 struct Fuzzer<'a> {
-    server: &'a Server,
+    /// The nodes; each connection goes to one at random.
+    servers: &'a [Server],
     doc: String,
     seed: u64,
 }
@@ -173,10 +174,14 @@ impl Fuzzer<'_> {
 
     /// Drops the connection and opens a new one, catching up from the client's version and
     /// resending what is in flight.
-    async fn reconnect(&self, editor: &mut Editor) {
+    fn node(&self, rng: &mut Rng) -> &Server {
+        &self.servers[rng.below(self.servers.len() as u64) as usize]
+    }
+
+    async fn reconnect(&self, editor: &mut Editor, rng: &mut Rng) {
         let _ = editor.conn.ws.close(None).await;
         editor.inbox.clear();
-        editor.conn = self.server.client().await;
+        editor.conn = self.node(rng).client().await;
         editor
             .conn
             .send(json!({"type":"doc_open","doc":self.doc,"since":editor.state.version}))
@@ -206,7 +211,7 @@ impl Fuzzer<'_> {
         let editors_n = 2 + rng.below(4) as usize;
         let mut editors = Vec::new();
         for i in 0..editors_n {
-            let mut conn = self.server.client().await;
+            let mut conn = self.node(rng).client().await;
             conn.send(json!({"type":"doc_open","doc":self.doc})).await;
             let opened = conn.recv_type("doc_opened").await;
             let text = opened["text"].as_str().unwrap().to_owned();
@@ -254,7 +259,7 @@ impl Fuzzer<'_> {
                     self.act(editor, frame).await;
                 }
                 reconnects += 1;
-                self.reconnect(editor).await;
+                self.reconnect(editor, rng).await;
             } else if roll < 92 {
                 let len = char_len(&editor.state.text);
                 let (anchor, head) = (rng.below(len + 1), rng.below(len + 1));
@@ -291,7 +296,7 @@ impl Fuzzer<'_> {
             }
         }
         // Nothing more can be committed: the server's state is final.
-        let mut probe = self.server.client().await;
+        let mut probe = self.servers[0].client().await;
         probe
             .send(json!({"type":"doc_open","doc":self.doc,"since":0}))
             .await;
@@ -331,47 +336,50 @@ impl Fuzzer<'_> {
 }
 
 /// Prints how to replay a seed when its run panics.
-struct ReplayHint(u64);
+struct ReplayHint(u64, &'static str);
 
 impl Drop for ReplayHint {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
                 "\nreplay: HERALD_DOC_FUZZ_SEED={} cargo test -p herald-server --test \
-                 doc_convergence -- --nocapture\n",
-                self.0
+                 doc_convergence {} -- --exact --nocapture\n",
+                self.0, self.1
             );
         }
     }
 }
 
-#[tokio::test]
-async fn clients_converge_under_random_edits_delays_resends_and_disconnects() {
-    let server = Server::with(&[], &[("HERALD_MESSAGE_RATE", "0")]);
-    let seeds: Vec<u64> = match std::env::var("HERALD_DOC_FUZZ_SEED") {
+/// The seeds to run: `HERALD_DOC_FUZZ_SEED` alone, or `HERALD_DOC_FUZZ_SEEDS` (default
+/// `ci`) from 1.
+fn seeds(ci: u64) -> Vec<u64> {
+    match std::env::var("HERALD_DOC_FUZZ_SEED") {
         Ok(one) => vec![one.parse().expect("HERALD_DOC_FUZZ_SEED is a number")],
         Err(_) => {
             let n = std::env::var("HERALD_DOC_FUZZ_SEEDS")
                 .map(|n| n.parse().expect("HERALD_DOC_FUZZ_SEEDS is a number"))
-                .unwrap_or(CI_SEEDS);
+                .unwrap_or(ci);
             (1..=n).collect()
         }
-    };
+    }
+}
+
+async fn fuzz(servers: &[Server], seeds: &[u64], test: &'static str, label: &str) {
     let started = Instant::now();
     let mut totals = (0, 0, 0);
-    for &seed in &seeds {
-        let _hint = ReplayHint(seed);
+    for &seed in seeds {
+        let _hint = ReplayHint(seed, test);
         let fuzzer = Fuzzer {
-            server: &server,
-            doc: format!("fuzz-{seed}"),
+            servers,
+            doc: format!("fuzz-{label}-{seed}"),
             seed,
         };
         let (ops, resends, reconnects) = fuzzer.run(&mut Rng(seed)).await;
         totals = (totals.0 + ops, totals.1 + resends, totals.2 + reconnects);
     }
     eprintln!(
-        "doc_convergence: {} seeds ({}..={}) converged in {:.1?}: {} ops committed, {} \
-         duplicate resends, {} reconnections",
+        "doc_convergence ({label}): {} seeds ({}..={}) converged in {:.1?}: {} ops committed, \
+         {} duplicate resends, {} reconnections",
         seeds.len(),
         seeds.first().unwrap(),
         seeds.last().unwrap(),
@@ -380,4 +388,27 @@ async fn clients_converge_under_random_edits_delays_resends_and_disconnects() {
         totals.1,
         totals.2
     );
+}
+
+#[tokio::test]
+async fn clients_converge_under_random_edits_delays_resends_and_disconnects() {
+    let server = Server::with(&[], &[("HERALD_MESSAGE_RATE", "0")]);
+    let test = "clients_converge_under_random_edits_delays_resends_and_disconnects";
+    fuzz(&[server], &seeds(CI_SEEDS), test, "memory").await;
+}
+
+/// The same on two nodes sharing the machine's Redis: connections (and reconnections) land on
+/// either node, so concurrent commits race through the commit script.
+#[tokio::test]
+async fn clients_on_two_nodes_sharing_redis_converge() {
+    let prefix = common::cluster::prefix();
+    let nodes = [
+        common::cluster::node_on(common::cluster::REDIS, &prefix, &[]),
+        common::cluster::node_on(common::cluster::REDIS, &prefix, &[]),
+    ];
+    for node in &nodes {
+        common::cluster::wait_broker(node, "up", common::WAIT).await;
+    }
+    let test = "clients_on_two_nodes_sharing_redis_converge";
+    fuzz(&nodes, &seeds(CI_SEEDS / 4), test, "redis").await;
 }

@@ -32,6 +32,7 @@ const RANKS: &[(&str, u32)] = &[
     // Layer 4: brokers.
     ("broker::memory_docs", 39),
     ("broker::memory", 40),
+    ("broker::redis_docs", 40),
     ("broker::redis", 41),
     // Layer 5.
     ("node", 50),

@@ -18,6 +18,7 @@ pub mod documents;
 pub mod memory;
 pub mod memory_docs;
 pub mod redis;
+pub mod redis_docs;
 mod scripts;
 pub mod topics;
 
