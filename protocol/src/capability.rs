@@ -26,7 +26,8 @@ pub mod name {
     pub const AUTH: &str = "auth";
     /// Presence as diffs instead of full member lists.
     pub const PRESENCE_DIFF: &str = "presence-diff";
-    /// Shared documents (planned).
+    /// Shared plain-text documents edited together with operational transformation:
+    /// `doc_open`, `doc_op`, `doc_cursor`, `doc_close` and their answers.
     pub const DOCUMENTS: &str = "documents";
     /// Resumable streams beyond rooms (planned).
     pub const STREAMS: &str = "streams";
@@ -129,9 +130,18 @@ pub const CAPABILITIES: &[Capability] = &[
     },
     Capability {
         name: name::DOCUMENTS,
-        summary: "Shared documents edited by several clients.",
-        adds: &[],
-        status: Status::Planned,
+        summary: "Plain-text documents edited by several clients at once: operations on code \
+                  points against a version, transformed and applied once per (client, seq), \
+                  acknowledged to their author and broadcast to the others, with cursors and \
+                  catch-up by version.",
+        adds: &[
+            "doc_open, doc_op, doc_cursor, doc_close (client)",
+            "doc_opened, doc_ack, doc_op, doc_cursor, doc_joined, doc_left, doc_closed, \
+             doc_error (server)",
+            "error codes doc_not_open, doc_too_large, op_too_large, invalid_op, \
+             version_unknown, too_many_docs",
+        ],
+        status: Status::Stable,
     },
     Capability {
         name: name::STREAMS,
@@ -149,13 +159,14 @@ pub const CAPABILITIES: &[Capability] = &[
 
 /// The capabilities Herald always implements, in [`CAPABILITIES`] order. `auth` is announced
 /// only when authentication is on (see [`herald_capabilities`]).
-pub const HERALD_ALWAYS: [&str; 6] = [
+pub const HERALD_ALWAYS: [&str; 7] = [
     name::RECOVERY,
     name::OFFSETS,
     name::ROOM_IN_PRESENCE,
     name::APP_PING,
     name::PRESENCE_DIFF,
     name::SIGNALING,
+    name::DOCUMENTS,
 ];
 
 /// The `capabilities` list a Herald server puts in `welcome`: [`HERALD_ALWAYS`], plus `auth`

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::document::{ClientId, DocId, Op, Selection};
 use crate::limits::{
     LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_SDP_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN,
 };
@@ -93,6 +94,48 @@ pub enum ClientMessage {
         /// The peer id (`clientId`) of the member to reach.
         to: PeerId,
     },
+    /// Capability `documents`: open a document (it is created empty when new). Answered with
+    /// `doc_opened`; the document's operations and cursors follow it, in order.
+    DocOpen {
+        /// The document.
+        doc: DocId,
+        /// The version this client already has (after a reconnection): the answer lists the
+        /// operations committed since, or, when they are no longer all kept, the whole text
+        /// (all or nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// Capability `documents`: an edit of an open document. Answered with `doc_ack`; the others
+    /// get it as `doc_op`.
+    DocOp {
+        /// The document.
+        doc: DocId,
+        /// The client's own id, the same across reconnections.
+        client: ClientId,
+        /// The client's sequence number for this operation: each new operation takes a larger
+        /// one; a resend keeps it and is applied at most once.
+        seq: u64,
+        /// The version the operation was made against.
+        base: u64,
+        /// The operation (positions in code points).
+        op: Op,
+    },
+    /// Capability `documents`: this client's cursor or selection in an open document (`null`:
+    /// none), at a version it has seen.
+    DocCursor {
+        /// The document.
+        doc: DocId,
+        /// The version the positions refer to.
+        version: u64,
+        /// The cursor or selection, or `null` to hide it.
+        cursor: Option<Selection>,
+    },
+    /// Capability `documents`: close a document. Answered with `doc_closed`; the others get
+    /// `doc_left`.
+    DocClose {
+        /// The document.
+        doc: DocId,
+    },
 }
 
 /// How a member hears of other members joining and leaving.
@@ -107,7 +150,7 @@ pub enum PresenceMode {
 
 impl ClientMessage {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 12] = [
+    pub const TYPES: [&'static str; 16] = [
         "join",
         "leave",
         "chat",
@@ -120,6 +163,10 @@ impl ClientMessage {
         "answer",
         "ice_candidate",
         "hangup",
+        "doc_open",
+        "doc_op",
+        "doc_cursor",
+        "doc_close",
     ];
 
     /// This message's `type`.
@@ -137,6 +184,10 @@ impl ClientMessage {
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::IceCandidate { .. } => "ice_candidate",
             ClientMessage::Hangup { .. } => "hangup",
+            ClientMessage::DocOpen { .. } => "doc_open",
+            ClientMessage::DocOp { .. } => "doc_op",
+            ClientMessage::DocCursor { .. } => "doc_cursor",
+            ClientMessage::DocClose { .. } => "doc_close",
         }
     }
 

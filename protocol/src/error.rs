@@ -48,6 +48,21 @@ pub enum ErrorCode {
     /// Capability `signaling`: a signal's target is not a member of the sender's room (it left,
     /// closed its connection, or never was one), or is the sender itself.
     PeerNotFound,
+    /// Capability `documents`: a document frame for a document this connection has not open.
+    DocNotOpen,
+    /// Capability `documents`: the operation would make the document longer than it may be.
+    DocTooLarge,
+    /// Capability `documents`: the operation inserts more, or has more components, than one
+    /// operation may.
+    OpTooLarge,
+    /// Capability `documents`: the operation does not fit the document (its positions are out
+    /// of range, or it does not span the document at its base version); nothing changed.
+    InvalidOp,
+    /// Capability `documents`: the version is ahead of the document, or too old to transform
+    /// from: reopen with `doc_open`.
+    VersionUnknown,
+    /// Capability `documents`: the connection has as many documents open as it may.
+    TooManyDocs,
 }
 
 impl ErrorCode {
@@ -72,11 +87,17 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::PeerNotFound => "peer_not_found",
+            ErrorCode::DocNotOpen => "doc_not_open",
+            ErrorCode::DocTooLarge => "doc_too_large",
+            ErrorCode::OpTooLarge => "op_too_large",
+            ErrorCode::InvalidOp => "invalid_op",
+            ErrorCode::VersionUnknown => "version_unknown",
+            ErrorCode::TooManyDocs => "too_many_docs",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -95,6 +116,12 @@ impl ErrorCode {
         ErrorCode::OriginNotAllowed,
         ErrorCode::Internal,
         ErrorCode::PeerNotFound,
+        ErrorCode::DocNotOpen,
+        ErrorCode::DocTooLarge,
+        ErrorCode::OpTooLarge,
+        ErrorCode::InvalidOp,
+        ErrorCode::VersionUnknown,
+        ErrorCode::TooManyDocs,
     ];
 }
 

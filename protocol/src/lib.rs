@@ -9,11 +9,13 @@
 
 pub mod capability;
 pub mod client;
+pub mod document;
 pub mod error;
 pub mod event_stream;
 pub mod glob;
 pub mod http;
 pub mod limits;
+pub mod ot;
 pub mod server;
 pub mod signaling;
 pub mod sse;

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::client::RoomName;
+use crate::document::{ClientId, CommittedOp, DocId, Op, Participant, Selection};
 use crate::error::ErrorCode;
 use crate::signaling::{IceCandidate, IceServer, Peer, PeerId};
 use crate::sse::Notification;
@@ -190,6 +191,101 @@ pub enum ServerMessage {
         from: PeerId,
         /// Whether the receiver is the polite peer of this pair (its peer id sorts first).
         polite: bool,
+    },
+    /// Capability `documents`: the answer to `doc_open`. Either `text` (a snapshot) or `ops`
+    /// (catch-up from `since`) is present; operations and cursors after `version` follow.
+    DocOpened {
+        /// The document.
+        doc: DocId,
+        /// The document's version (the number of operations ever committed to it).
+        version: u64,
+        /// The whole text at `version`; absent when `ops` brings the client up to date.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// With `since`: every operation committed after `since`, in order, up to `version`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops: Option<Vec<CommittedOp>>,
+        /// Present when the open asked for `since`: `true` when `ops` lists every missed
+        /// operation, `false` when they are gone and `text` is a fresh snapshot instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// Everyone else who has the document open, with their cursors at `version`.
+        participants: Vec<Participant>,
+    },
+    /// Capability `documents`: the author's operation is committed.
+    DocAck {
+        /// The document.
+        doc: DocId,
+        /// The operation's sequence number (with this connection's client id).
+        seq: u64,
+        /// The version the document reached with it. A resend of an operation already
+        /// committed is acknowledged again with the version of its first commit.
+        version: u64,
+    },
+    /// Capability `documents`: another client's operation, committed and transformed so that it
+    /// applies to the document at `version - 1`.
+    DocOp {
+        /// The document.
+        doc: DocId,
+        /// The version the document reached with it.
+        version: u64,
+        /// The operation (positions in code points).
+        op: Op,
+        /// Its author's client id.
+        client: ClientId,
+        /// Its author's sequence number.
+        seq: u64,
+    },
+    /// Capability `documents`: another participant's cursor or selection, at `version`;
+    /// `null` when it hid it or it expired.
+    DocCursor {
+        /// The document.
+        doc: DocId,
+        /// The participant's connection (its `clientId`).
+        peer: PeerId,
+        /// The participant's user, when its connection has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<User>,
+        /// The version the positions refer to.
+        version: u64,
+        /// The cursor or selection, or `null`.
+        cursor: Option<Selection>,
+    },
+    /// Capability `documents`: someone else opened the document.
+    DocJoined {
+        /// The document.
+        doc: DocId,
+        /// The participant's connection (its `clientId`).
+        peer: PeerId,
+        /// The participant's user, when its connection has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<User>,
+    },
+    /// Capability `documents`: someone else closed the document or disconnected; its cursor
+    /// is gone.
+    DocLeft {
+        /// The document.
+        doc: DocId,
+        /// The participant's connection (its `clientId`).
+        peer: PeerId,
+    },
+    /// Capability `documents`: the answer to `doc_close`.
+    DocClosed {
+        /// The document.
+        doc: DocId,
+    },
+    /// Capability `documents`: a document frame could not be acted on; the document is as it
+    /// was and the connection stays open.
+    DocError {
+        /// The document.
+        doc: DocId,
+        /// The refused operation's sequence number, when an operation was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// A stable, machine-readable code.
+        code: ErrorCode,
+        /// A human-readable text.
+        message: String,
     },
     /// Something the client sent could not be acted on; the connection stays open.
     Error {

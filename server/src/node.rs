@@ -63,6 +63,13 @@ pub trait Capability: Send + Sync {
     ) -> bool {
         false
     }
+    /// Takes an outcome about a shared document (capability `documents`); returns whether it
+    /// took it.
+    fn document(&self, _node: &Node, _event: &crate::broker::documents::DocEvent) -> bool {
+        false
+    }
+    /// A session is closing: forget what the capability holds for it.
+    fn closed(&self, _node: &Node, _session: &Arc<Session>) {}
 }
 
 /// A delivered SSE event kept for streams that resume with `Last-Event-ID`.
@@ -293,6 +300,9 @@ impl Node {
 
     /// Ends a session: it leaves its room (the others are told) and is forgotten.
     pub fn close(&self, session: &Arc<Session>) {
+        for capability in &self.capabilities {
+            capability.closed(self, session);
+        }
         self.leave_room(session, false);
         if let Some(id) = session.user_id() {
             self.broker.user_offline(&id, &session.id);
@@ -515,6 +525,12 @@ impl Node {
         });
     }
 
+    /// Capability `documents`: hands a document command to the broker; outcomes come back
+    /// through [`Capability::document`].
+    pub fn submit_document(&self, command: crate::broker::documents::DocCommand) {
+        self.broker.submit(Command::Doc(command));
+    }
+
     /// Publishes a resumable event to the SSE streams (and a notification to its user's, or
     /// everyone's, WebSockets) on every node.
     pub fn publish_event(&self, event: Event) {
@@ -713,6 +729,14 @@ impl BrokerEvents for Node {
 
     fn reset(&self) {
         self.hub.reset_presence();
+    }
+
+    fn document(&self, event: crate::broker::documents::DocEvent) {
+        for capability in &self.capabilities {
+            if capability.document(self, &event) {
+                return;
+            }
+        }
     }
 
     fn local_state(&self) -> LocalState {

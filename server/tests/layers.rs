@@ -23,6 +23,7 @@ const RANKS: &[(&str, u32)] = &[
     ("history", 20),
     ("session", 21),
     // Layer 3: the broker seam and the hub.
+    ("broker::documents", 29),
     ("broker", 30),
     ("broker::bus", 31),
     ("broker::topics", 31),
@@ -30,7 +31,9 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::interest", 31),
     ("hub", 32),
     // Layer 4: brokers.
+    ("broker::memory_docs", 39),
     ("broker::memory", 40),
+    ("broker::redis_docs", 40),
     ("broker::redis", 41),
     // Layer 5.
     ("node", 50),
@@ -39,6 +42,7 @@ const RANKS: &[(&str, u32)] = &[
     ("capability::rooms", 61),
     ("capability::notify", 61),
     ("capability::signaling", 61),
+    ("capability::documents", 61),
     ("admission", 60),
     ("demo", 60),
     ("transport", 60),

@@ -429,6 +429,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return 'sent';
   }
 
+  /**
+   * Sends one frame now if connected, whatever the room's state (capability `documents`, whose
+   * `SharedDocument` reopens and resends by itself after a reconnect); `'dropped'` otherwise.
+   */
+  sendFrame(frame: ClientMessage): SendResult {
+    if (this.state !== 'connected' || !this.conn) return 'dropped';
+    this.sendNow(frame);
+    return 'sent';
+  }
+
   // ------------------------------------------------------------------ sending
 
   private ready(): boolean {

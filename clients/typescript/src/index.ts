@@ -35,6 +35,21 @@ export {
   type PeerManagerOptions,
   type RTCPeerConnectionConstructor,
 } from './peer.js';
+export {
+  SharedDocument,
+  apply as applyOp,
+  codePoints,
+  compose as composeOps,
+  diff as diffOp,
+  transform as transformOps,
+  transformPosition,
+  type Component,
+  type DocumentChange,
+  type Op,
+  type RemoteCursor,
+  type Selection,
+  type SharedDocumentEvents,
+} from './documents.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { tokenExpiry } from './token.js';
 export {

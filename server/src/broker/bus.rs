@@ -16,6 +16,12 @@
 //! | `U` private | target length in bytes | the target user id, then the encoded frame | the node (the script publishes it when the user is online) |
 //! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
 //! | `D` direct | room, the receiving member | the encoded frame | the node's body, the direct script's header (written only when the member is in the room) |
+//! | `O` document operation | document, version, author member, author's client seq | the encoded `doc_op` frame | the node's body, the commit script's header (written only when the version check passes) |
+//! | `K` document frame | document, member to skip (or `-`) | the encoded frame (`doc_cursor`, `doc_joined`, `doc_left`) | the node |
+//! | `A` document frame for one member | document, the member | the encoded frame (a repeated `doc_ack`, after the `O` of the first commit) | the node |
+//!
+//! Documents' kinds travel on their own channel (`P:docs`, see `broker::redis_docs`) and are
+//! read with [`decode_doc`]; the format is the same.
 //!
 //! A member is `NODE/SESSION`.
 //!
@@ -282,6 +288,105 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
     Ok(message)
 }
 
+/// A message about a shared document (capability `documents`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocBusMessage {
+    /// An operation committed at `version`.
+    Op {
+        /// The document.
+        doc: herald_protocol::document::DocId,
+        /// The version it made.
+        version: u64,
+        /// The author's member (`NODE/SESSION`).
+        member: String,
+        /// The author's client sequence number.
+        seq: u64,
+        /// The encoded `doc_op` frame.
+        frame: Utf8Bytes,
+    },
+    /// A frame for one member (a repeated ack: on the bus, it comes after the operation).
+    To {
+        /// The document.
+        doc: herald_protocol::document::DocId,
+        /// The member.
+        member: String,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
+    /// A frame for the document's participants, except one member.
+    Frame {
+        /// The document.
+        doc: herald_protocol::document::DocId,
+        /// The member to skip.
+        except: Option<String>,
+        /// The encoded frame.
+        frame: Utf8Bytes,
+    },
+}
+
+/// Encodes a document message.
+pub fn encode_doc(message: &DocBusMessage) -> String {
+    match message {
+        DocBusMessage::Op {
+            doc,
+            version,
+            member,
+            seq,
+            frame,
+        } => format!(
+            "{VERSION} O {} {version} {member} {seq}\n{}",
+            doc.as_str(),
+            frame.as_str()
+        ),
+        DocBusMessage::To { doc, member, frame } => {
+            format!("{VERSION} A {} {member}\n{}", doc.as_str(), frame.as_str())
+        }
+        DocBusMessage::Frame { doc, except, frame } => format!(
+            "{VERSION} K {} {}\n{}",
+            doc.as_str(),
+            except.as_deref().unwrap_or("-"),
+            frame.as_str()
+        ),
+    }
+}
+
+/// Reads one document message; never panics.
+pub fn decode_doc(payload: &[u8]) -> Result<DocBusMessage, Unreadable> {
+    let text = std::str::from_utf8(payload).map_err(|_| bad("not UTF-8"))?;
+    let (header, body) = text.split_once('\n').ok_or_else(|| bad("no header line"))?;
+    let mut fields = header.split(' ');
+    let version = field(&mut fields, "version")?;
+    if version != VERSION {
+        return Err(bad(format!("unknown format {version:?}")));
+    }
+    let message = match field(&mut fields, "kind")? {
+        "O" => DocBusMessage::Op {
+            doc: field(&mut fields, "document")?.into(),
+            version: number(field(&mut fields, "version")?, "version")?,
+            member: field(&mut fields, "member")?.to_owned(),
+            seq: number(field(&mut fields, "seq")?, "seq")?,
+            frame: Utf8Bytes::from(body.to_owned()),
+        },
+        "A" => DocBusMessage::To {
+            doc: field(&mut fields, "document")?.into(),
+            member: field(&mut fields, "member")?.to_owned(),
+            frame: Utf8Bytes::from(body.to_owned()),
+        },
+        "K" => DocBusMessage::Frame {
+            doc: field(&mut fields, "document")?.into(),
+            except: Some(field(&mut fields, "member")?)
+                .filter(|m| *m != "-")
+                .map(str::to_owned),
+            frame: Utf8Bytes::from(body.to_owned()),
+        },
+        other => return Err(bad(format!("unknown document kind {other:?}"))),
+    };
+    if fields.next().is_some() {
+        return Err(bad("extra header fields"));
+    }
+    Ok(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +493,56 @@ mod tests {
         ];
         for case in cases {
             assert!(decode(case).is_err(), "{:?}", String::from_utf8_lossy(case));
+        }
+    }
+
+    #[test]
+    fn document_messages_round_trip_and_garbage_is_refused() {
+        let samples = [
+            DocBusMessage::Op {
+                doc: "notes".into(),
+                version: 12,
+                member: "n1/s1".into(),
+                seq: 3,
+                frame: Utf8Bytes::from_static(
+                    "{\"type\":\"doc_op\",\"op\":[{\"insert\":\"a\\nb 👍\"}]}",
+                ),
+            },
+            DocBusMessage::Frame {
+                doc: "notes".into(),
+                except: Some("n1/s2".into()),
+                frame: Utf8Bytes::from_static("{}\n"),
+            },
+            DocBusMessage::Frame {
+                doc: "notes".into(),
+                except: None,
+                frame: Utf8Bytes::from_static("{}"),
+            },
+            DocBusMessage::To {
+                doc: "notes".into(),
+                member: "n2/s9".into(),
+                frame: Utf8Bytes::from_static("{\"type\":\"doc_ack\"}"),
+            },
+        ];
+        for message in samples {
+            let encoded = encode_doc(&message);
+            assert_eq!(decode_doc(encoded.as_bytes()), Ok(message), "{encoded}");
+        }
+        for case in [
+            &b"h1 O notes x n1/s1 1\n{}"[..],
+            b"h1 O notes 1 n1/s1\n{}",
+            b"h1 K notes\n{}",
+            b"h1 K notes - extra\n{}",
+            b"h1 A notes\n{}",
+            b"h1 R room e 1\nx",
+            b"h2 O notes 1 m 1\n{}",
+            b"\xff",
+        ] {
+            assert!(
+                decode_doc(case).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Memory {
     rooms: DashMap<RoomName, Arc<Mutex<RoomStream>>, ahash::RandomState>,
     limits: HistoryLimits,
     full_list_max: usize,
+    /// Capability `documents`.
+    docs: crate::broker::memory_docs::MemoryDocs,
 }
 
 impl Memory {
@@ -70,6 +72,7 @@ impl Memory {
             rooms: DashMap::default(),
             limits,
             full_list_max,
+            docs: crate::broker::memory_docs::MemoryDocs::new(),
         }
     }
 
@@ -309,6 +312,7 @@ impl Broker for Memory {
                     .unwrap_or_default();
                 events.roster(&session, &room, members);
             }
+            Command::Doc(command) => self.docs.submit(events, command),
         }
     }
 
@@ -321,6 +325,9 @@ impl Broker for Memory {
     }
 
     fn sweep(&self) {
+        if let Some(events) = self.events() {
+            self.docs.sweep(&*events);
+        }
         let ttl = self.limits.ttl;
         self.rooms.retain(|_, room| {
             let mut state = room.lock();

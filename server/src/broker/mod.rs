@@ -14,9 +14,12 @@
 //! `node.rs` does not change. Layer 3 (the traits) and 4 (the implementations).
 
 pub mod bus;
+pub mod documents;
 pub mod interest;
 pub mod memory;
+pub mod memory_docs;
 pub mod redis;
+pub mod redis_docs;
 mod scripts;
 pub mod topics;
 
@@ -108,6 +111,9 @@ pub enum Command {
         /// The room.
         room: RoomName,
     },
+    /// Capability `documents`: open, edit, point at or close a shared document; the outcome
+    /// comes back through [`BrokerEvents::document`].
+    Doc(crate::broker::documents::DocCommand),
 }
 
 /// An event that SSE streams receive with an id, so they can resume.
@@ -262,6 +268,8 @@ pub trait BrokerEvents: Send + Sync {
     /// The broker's presence numbering starts over (it lost its state, or another broker took
     /// over): every member here takes the next changes.
     fn reset(&self);
+    /// Capability `documents`: an outcome about a document, in the document's order.
+    fn document(&self, _event: crate::broker::documents::DocEvent) {}
 }
 
 /// A broker's own counters, for `/metrics`.

@@ -224,6 +224,8 @@ pub struct Redis {
     shared: Arc<Shared>,
     client: ::redis::Client,
     fallback: Arc<Memory>,
+    /// Capability `documents`, shared through Redis.
+    docs: super::redis_docs::RedisDocs,
 }
 
 /// Checks a broker URL without connecting.
@@ -270,10 +272,13 @@ impl Redis {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
+        let docs =
+            super::redis_docs::RedisDocs::new(client.clone(), &shared.prefix, &shared.node_id);
         Ok(Redis {
             tx,
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
+            docs,
             client,
             fallback: Arc::new(Memory::from_config(config)),
         })
@@ -313,6 +318,7 @@ fn redact(url: &str) -> String {
 impl Broker for Redis {
     fn attach(&self, events: Weak<dyn BrokerEvents>) {
         self.fallback.attach(events.clone());
+        self.docs.attach(events.clone());
         let (client, shared, slot, fallback) = (
             self.client.clone(),
             self.shared.clone(),
@@ -323,6 +329,10 @@ impl Broker for Redis {
     }
 
     fn submit(&self, command: Command) {
+        // Documents have their own connection and order (`broker::redis_docs`).
+        if let Command::Doc(command) = command {
+            return self.docs.submit(command);
+        }
         if !self.shared.up.load(Ordering::Acquire) {
             return self.fallback.submit(command);
         }
@@ -843,6 +853,8 @@ async fn run_batch(
                         room: room.clone(),
                     });
                 }
+                // `submit` hands documents to `redis_docs`; none reach the pipeline.
+                Command::Doc(_) => {}
             },
             Op::Online {
                 user_id,

@@ -7,7 +7,9 @@
 //! - [`rooms`]: join (with resume), leave, chat, typing, private messages, app-level ping.
 //! - [`notify`]: notifications and resource updates that backends publish.
 //! - [`signaling`]: WebRTC signaling between members of one room, ICE servers, TURN credentials.
+//! - [`documents`]: shared plain-text documents edited with operational transformation.
 
+pub mod documents;
 pub mod notify;
 pub mod rooms;
 pub mod signaling;
@@ -20,6 +22,7 @@ pub fn all() -> Vec<Box<dyn Capability>> {
         Box::new(rooms::Rooms),
         Box::new(notify::Notify),
         Box::new(signaling::Signaling),
+        Box::new(documents::Documents::new()),
     ]
 }
 

@@ -99,7 +99,11 @@ impl Capability for Rooms {
             | ClientMessage::Offer { .. }
             | ClientMessage::Answer { .. }
             | ClientMessage::IceCandidate { .. }
-            | ClientMessage::Hangup { .. } => {}
+            | ClientMessage::Hangup { .. }
+            | ClientMessage::DocOpen { .. }
+            | ClientMessage::DocOp { .. }
+            | ClientMessage::DocCursor { .. }
+            | ClientMessage::DocClose { .. } => {}
         }
     }
 

@@ -27,10 +27,17 @@ var Herald = (() => {
     HeraldEvents: () => HeraldEvents,
     PeerConnection: () => PeerConnection,
     PeerManager: () => PeerManager,
+    SharedDocument: () => SharedDocument,
     Subscription: () => Subscription,
+    applyOp: () => apply,
     backoffDelay: () => backoffDelay,
+    codePoints: () => codePoints,
+    composeOps: () => compose,
+    diffOp: () => diff,
     rtcIceServers: () => rtcIceServers,
     tokenExpiry: () => tokenExpiry,
+    transformOps: () => transform,
+    transformPosition: () => transformPosition,
     userId: () => userId,
     userName: () => userName,
     webSocketTransport: () => webSocketTransport,
@@ -368,6 +375,15 @@ var Herald = (() => {
       if (!this.capabilities.includes("signaling")) {
         throw new HeraldError("unsupported", "the server did not announce signaling");
       }
+      this.sendNow(frame);
+      return "sent";
+    }
+    /**
+     * Sends one frame now if connected, whatever the room's state (capability `documents`, whose
+     * `SharedDocument` reopens and resends by itself after a reconnect); `'dropped'` otherwise.
+     */
+    sendFrame(frame) {
+      if (this.state !== "connected" || !this.conn) return "dropped";
       this.sendNow(frame);
       return "sent";
     }
@@ -1195,6 +1211,360 @@ var Herald = (() => {
         this.emit("incoming", call);
       }
       void call.handle(frame);
+    }
+  };
+
+  // src/documents.ts
+  var codePoints = (s) => {
+    let n = 0;
+    for (const _ of s) n++;
+    return n;
+  };
+  var Builder = class {
+    constructor() {
+      this.ops = [];
+    }
+    retain(n) {
+      if (n <= 0) return this;
+      const last = this.ops[this.ops.length - 1];
+      if (last && "retain" in last) last.retain += n;
+      else this.ops.push({ retain: n });
+      return this;
+    }
+    insert(s) {
+      if (s === "") return this;
+      const ops = this.ops;
+      const last = ops[ops.length - 1];
+      const before = ops[ops.length - 2];
+      if (last && "insert" in last) last.insert += s;
+      else if (last && "delete" in last && before && "insert" in before) before.insert += s;
+      else if (last && "delete" in last) ops.splice(ops.length - 1, 0, { insert: s });
+      else ops.push({ insert: s });
+      return this;
+    }
+    delete(n) {
+      if (n <= 0) return this;
+      const last = this.ops[this.ops.length - 1];
+      if (last && "delete" in last) last.delete += n;
+      else this.ops.push({ delete: n });
+      return this;
+    }
+  };
+  var len = (c) => "retain" in c ? c.retain : "delete" in c ? c.delete : codePoints(c.insert);
+  var baseLength = (op) => op.reduce((n, c) => n + ("insert" in c ? 0 : len(c)), 0);
+  var targetLength = (op) => op.reduce((n, c) => n + ("delete" in c ? 0 : len(c)), 0);
+  var Reader = class {
+    constructor(op) {
+      this.op = op;
+      this.i = 0;
+      this.used = 0;
+    }
+    peek() {
+      const c = this.op[this.i];
+      if (!c) return null;
+      const kind = "retain" in c ? "retain" : "insert" in c ? "insert" : "delete";
+      return { kind, left: len(c) - this.used };
+    }
+    take(max = Infinity) {
+      const c = this.op[this.i];
+      if (!c) return null;
+      const total = len(c);
+      const n = Math.min(total - this.used, max);
+      let piece;
+      if ("insert" in c) piece = { insert: Array.from(c.insert).slice(this.used, this.used + n).join("") };
+      else if ("retain" in c) piece = { retain: n };
+      else piece = { delete: n };
+      this.used += n;
+      if (this.used === total) {
+        this.i++;
+        this.used = 0;
+      }
+      return piece;
+    }
+  };
+  function apply(text, op) {
+    const chars = Array.from(text);
+    if (baseLength(op) !== chars.length) {
+      throw new HeraldError("invalid_op", `the operation spans ${baseLength(op)} code points, the text has ${chars.length}`);
+    }
+    const out = [];
+    let at = 0;
+    for (const c of op) {
+      if ("retain" in c) {
+        out.push(chars.slice(at, at + c.retain).join(""));
+        at += c.retain;
+      } else if ("insert" in c) out.push(c.insert);
+      else at += c.delete;
+    }
+    return out.join("");
+  }
+  function transform(a, b) {
+    if (baseLength(a) !== baseLength(b)) throw new HeraldError("invalid_op", "transform of operations on different lengths");
+    const a2 = new Builder();
+    const b2 = new Builder();
+    const ra = new Reader(a);
+    const rb = new Reader(b);
+    for (; ; ) {
+      const pa = ra.peek();
+      const pb = rb.peek();
+      if (!pa && !pb) break;
+      if (pa?.kind === "insert") {
+        const s = ra.take().insert;
+        a2.insert(s);
+        b2.retain(codePoints(s));
+        continue;
+      }
+      if (pb?.kind === "insert") {
+        const s = rb.take().insert;
+        a2.retain(codePoints(s));
+        b2.insert(s);
+        continue;
+      }
+      if (!pa || !pb) throw new HeraldError("invalid_op", "operations of different lengths");
+      const m = Math.min(pa.left, pb.left);
+      ra.take(m);
+      rb.take(m);
+      if (pa.kind === "retain" && pb.kind === "retain") {
+        a2.retain(m);
+        b2.retain(m);
+      } else if (pa.kind === "delete" && pb.kind === "retain") a2.delete(m);
+      else if (pa.kind === "retain" && pb.kind === "delete") b2.delete(m);
+    }
+    return [a2.ops, b2.ops];
+  }
+  function compose(a, b) {
+    if (targetLength(a) !== baseLength(b)) throw new HeraldError("invalid_op", "compose of operations that do not follow each other");
+    const out = new Builder();
+    const ra = new Reader(a);
+    const rb = new Reader(b);
+    for (; ; ) {
+      const pa = ra.peek();
+      const pb = rb.peek();
+      if (!pa && !pb) break;
+      if (pa?.kind === "delete") {
+        out.delete(ra.take().delete);
+        continue;
+      }
+      if (pb?.kind === "insert") {
+        out.insert(rb.take().insert);
+        continue;
+      }
+      if (!pa || !pb) throw new HeraldError("invalid_op", "operations of different lengths");
+      const m = Math.min(pa.left, pb.left);
+      const piece = ra.take(m);
+      rb.take(m);
+      if (pb.kind === "retain") {
+        if ("retain" in piece) out.retain(m);
+        else if ("insert" in piece) out.insert(piece.insert);
+      } else if ("retain" in piece) out.delete(m);
+    }
+    return out.ops;
+  }
+  function transformPosition(position, op) {
+    let at = 0;
+    let shift = 0;
+    for (const c of op) {
+      if (at > position) break;
+      if ("retain" in c) at += c.retain;
+      else if ("insert" in c) shift += codePoints(c.insert);
+      else {
+        shift -= Math.min(c.delete, Math.max(position - at, 0));
+        at += c.delete;
+      }
+    }
+    return Math.min(Math.max(position + shift, 0), targetLength(op));
+  }
+  function diff(before, after) {
+    const a = Array.from(before);
+    const b = Array.from(after);
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start]) start++;
+    let end = 0;
+    while (end < a.length - start && end < b.length - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end++;
+    return new Builder().retain(start).delete(a.length - start - end).insert(b.slice(start, b.length - end).join("")).retain(end).ops;
+  }
+  var idCounter = 0;
+  var SharedDocument = class extends Emitter {
+    constructor(client, id, options = {}) {
+      super();
+      this.client = client;
+      this.id = id;
+      this.text = "";
+      /** The last version the server confirmed. */
+      this.version = 0;
+      this.seq = 0;
+      this.inFlight = null;
+      this.buffer = null;
+      this.opened = false;
+      this.closed = false;
+      this.offs = [];
+      this.cursors = /* @__PURE__ */ new Map();
+      this.pendingCursor = void 0;
+      this.clientId = options.clientId ?? `c${Date.now().toString(36)}${(++idCounter).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+      this.offs.push(client.on("frame", (frame) => this.onFrame(frame)));
+      this.offs.push(client.on("connected", () => this.sendOpen()));
+      if (client.state === "connected") this.sendOpen();
+    }
+    /** Whether nothing is in flight or buffered. */
+    get synchronised() {
+      return !this.inFlight && !this.buffer;
+    }
+    /** Applies a local edit and sends it (or buffers it while one is in flight). */
+    edit(op) {
+      this.text = apply(this.text, op);
+      for (const c of this.cursors.values()) {
+        if (c.cursor) c.cursor = { anchor: transformPosition(c.cursor.anchor, op), head: transformPosition(c.cursor.head, op) };
+      }
+      this.emit("change", { op, local: true, text: this.text });
+      if (this.inFlight) {
+        this.buffer = this.buffer ? compose(this.buffer, op) : op;
+        return;
+      }
+      this.inFlight = { seq: ++this.seq, base: this.version, op };
+      this.sendOp(this.inFlight);
+    }
+    insert(position, text) {
+      const n = codePoints(this.text);
+      this.edit(new Builder().retain(position).insert(text).retain(n - position).ops);
+    }
+    delete(position, count) {
+      const n = codePoints(this.text);
+      this.edit(new Builder().retain(position).delete(count).retain(n - position - count).ops);
+    }
+    /** Makes the text `next` (the smallest single-span edit), as an editor's input event does. */
+    replace(next) {
+      if (next === this.text) return;
+      this.edit(diff(this.text, next));
+    }
+    /** Shows this client's cursor to the others (sent once nothing is in flight). */
+    setCursor(selection) {
+      this.pendingCursor = selection;
+      this.flushCursor();
+    }
+    flushCursor() {
+      if (this.pendingCursor === void 0 || !this.synchronised || !this.opened) return;
+      const cursor = this.pendingCursor;
+      this.pendingCursor = void 0;
+      this.send({ type: "doc_cursor", doc: this.id, version: this.version, cursor });
+    }
+    /** Closes the document (others get `doc_left`) and stops listening. */
+    close() {
+      if (this.closed) return;
+      this.closed = true;
+      if (this.opened) this.send({ type: "doc_close", doc: this.id });
+      for (const off of this.offs) off();
+    }
+    send(frame) {
+      this.client.sendFrame(frame);
+    }
+    sendOpen() {
+      if (this.closed) return;
+      const frame = { type: "doc_open", doc: this.id };
+      if (this.opened) frame.since = this.version;
+      this.send(frame);
+    }
+    sendOp(out) {
+      this.send({ type: "doc_op", doc: this.id, client: this.clientId, seq: out.seq, base: out.base, op: out.op });
+    }
+    onFrame(frame) {
+      if (!("doc" in frame) || frame.doc !== this.id || this.closed) return;
+      switch (frame.type) {
+        case "doc_opened":
+          return this.onOpened(frame);
+        case "doc_ack":
+          if (this.inFlight?.seq === frame.seq) this.acked(frame.version);
+          return;
+        case "doc_op":
+          return this.onOp(frame.version, frame.op, frame.client, frame.seq);
+        case "doc_cursor": {
+          const cursor = frame.cursor ? this.toLocal(frame.cursor) : null;
+          this.cursors.set(frame.peer, { peer: frame.peer, user: frame.user, cursor });
+          this.emit("cursors", this.cursors);
+          return;
+        }
+        case "doc_left":
+          this.cursors.delete(frame.peer);
+          this.emit("cursors", this.cursors);
+          return;
+        case "doc_error": {
+          const error = { code: frame.code, message: frame.message };
+          if (frame.seq !== void 0 && frame.seq !== null) error.seq = frame.seq;
+          this.emit("error", error);
+          return;
+        }
+        default:
+          return;
+      }
+    }
+    /** A server position at this client's version, in local coordinates. */
+    toLocal(selection) {
+      let s = selection;
+      for (const op of [this.inFlight?.op, this.buffer]) {
+        if (op) s = { anchor: transformPosition(s.anchor, op), head: transformPosition(s.head, op) };
+      }
+      return s;
+    }
+    onOpened(frame) {
+      const first = !this.opened;
+      this.opened = true;
+      if (frame.ops && frame.recovered) {
+        for (const c of frame.ops) this.onOp(c.version, c.op, c.client, c.seq);
+      } else {
+        const text = frame.text ?? "";
+        const lost = !first && !this.synchronised;
+        this.text = text;
+        this.version = frame.version;
+        this.inFlight = null;
+        this.buffer = null;
+        if (lost) this.emit("reset", { text, version: frame.version });
+      }
+      this.cursors.clear();
+      for (const p of frame.participants) {
+        this.cursors.set(p.peer, { peer: p.peer, user: p.user, cursor: p.cursor ? this.toLocal(p.cursor) : null });
+      }
+      this.emit("open", { text: this.text, version: this.version, recovered: frame.recovered ?? null });
+      this.emit("cursors", this.cursors);
+      if (this.inFlight) {
+        this.inFlight = { seq: this.inFlight.seq, base: this.version, op: this.inFlight.op };
+        this.sendOp(this.inFlight);
+      }
+      this.flushCursor();
+    }
+    onOp(version, op, client, seq) {
+      if (version <= this.version) return;
+      if (client === this.clientId && this.inFlight?.seq === seq) {
+        this.acked(version);
+        return;
+      }
+      let incoming = op;
+      if (this.inFlight) {
+        const [server, mine] = transform(incoming, this.inFlight.op);
+        this.inFlight.op = mine;
+        incoming = server;
+      }
+      if (this.buffer) {
+        const [server, mine] = transform(incoming, this.buffer);
+        this.buffer = mine;
+        incoming = server;
+      }
+      this.text = apply(this.text, incoming);
+      this.version = version;
+      for (const c of this.cursors.values()) {
+        if (c.cursor) c.cursor = { anchor: transformPosition(c.cursor.anchor, incoming), head: transformPosition(c.cursor.head, incoming) };
+      }
+      this.emit("change", { op: incoming, local: false, text: this.text });
+    }
+    acked(version) {
+      const done = this.inFlight;
+      this.inFlight = null;
+      this.version = version;
+      this.emit("ack", { seq: done.seq, version });
+      if (this.buffer) {
+        this.inFlight = { seq: ++this.seq, base: this.version, op: this.buffer };
+        this.buffer = null;
+        this.sendOp(this.inFlight);
+      }
+      this.flushCursor();
     }
   };
   return __toCommonJS(index_exports);

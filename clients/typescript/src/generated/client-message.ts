@@ -92,11 +92,80 @@ type: "hangup"
  * The peer id (`clientId`) of the member to reach.
  */
 to: string
+} | {
+type: "doc_open"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The version this client already has (after a reconnection): the answer lists the
+ * operations committed since, or, when they are no longer all kept, the whole text
+ * (all or nothing).
+ */
+since?: (number | null)
+} | {
+type: "doc_op"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The client's own id, the same across reconnections.
+ */
+client: string
+/**
+ * The client's sequence number for this operation: each new operation takes a larger
+ * one; a resend keeps it and is applied at most once.
+ */
+seq: number
+/**
+ * The version the operation was made against.
+ */
+base: number
+op: Op
+} | {
+type: "doc_cursor"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The version the positions refer to.
+ */
+version: number
+/**
+ * The cursor or selection, or `null` to hide it.
+ */
+cursor?: (Selection | null)
+} | {
+type: "doc_close"
+/**
+ * The document.
+ */
+doc: string
 })
 /**
  * How a member hears of other members joining and leaving.
  */
 export type PresenceMode = ("full" | "diff")
+/**
+ * One step of an operation, as a one-key object: `{"retain":3}`, `{"insert":"héllo"}` or
+ * `{"delete":2}`. Counts are code points.
+ */
+export type Component = ({
+retain: number
+} | {
+insert: string
+} | {
+delete: number
+})
+/**
+ * The operation (positions in code points).
+ * 
+ * @maxItems 1024
+ */
+export type Op = Component[]
 
 /**
  * A user object; `id` identifies the user, other fields are shown to others as they are.
@@ -151,4 +220,18 @@ sdpMLineIndex?: (number | null)
  * The ICE username fragment of the generation it belongs to.
  */
 usernameFragment?: (string | null)
+}
+/**
+ * A cursor or a selection: `anchor` where it started, `head` where the caret is (equal for a
+ * plain cursor), both code-point positions.
+ */
+export interface Selection {
+/**
+ * Where the selection started.
+ */
+anchor: number
+/**
+ * Where the caret is.
+ */
+head: number
 }

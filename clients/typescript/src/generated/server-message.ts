@@ -243,6 +243,137 @@ from: string
  */
 polite: boolean
 } | {
+type: "doc_opened"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The document's version (the number of operations ever committed to it).
+ */
+version: number
+/**
+ * The whole text at `version`; absent when `ops` brings the client up to date.
+ */
+text?: (string | null)
+/**
+ * With `since`: every operation committed after `since`, in order, up to `version`.
+ */
+ops?: (CommittedOp[] | null)
+/**
+ * Present when the open asked for `since`: `true` when `ops` lists every missed
+ * operation, `false` when they are gone and `text` is a fresh snapshot instead.
+ */
+recovered?: (boolean | null)
+/**
+ * Everyone else who has the document open, with their cursors at `version`.
+ */
+participants: Participant[]
+} | {
+type: "doc_ack"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The operation's sequence number (with this connection's client id).
+ */
+seq: number
+/**
+ * The version the document reached with it. A resend of an operation already
+ * committed is acknowledged again with the version of its first commit.
+ */
+version: number
+} | {
+type: "doc_op"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The version the document reached with it.
+ */
+version: number
+op: Op1
+/**
+ * Its author's client id.
+ */
+client: string
+/**
+ * Its author's sequence number.
+ */
+seq: number
+} | {
+type: "doc_cursor"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The participant's connection (its `clientId`).
+ */
+peer: string
+/**
+ * The participant's user, when its connection has one.
+ */
+user?: (User | null)
+/**
+ * The version the positions refer to.
+ */
+version: number
+/**
+ * The cursor or selection, or `null`.
+ */
+cursor?: (Selection | null)
+} | {
+type: "doc_joined"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The participant's connection (its `clientId`).
+ */
+peer: string
+/**
+ * The participant's user, when its connection has one.
+ */
+user?: (User | null)
+} | {
+type: "doc_left"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The participant's connection (its `clientId`).
+ */
+peer: string
+} | {
+type: "doc_closed"
+/**
+ * The document.
+ */
+doc: string
+} | {
+type: "doc_error"
+/**
+ * The document.
+ */
+doc: string
+/**
+ * The refused operation's sequence number, when an operation was refused.
+ */
+seq?: (number | null)
+/**
+ * A stable, machine-readable code.
+ */
+code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs")
+/**
+ * A human-readable text.
+ */
+message: string
+} | {
 type: "error"
 /**
  * A human-readable text. The chapter's texts (`Invalid message format`,
@@ -252,7 +383,7 @@ message: string
 /**
  * A stable, machine-readable code.
  */
-code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found")
+code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs")
 })
 /**
  * A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
@@ -267,6 +398,29 @@ export type RoomName = string
  * A STUN or TURN URL.
  */
 export type IceUrl = string
+/**
+ * One step of an operation, as a one-key object: `{"retain":3}`, `{"insert":"héllo"}` or
+ * `{"delete":2}`. Counts are code points.
+ */
+export type Component = ({
+retain: number
+} | {
+insert: string
+} | {
+delete: number
+})
+/**
+ * The operation, as applied to the document at `version - 1`.
+ * 
+ * @maxItems 1024
+ */
+export type Op = Component[]
+/**
+ * The operation (positions in code points).
+ * 
+ * @maxItems 1024
+ */
+export type Op1 = Component[]
 
 /**
  * A user object; `id` identifies the user, other fields are shown to others as they are.
@@ -368,4 +522,54 @@ sdpMLineIndex?: (number | null)
  * The ICE username fragment of the generation it belongs to.
  */
 usernameFragment?: (string | null)
+}
+/**
+ * A committed operation, as catch-up lists it.
+ */
+export interface CommittedOp {
+/**
+ * The version the document reached with it (the first operation makes version 1).
+ */
+version: number
+op: Op
+/**
+ * Its author's client id.
+ */
+client: string
+/**
+ * Its author's sequence number.
+ */
+seq: number
+}
+/**
+ * Someone who has a document open.
+ */
+export interface Participant {
+/**
+ * The participant's connection (its `clientId` from `welcome`).
+ */
+peer: string
+/**
+ * The user it is, when the connection has one (from a token, or its room's `join`).
+ */
+user?: (User | null)
+/**
+ * Its cursor or selection at the answer's version, if it has shown one and it has not
+ * expired.
+ */
+cursor?: (Selection | null)
+}
+/**
+ * A cursor or a selection: `anchor` where it started, `head` where the caret is (equal for a
+ * plain cursor), both code-point positions.
+ */
+export interface Selection {
+/**
+ * Where the selection started.
+ */
+anchor: number
+/**
+ * Where the caret is.
+ */
+head: number
 }
