@@ -28,7 +28,7 @@ pub mod name {
     pub const PRESENCE_DIFF: &str = "presence-diff";
     /// Shared documents (planned).
     pub const DOCUMENTS: &str = "documents";
-    /// Resumable streams beyond rooms (planned).
+    /// Live data streams: snapshots, live points, window aggregates, conflation.
     pub const STREAMS: &str = "streams";
     /// WebRTC signaling between members of a room: `peers`, `offer`, `answer`, `ice_candidate`,
     /// `hangup`, and `GET /turn-credentials`.
@@ -128,14 +128,22 @@ pub const CAPABILITIES: &[Capability] = &[
         status: Status::Stable,
     },
     Capability {
-        name: name::DOCUMENTS,
-        summary: "Shared documents edited by several clients.",
-        adds: &[],
-        status: Status::Planned,
+        name: name::STREAMS,
+        summary: "Live data streams: a snapshot of recent points (downsampled with LTTB), live \
+                  points and tumbling-window aggregates with offsets, resume all or nothing, \
+                  and conflation for subscribers that ask for a maximum rate.",
+        adds: &[
+            "stream_subscribe, stream_unsubscribe (client)",
+            "stream_subscribed, stream_unsubscribed, stream_point, stream_window (server)",
+            "error codes stream_not_found, stream_conflict, subscription_refused",
+            "POST /streams, POST /streams/{id}/points, GET /events?stream=",
+            "points from backends on the broker topic for stream points",
+        ],
+        status: Status::Stable,
     },
     Capability {
-        name: name::STREAMS,
-        summary: "Resumable streams other than rooms.",
+        name: name::DOCUMENTS,
+        summary: "Shared documents edited by several clients.",
         adds: &[],
         status: Status::Planned,
     },
@@ -149,13 +157,14 @@ pub const CAPABILITIES: &[Capability] = &[
 
 /// The capabilities Herald always implements, in [`CAPABILITIES`] order. `auth` is announced
 /// only when authentication is on (see [`herald_capabilities`]).
-pub const HERALD_ALWAYS: [&str; 6] = [
+pub const HERALD_ALWAYS: [&str; 7] = [
     name::RECOVERY,
     name::OFFSETS,
     name::ROOM_IN_PRESENCE,
     name::APP_PING,
     name::PRESENCE_DIFF,
     name::SIGNALING,
+    name::STREAMS,
 ];
 
 /// The `capabilities` list a Herald server puts in `welcome`: [`HERALD_ALWAYS`], plus `auth`

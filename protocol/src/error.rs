@@ -48,6 +48,13 @@ pub enum ErrorCode {
     /// Capability `signaling`: a signal's target is not a member of the sender's room (it left,
     /// closed its connection, or never was one), or is the sender itself.
     PeerNotFound,
+    /// Capability `streams`: no stream has this id.
+    StreamNotFound,
+    /// Capability `streams`: a stream of this id exists with another declaration.
+    StreamConflict,
+    /// Capability `streams`: the connection is subscribed to as many streams as it may be, or
+    /// `stream_unsubscribe` named a stream it is not subscribed to.
+    SubscriptionRefused,
 }
 
 impl ErrorCode {
@@ -72,11 +79,14 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::PeerNotFound => "peer_not_found",
+            ErrorCode::StreamNotFound => "stream_not_found",
+            ErrorCode::StreamConflict => "stream_conflict",
+            ErrorCode::SubscriptionRefused => "subscription_refused",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -95,6 +105,9 @@ impl ErrorCode {
         ErrorCode::OriginNotAllowed,
         ErrorCode::Internal,
         ErrorCode::PeerNotFound,
+        ErrorCode::StreamNotFound,
+        ErrorCode::StreamConflict,
+        ErrorCode::SubscriptionRefused,
     ];
 }
 
