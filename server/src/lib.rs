@@ -10,8 +10,10 @@ pub mod config;
 pub mod ids;
 pub mod inbound;
 pub mod limits;
+pub mod lttb;
 pub mod metrics;
 pub mod sanitize;
+pub mod windows;
 pub mod wire;
 // Layer 2.
 pub mod history;

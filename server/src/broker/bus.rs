@@ -16,6 +16,7 @@
 //! | `U` private | target length in bytes | the target user id, then the encoded frame | the node (the script publishes it when the user is online) |
 //! | `S` event | event id | the [`Event`] as JSON | the node's body, the event script's header |
 //! | `D` direct | room, the receiving member | the encoded frame | the node's body, the direct script's header (written only when the member is in the room) |
+//! | `O` ordered | the capability's name | its data, opaque | the node ([`super::Command::Ordered`]) |
 //!
 //! A member is `NODE/SESSION`. Layer 3.
 
@@ -79,6 +80,13 @@ pub enum BusMessage {
         id: u64,
         /// The event.
         event: Event,
+    },
+    /// Data for a capability on every node, in the bus's order.
+    Ordered {
+        /// The capability's name.
+        capability: String,
+        /// Its data.
+        body: String,
     },
     /// A frame for one member (`NODE/SESSION`) of a room.
     Direct {
@@ -176,7 +184,13 @@ pub fn encode(message: &BusMessage) -> String {
             member,
             frame,
         } => format!("{}{}", direct_header(room.as_str(), member), frame.as_str()),
+        BusMessage::Ordered { capability, body } => ordered(capability, body),
     }
+}
+
+/// Data for a capability on every node.
+pub fn ordered(capability: &str, body: &str) -> String {
+    format!("{VERSION} O {capability}\n{body}")
 }
 
 fn field<'a>(
@@ -269,6 +283,10 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
             room: RoomName::from(field(&mut fields, "room")?),
             member: field(&mut fields, "member")?.to_owned(),
             frame: Utf8Bytes::from(body.to_owned()),
+        },
+        "O" => BusMessage::Ordered {
+            capability: field(&mut fields, "capability")?.to_owned(),
+            body: body.to_owned(),
         },
         other => return Err(bad(format!("unknown kind {other:?}"))),
     };

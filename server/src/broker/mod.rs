@@ -16,6 +16,7 @@
 pub mod bus;
 pub mod memory;
 pub mod redis;
+pub mod redis_streams;
 mod scripts;
 pub mod topics;
 
@@ -106,6 +107,14 @@ pub enum Command {
         session: SessionId,
         /// The room.
         room: RoomName,
+    },
+    /// Data a capability applies on every node in one cluster-wide order (a data stream's
+    /// points): delivered to every node, this one included, through [`BrokerEvents::ordered`].
+    Ordered {
+        /// The capability it is for (its name).
+        capability: String,
+        /// Its body, opaque to the broker (one line of JSON).
+        body: String,
     },
 }
 
@@ -226,6 +235,8 @@ pub enum BackendRequest {
     },
     /// A notification.
     Notify(herald_protocol::NotifyRequest),
+    /// Points for a data stream (capability `streams`).
+    StreamPoints(herald_protocol::stream::TopicPoints),
 }
 
 /// How a broker delivers back to its node. The node implements it; a broker holds it as
@@ -258,6 +269,8 @@ pub trait BrokerEvents: Send + Sync {
     fn backend(&self, request: BackendRequest);
     /// This node's members and users now.
     fn local_state(&self) -> LocalState;
+    /// Data submitted with [`Command::Ordered`] on some node, in the cluster's one order.
+    fn ordered(&self, _capability: &str, _body: &str) {}
     /// The broker's presence numbering starts over (it lost its state, or another broker took
     /// over): every member here takes the next changes.
     fn reset(&self);

@@ -735,6 +735,10 @@ async fn run_batch(
                         room: room.clone(),
                     });
                 }
+                Command::Ordered { capability, body } => {
+                    super::redis_streams::publish(&mut pipe, &shared.bus, capability, body);
+                    then.push(Then::Nothing);
+                }
             },
             Op::Online {
                 user_id,
@@ -931,6 +935,9 @@ fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg
 
 /// Delivers one bus message here.
 fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
+    let Some(message) = super::redis_streams::deliver(events, message) else {
+        return;
+    };
     match message {
         BusMessage::Room {
             room,
@@ -980,6 +987,8 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             events.private(&target, &frame);
         }
         BusMessage::Event { id, event } => events.event(Some(id), &event),
+        // Taken by `redis_streams::deliver` above.
+        BusMessage::Ordered { .. } => {}
         BusMessage::Direct {
             room,
             member,

@@ -7,10 +7,12 @@
 //! - [`rooms`]: join (with resume), leave, chat, typing, private messages, app-level ping.
 //! - [`notify`]: notifications and resource updates that backends publish.
 //! - [`signaling`]: WebRTC signaling between members of one room, ICE servers, TURN credentials.
+//! - [`streams`]: live data streams: snapshots, live points, window aggregates, conflation.
 
 pub mod notify;
 pub mod rooms;
 pub mod signaling;
+pub mod streams;
 
 use crate::node::Capability;
 
@@ -20,6 +22,7 @@ pub fn all() -> Vec<Box<dyn Capability>> {
         Box::new(rooms::Rooms),
         Box::new(notify::Notify),
         Box::new(signaling::Signaling),
+        Box::new(streams::Streams::new()),
     ]
 }
 

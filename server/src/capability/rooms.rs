@@ -100,6 +100,8 @@ impl Capability for Rooms {
             | ClientMessage::Answer { .. }
             | ClientMessage::IceCandidate { .. }
             | ClientMessage::Hangup { .. } => {}
+            // Nor the streams capability's.
+            ClientMessage::StreamSubscribe { .. } | ClientMessage::StreamUnsubscribe { .. } => {}
         }
     }
 
