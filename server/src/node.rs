@@ -528,6 +528,12 @@ impl Node {
         });
     }
 
+    /// Whether this node computes what the cluster needs computed once (the broker's topic
+    /// leader; a node alone always does).
+    pub fn leads(&self) -> bool {
+        self.broker.leads()
+    }
+
     /// Hands data a capability needs applied on every node, in one cluster-wide order, to the
     /// broker; the capability named `capability` gets it on every node in
     /// [`Capability::ordered`].

@@ -355,6 +355,10 @@ mod tests {
                 member: "n1/s2".into(),
                 frame: Utf8Bytes::from_static("{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}\n"),
             },
+            BusMessage::Ordered {
+                capability: "streams".into(),
+                body: "{\"op\":\"points\"}\nsecond line".into(),
+            },
             BusMessage::Event {
                 id: 9,
                 event: Event::Notification(Notification {

@@ -312,6 +312,11 @@ pub trait Broker: Send + Sync {
     fn user_offline(&self, user_id: &str, session: &str);
     /// Reachability, for `/healthz`.
     fn health(&self) -> Health;
+    /// Whether this node is the one that computes what the cluster needs computed once (a data
+    /// stream's windows): the topic leader; a node alone always is.
+    fn leads(&self) -> bool {
+        true
+    }
     /// Periodic housekeeping (the node's sweep): drop what has expired.
     fn sweep(&self) {}
     /// Its counters.

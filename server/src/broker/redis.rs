@@ -301,6 +301,11 @@ impl Broker for Redis {
         });
     }
 
+    fn leads(&self) -> bool {
+        // Cut off from Redis, the node serves its own connections alone, and so leads them.
+        !self.shared.up.load(Ordering::Acquire) || self.shared.leader.load(Ordering::Acquire)
+    }
+
     fn health(&self) -> Health {
         if self.shared.up.load(Ordering::Acquire) {
             Health::Up

@@ -10,6 +10,16 @@
 //! - a numbered log of its messages (every point and every window result has an offset in the
 //!   stream's epoch), bounded like room history, from which a subscriber resumes all or nothing.
 //!
+//! **Cluster.** Points and API declarations go through the broker as ordered data
+//! ([`Node::submit_ordered`]): the memory broker applies them at once; the Redis broker
+//! publishes them on the cluster's bus, which every node reads in one order, so every node
+//! numbers a stream's messages alike and delivers to its own subscribers. Every node computes
+//! the windows (so a new leader carries on where the old one stopped), and only the leader
+//! ([`Node::leads`], the broker's topic leader) publishes their results, again as ordered data.
+//! Epochs are per node: offsets agree between nodes that saw the stream from the same start,
+//! but a resume on another node than the first is answered `recovered: false` with a snapshot
+//! (all or nothing holds).
+//!
 //! **Delivery order.** Everything about one stream happens under its lock: numbering, the log,
 //! the snapshot or replay of a new subscriber and the pushes to subscribers (session queues
 //! never block), so a subscriber gets its snapshot or replay, then every later message, nothing
@@ -59,6 +69,11 @@ enum Op {
     Points {
         stream: StreamId,
         points: Vec<StreamPoint>,
+    },
+    /// A window's result, computed by the leading node.
+    Window {
+        stream: StreamId,
+        window: WindowResult,
     },
 }
 
@@ -216,9 +231,9 @@ impl Stream {
         }
     }
 
-    /// Numbers, keeps and delivers one point, then the window results it closed.
-    fn append(&mut self, point: StreamPoint, now: Instant) -> u64 {
-        let mut delivered = 0;
+    /// Numbers, keeps and delivers one point; returns how many frames went and the results of
+    /// the windows it closed (which the leading node publishes, see [`Streams::apply`]).
+    fn append(&mut self, point: StreamPoint, now: Instant) -> (u64, Vec<WindowResult>) {
         let closed = match &mut self.windows {
             Some(w) => w.add(point.timestamp, &point.value),
             None => Vec::new(),
@@ -230,18 +245,19 @@ impl Stream {
         }
         self.points.push_back(point.clone());
         self.log.push(offset, Item::Point(point.clone()));
-        delivered += self.deliver_point(point, offset, now);
-        for window in closed {
-            self.last += 1;
-            let offset = self.last;
-            if self.recent_windows.len() >= RECENT_WINDOWS {
-                self.recent_windows.pop_front();
-            }
-            self.recent_windows.push_back(window.clone());
-            self.log.push(offset, Item::Window(window.clone()));
-            delivered += self.deliver_window(window, offset);
+        (self.deliver_point(point, offset, now), closed)
+    }
+
+    /// Numbers, keeps and delivers one window result.
+    fn append_window(&mut self, window: WindowResult) -> u64 {
+        self.last += 1;
+        let offset = self.last;
+        if self.recent_windows.len() >= RECENT_WINDOWS {
+            self.recent_windows.pop_front();
         }
-        delivered
+        self.recent_windows.push_back(window.clone());
+        self.log.push(offset, Item::Window(window.clone()));
+        self.deliver_window(window, offset)
     }
 
     fn deliver_point(&mut self, point: StreamPoint, offset: u64, now: Instant) -> u64 {
@@ -528,12 +544,34 @@ impl Streams {
                 let now = Instant::now();
                 let mut stream = stream.lock();
                 let mut sent = 0;
+                let mut closed = Vec::new();
                 for point in points {
                     if check_value(&stream.spec, &point.value).is_ok() {
-                        sent += stream.append(point, now);
+                        let (n, windows) = stream.append(point, now);
+                        sent += n;
+                        closed.extend(windows);
                     }
                 }
                 drop(stream);
+                node.metrics.frames_out.inc_by(sent);
+                // Every node computes the windows from the same points in the same order; one
+                // node, the leader, publishes their results, which every node then numbers and
+                // delivers like points. (After the lock: the memory broker applies at once.)
+                if node.leads() {
+                    for window in closed {
+                        let op = Op::Window {
+                            stream: id.clone(),
+                            window,
+                        };
+                        node.submit_ordered(NAME, encode_op(&op));
+                    }
+                }
+            }
+            Op::Window { stream: id, window } => {
+                let Some(stream) = self.registry(node).get(&id) else {
+                    return;
+                };
+                let sent = stream.lock().append_window(window);
                 node.metrics.frames_out.inc_by(sent);
             }
         }
