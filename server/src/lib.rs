@@ -96,6 +96,7 @@ pub async fn start_node(node: Arc<Node>) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
     if demo {
         tokio::spawn(demo::run(node.clone(), stop.clone()));
+        tokio::spawn(capability::streams::run_demo(node.clone(), stop.clone()));
     }
     tokio::spawn(sweep(node.clone(), stop.clone()));
     tokio::spawn(pinger(node.clone(), stop.clone()));

@@ -879,6 +879,53 @@ pub fn demo_specs() -> Vec<StreamSpec> {
     ]
 }
 
+/// The chapter's data generators, run with `--demo`: a visitor count every 2 s, a sale every
+/// 5 s, performance metrics every 1 s, into [`demo_specs`]'s streams, until `stop`. In a
+/// cluster only the leading node feeds them (every node delivers).
+pub async fn run_demo(node: Arc<Node>, stop: tokio_util::sync::CancellationToken) {
+    use rand::Rng;
+    let mut visitors = tokio::time::interval(Duration::from_secs(2));
+    let mut sales = tokio::time::interval(Duration::from_secs(5));
+    let mut performance = tokio::time::interval(Duration::from_secs(1));
+    let feed = |id: &str, value: StreamValue| {
+        if !node.leads() {
+            return;
+        }
+        let Some(streams) = node.capability::<Streams>() else {
+            return;
+        };
+        let point = PointIn {
+            timestamp: None,
+            value,
+        };
+        if let Err(r) = streams.publish(&node, &StreamId::from(id), vec![point]) {
+            tracing::warn!(stream = id, message = %r.message, "a demo point is refused");
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = visitors.tick() => {
+                let n = rand::rng().random_range(10..60);
+                feed("visitors", StreamValue::Number(f64::from(n)));
+            }
+            _ = sales.tick() => {
+                let amount = rand::rng().random::<f64>() * 1000.0 + 100.0;
+                feed("sales", StreamValue::Number((amount * 100.0).round() / 100.0));
+            }
+            _ = performance.tick() => {
+                let mut rng = rand::rng();
+                let mut fields = std::collections::BTreeMap::new();
+                fields.insert("responseTime".to_owned(), rng.random::<f64>() * 200.0 + 50.0);
+                fields.insert("throughput".to_owned(), rng.random::<f64>() * 1000.0 + 500.0);
+                fields.insert("errorRate".to_owned(), rng.random::<f64>() * 5.0);
+                drop(rng);
+                feed("performance", StreamValue::Fields(fields));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
