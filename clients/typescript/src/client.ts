@@ -429,6 +429,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return 'sent';
   }
 
+  /**
+   * Sends one frame now, when connected (for modules over this connection, such as
+   * `streams.ts`, that send again themselves on `connected`); `'dropped'` otherwise.
+   */
+  sendFrame(frame: ClientMessage): SendResult {
+    if (this.state !== 'connected' || !this.conn) return 'dropped';
+    this.sendNow(frame);
+    return 'sent';
+  }
+
   // ------------------------------------------------------------------ sending
 
   private ready(): boolean {

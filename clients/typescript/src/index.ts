@@ -35,6 +35,18 @@ export {
   type PeerManagerOptions,
   type RTCPeerConnectionConstructor,
 } from './peer.js';
+export {
+  HeraldStream,
+  subscribeStream,
+  type StreamEvents,
+  type StreamOptions,
+  type StreamPoint,
+  type StreamPointFrame,
+  type StreamSnapshotEvent,
+  type StreamSubscribedFrame,
+  type StreamWindow,
+  type StreamWindowFrame,
+} from './streams.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { tokenExpiry } from './token.js';
 export {
