@@ -242,6 +242,18 @@ pub async fn route(
         }
         (&Method::GET, "/app.js") => asset("text/javascript; charset=utf-8", APP_JS),
         (&Method::GET, "/style.css") => asset("text/css; charset=utf-8", STYLE_CSS),
+        (&Method::GET, "/dashboard.js") => asset(
+            "text/javascript; charset=utf-8",
+            include_str!("demo/dashboard.js"),
+        ),
+        (&Method::GET, "/vendor/uPlot.iife.min.js") => asset(
+            "text/javascript; charset=utf-8",
+            include_str!("demo/vendor/uPlot.iife.min.js"),
+        ),
+        (&Method::GET, "/vendor/uPlot.min.css") => asset(
+            "text/css; charset=utf-8",
+            include_str!("demo/vendor/uPlot.min.css"),
+        ),
         (&Method::GET, "/herald-client.js") => asset(
             "text/javascript; charset=utf-8",
             include_str!("demo/herald-client.js"),
