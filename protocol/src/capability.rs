@@ -29,7 +29,7 @@ pub mod name {
     /// Shared plain-text documents edited together with operational transformation:
     /// `doc_open`, `doc_op`, `doc_cursor`, `doc_close` and their answers.
     pub const DOCUMENTS: &str = "documents";
-    /// Resumable streams beyond rooms (planned).
+    /// Live data streams: snapshots, live points, window aggregates, conflation.
     pub const STREAMS: &str = "streams";
     /// WebRTC signaling between members of a room: `peers`, `offer`, `answer`, `ice_candidate`,
     /// `hangup`, and `GET /turn-credentials`.
@@ -145,9 +145,17 @@ pub const CAPABILITIES: &[Capability] = &[
     },
     Capability {
         name: name::STREAMS,
-        summary: "Resumable streams other than rooms.",
-        adds: &[],
-        status: Status::Planned,
+        summary: "Live data streams: a snapshot of recent points (downsampled with LTTB), live \
+                  points and tumbling-window aggregates with offsets, resume all or nothing, \
+                  and conflation for subscribers that ask for a maximum rate.",
+        adds: &[
+            "stream_subscribe, stream_unsubscribe (client)",
+            "stream_subscribed, stream_unsubscribed, stream_point, stream_window (server)",
+            "error codes stream_not_found, stream_conflict, subscription_refused",
+            "POST /streams, POST /streams/{id}/points, GET /events?stream=",
+            "points from backends on the broker topic for stream points",
+        ],
+        status: Status::Stable,
     },
     Capability {
         name: name::LONG_POLLING,
@@ -159,7 +167,7 @@ pub const CAPABILITIES: &[Capability] = &[
 
 /// The capabilities Herald always implements, in [`CAPABILITIES`] order. `auth` is announced
 /// only when authentication is on (see [`herald_capabilities`]).
-pub const HERALD_ALWAYS: [&str; 7] = [
+pub const HERALD_ALWAYS: [&str; 8] = [
     name::RECOVERY,
     name::OFFSETS,
     name::ROOM_IN_PRESENCE,
@@ -167,6 +175,7 @@ pub const HERALD_ALWAYS: [&str; 7] = [
     name::PRESENCE_DIFF,
     name::SIGNALING,
     name::DOCUMENTS,
+    name::STREAMS,
 ];
 
 /// The `capabilities` list a Herald server puts in `welcome`: [`HERALD_ALWAYS`], plus `auth`

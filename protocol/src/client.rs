@@ -7,7 +7,9 @@ use crate::document::{ClientId, DocId, Op, Selection};
 use crate::limits::{
     LimitExceeded, MAX_ROOM_NAME_CHARS, MAX_SDP_CHARS, MAX_USER_ID_CHARS, ROOM_NAME_PATTERN,
 };
+use crate::limits::{MAX_SNAPSHOT_POINTS, MAX_STREAM_RATE};
 use crate::signaling::{IceCandidate, PeerId};
+use crate::stream::StreamId;
 use crate::user::User;
 
 /// A frame from client to server, tagged by `type`.
@@ -136,6 +138,33 @@ pub enum ClientMessage {
         /// The document.
         doc: DocId,
     },
+    /// Capability `streams`: subscribe to a data stream. The server answers with
+    /// `stream_subscribed` (a snapshot of recent points, or with `since` the missed messages),
+    /// then sends `stream_point` and `stream_window` as they come.
+    StreamSubscribe {
+        /// The stream.
+        stream: StreamId,
+        /// Most points in the snapshot (downsampled with LTTB, first and last kept); 1,000 when
+        /// absent.
+        #[serde(rename = "maxPoints", default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 0, max = MAX_SNAPSHOT_POINTS))]
+        max_points: Option<u32>,
+        /// The last position seen in this stream (`offset` of the last message, `epoch` from
+        /// `stream_subscribed`), to resume: every missed message follows, or `recovered: false`
+        /// and a fresh snapshot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<StreamPosition>,
+        /// Most `stream_point` frames per second; points in between are conflated (the latest
+        /// is sent, with `conflated`). Every point is sent when absent.
+        #[serde(rename = "maxRate", default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 0.01, max = MAX_STREAM_RATE))]
+        max_rate: Option<f64>,
+    },
+    /// Capability `streams`: stop receiving a stream; answered with `stream_unsubscribed`.
+    StreamUnsubscribe {
+        /// The stream.
+        stream: StreamId,
+    },
 }
 
 /// How a member hears of other members joining and leaving.
@@ -150,7 +179,7 @@ pub enum PresenceMode {
 
 impl ClientMessage {
     /// Every `type` a client may send.
-    pub const TYPES: [&'static str; 16] = [
+    pub const TYPES: [&'static str; 18] = [
         "join",
         "leave",
         "chat",
@@ -167,6 +196,8 @@ impl ClientMessage {
         "doc_op",
         "doc_cursor",
         "doc_close",
+        "stream_subscribe",
+        "stream_unsubscribe",
     ];
 
     /// This message's `type`.
@@ -188,6 +219,8 @@ impl ClientMessage {
             ClientMessage::DocOp { .. } => "doc_op",
             ClientMessage::DocCursor { .. } => "doc_cursor",
             ClientMessage::DocClose { .. } => "doc_close",
+            ClientMessage::StreamSubscribe { .. } => "stream_subscribe",
+            ClientMessage::StreamUnsubscribe { .. } => "stream_unsubscribe",
         }
     }
 

@@ -63,6 +63,13 @@ pub enum ErrorCode {
     VersionUnknown,
     /// Capability `documents`: the connection has as many documents open as it may.
     TooManyDocs,
+    /// Capability `streams`: no stream has this id.
+    StreamNotFound,
+    /// Capability `streams`: a stream of this id exists with another declaration.
+    StreamConflict,
+    /// Capability `streams`: the connection is subscribed to as many streams as it may be, or
+    /// `stream_unsubscribe` named a stream it is not subscribed to.
+    SubscriptionRefused,
 }
 
 impl ErrorCode {
@@ -93,11 +100,14 @@ impl ErrorCode {
             ErrorCode::InvalidOp => "invalid_op",
             ErrorCode::VersionUnknown => "version_unknown",
             ErrorCode::TooManyDocs => "too_many_docs",
+            ErrorCode::StreamNotFound => "stream_not_found",
+            ErrorCode::StreamConflict => "stream_conflict",
+            ErrorCode::SubscriptionRefused => "subscription_refused",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -122,6 +132,9 @@ impl ErrorCode {
         ErrorCode::InvalidOp,
         ErrorCode::VersionUnknown,
         ErrorCode::TooManyDocs,
+        ErrorCode::StreamNotFound,
+        ErrorCode::StreamConflict,
+        ErrorCode::SubscriptionRefused,
     ];
 }
 

@@ -19,6 +19,7 @@ pub mod ot;
 pub mod server;
 pub mod signaling;
 pub mod sse;
+pub mod stream;
 pub mod topics;
 pub mod user;
 
@@ -75,6 +76,12 @@ pub fn schemas() -> Vec<SchemaDoc> {
         doc::<ErrorResponse>("error-response"),
         doc::<RoomMessage>("topic-room-message"),
         doc::<SystemEvent>("topic-system-event"),
+        doc::<stream::StreamSpec>("stream-spec"),
+        doc::<stream::StreamCreated>("stream-created"),
+        doc::<stream::PointsRequest>("points-request"),
+        doc::<stream::PointsResponse>("points-response"),
+        doc::<stream::TopicPoints>("topic-stream-points"),
+        doc::<stream::StreamInfo>("stream-info"),
     ]
 }
 

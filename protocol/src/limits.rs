@@ -64,6 +64,33 @@ pub const MAX_PEER_ID_CHARS: u64 = 64;
 /// Characters a peer id may use: letters, digits, `_`, `-`, `.` and `:`.
 pub const PEER_ID_PATTERN: &str = r"^[A-Za-z0-9_.:\-]+$";
 
+/// Longest stream id (capability `streams`), in characters.
+pub const MAX_STREAM_ID_CHARS: u64 = 64;
+
+/// Characters a stream id may use: letters, digits, `_`, `-`, `.` and `:`.
+pub const STREAM_ID_PATTERN: &str = r"^[A-Za-z0-9_.:\-]+$";
+
+/// Most fields an object-valued stream may declare.
+pub const MAX_STREAM_FIELDS: u64 = 32;
+
+/// Most points one `POST /streams/{id}/points` (or one `stream.points` payload) may carry.
+pub const MAX_POINTS_PER_REQUEST: u64 = 1_000;
+
+/// Most points a stream keeps (`maxDataPoints`).
+pub const MAX_STREAM_POINTS: u64 = 100_000;
+
+/// Most points a `stream_subscribe` snapshot may ask for (`maxPoints`).
+pub const MAX_SNAPSHOT_POINTS: u64 = 10_000;
+
+/// The snapshot size when `stream_subscribe` names none.
+pub const DEFAULT_SNAPSHOT_POINTS: u32 = 1_000;
+
+/// Highest `maxRate` (point frames per second) a subscriber may ask for.
+pub const MAX_STREAM_RATE: f64 = 1_000.0;
+
+/// Most streams one connection may subscribe to at once.
+pub const MAX_STREAM_SUBSCRIPTIONS: usize = 64;
+
 /// A frame that passed the schema but breaks a limit the schema cannot express.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitExceeded {

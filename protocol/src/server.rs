@@ -8,6 +8,7 @@ use crate::document::{ClientId, CommittedOp, DocId, Op, Participant, Selection};
 use crate::error::ErrorCode;
 use crate::signaling::{IceCandidate, IceServer, Peer, PeerId};
 use crate::sse::Notification;
+use crate::stream::{StreamId, StreamPoint, StreamValue, WindowResult};
 use crate::user::User;
 
 /// A frame from server to client, tagged by `type`.
@@ -286,6 +287,58 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// A human-readable text.
         message: String,
+    },
+    /// Capability `streams`: the answer to `stream_subscribe`. Without `since`, or when
+    /// `recovered` is `false`, `points` is a snapshot of the stream's recent points and
+    /// `windows` its recent window results; with `recovered: true` both are empty and every
+    /// missed `stream_point` and `stream_window` follows, in order, before live ones.
+    StreamSubscribed {
+        /// The stream.
+        stream: StreamId,
+        /// The epoch of the stream's messages; a client resumes with it in `since`.
+        epoch: String,
+        /// The offset of the stream's latest message (0 when it has none).
+        offset: u64,
+        /// Present when the subscription asked to resume (`since`): whether every missed
+        /// message follows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// The value's field names, for a stream of objects; absent for plain numbers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fields: Option<Vec<String>>,
+        /// Recent points, oldest first, downsampled (LTTB) to at most `maxPoints`.
+        points: Vec<StreamPoint>,
+        /// Recent window results, oldest first.
+        windows: Vec<WindowResult>,
+    },
+    /// Capability `streams`: the answer to `stream_unsubscribe`.
+    StreamUnsubscribed {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Capability `streams`: a live point.
+    StreamPoint {
+        /// The stream.
+        stream: StreamId,
+        /// Event time, in milliseconds since the Unix epoch.
+        timestamp: i64,
+        /// The value.
+        value: StreamValue,
+        /// For a subscriber with `maxRate`: how many points this frame stands for when more than
+        /// one (it carries the latest); absent when it is one point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conflated: Option<u64>,
+        /// The point's position in the stream (the latest folded point's, when conflated).
+        offset: u64,
+    },
+    /// Capability `streams`: a closed window's aggregates.
+    StreamWindow {
+        /// The stream.
+        stream: StreamId,
+        /// The result.
+        window: WindowResult,
+        /// The result's position in the stream.
+        offset: u64,
     },
     /// Something the client sent could not be acted on; the connection stays open.
     Error {

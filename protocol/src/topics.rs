@@ -18,6 +18,8 @@ pub mod topic {
     pub const USER_NOTIFICATIONS: &str = "user.notifications";
     /// An announcement for every connection: [`super::SystemEvent`].
     pub const SYSTEM_EVENTS: &str = "system.events";
+    /// Points for a data stream (capability `streams`): [`crate::stream::TopicPoints`].
+    pub const STREAM_POINTS: &str = "stream.points";
 }
 
 /// Payload of the `room.messages` topic: delivered to the room's members on every node as a

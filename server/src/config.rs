@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Data streams declared up front (capability `streams`; the file's `[[streams]]` tables).
+    pub streams: Vec<herald_protocol::stream::StreamSpec>,
     /// Run the chapter's demo feeds (`stock_update`, `news`).
     pub demo: bool,
     /// Largest inbound WebSocket frame or HTTP body, in bytes.
@@ -112,6 +114,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            streams: Vec::new(),
             demo: false,
             max_frame_bytes: herald_protocol::limits::MAX_FRAME_BYTES,
             ping_interval: Duration::from_secs(10),
@@ -336,6 +339,7 @@ struct FileConfig {
     ice_servers: Option<Vec<String>>,
     turn_secret: Option<String>,
     turn_ttl: Option<String>,
+    streams: Option<Vec<herald_protocol::stream::StreamSpec>>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -364,6 +368,7 @@ impl ServeArgs {
         let d = Config::default();
         let config = Config {
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            streams: file.streams.unwrap_or_default(),
             demo: self.demo || file.demo.unwrap_or(d.demo),
             max_frame_bytes: self
                 .max_frame_bytes

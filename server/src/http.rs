@@ -24,6 +24,8 @@ use crate::inbound::first_violation;
 use crate::node::Node;
 use crate::transport::{sse, websocket};
 
+mod streams;
+
 /// Every response body.
 pub use crate::transport::Body;
 
@@ -240,6 +242,18 @@ pub async fn route(
         }
         (&Method::GET, "/app.js") => asset("text/javascript; charset=utf-8", APP_JS),
         (&Method::GET, "/style.css") => asset("text/css; charset=utf-8", STYLE_CSS),
+        (&Method::GET, "/dashboard.js") => asset(
+            "text/javascript; charset=utf-8",
+            include_str!("demo/dashboard.js"),
+        ),
+        (&Method::GET, "/vendor/uPlot.iife.min.js") => asset(
+            "text/javascript; charset=utf-8",
+            include_str!("demo/vendor/uPlot.iife.min.js"),
+        ),
+        (&Method::GET, "/vendor/uPlot.min.css") => asset(
+            "text/css; charset=utf-8",
+            include_str!("demo/vendor/uPlot.min.css"),
+        ),
         (&Method::GET, "/herald-client.js") => asset(
             "text/javascript; charset=utf-8",
             include_str!("demo/herald-client.js"),
@@ -249,7 +263,23 @@ pub async fn route(
             ErrorCode::InvalidRequest,
             "This endpoint speaks WebSocket: send an upgrade request",
         ),
+        (&Method::GET, "/events")
+            if req.uri().query().is_some_and(|q| {
+                form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "stream")
+            }) =>
+        {
+            streams::events(&node, &req, peer, &conn)
+        }
         (&Method::GET, "/events") => events(&node, &req, peer, &conn),
+        (&Method::GET, "/streams") => streams::list(&node),
+        (&Method::GET, p) if p.starts_with("/streams/") && !p[9..].contains('/') => {
+            streams::info(&node, &p[9..])
+        }
+        (&Method::POST, "/streams") => streams::create(&node, req, peer).await,
+        (&Method::POST, p) if streams::points_path(p).is_some() => {
+            let id = streams::points_path(p).unwrap_or_default().to_owned();
+            streams::points(&node, req, peer, &id).await
+        }
         (&Method::POST, "/notifications") => match publisher(&node, &req, peer) {
             Ok(()) => notifications(&node, req).await,
             Err(d) => denied(d),
@@ -271,7 +301,7 @@ pub async fn route(
         (
             _,
             "/" | "/ws" | "/events" | "/notifications" | "/updates" | "/healthz" | "/metrics"
-            | "/turn-credentials",
+            | "/turn-credentials" | "/streams",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::MethodNotAllowed,

@@ -10,8 +10,10 @@ pub mod config;
 pub mod ids;
 pub mod inbound;
 pub mod limits;
+pub mod lttb;
 pub mod metrics;
 pub mod sanitize;
+pub mod windows;
 pub mod wire;
 // Layer 2.
 pub mod history;
@@ -94,6 +96,7 @@ pub async fn start_node(node: Arc<Node>) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
     if demo {
         tokio::spawn(demo::run(node.clone(), stop.clone()));
+        tokio::spawn(capability::streams::run_demo(node.clone(), stop.clone()));
     }
     tokio::spawn(sweep(node.clone(), stop.clone()));
     tokio::spawn(pinger(node.clone(), stop.clone()));

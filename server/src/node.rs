@@ -70,6 +70,14 @@ pub trait Capability: Send + Sync {
     }
     /// A session is closing: forget what the capability holds for it.
     fn closed(&self, _node: &Node, _session: &Arc<Session>) {}
+    /// Applies data this capability submitted with [`Node::submit_ordered`] (on any node), in
+    /// the cluster's one order.
+    fn ordered(&self, _node: &Node, _body: &str) {}
+    /// Itself as `Any`, for the HTTP endpoints of a capability that has some (see
+    /// [`Node::capability`]); `None` for the others.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A delivered SSE event kept for streams that resume with `Last-Event-ID`.
@@ -184,6 +192,13 @@ impl Node {
     /// Sockets transports still hold.
     pub fn open_sockets(&self) -> usize {
         self.sockets.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The capability of type `T`, when this node runs it (for its HTTP endpoints).
+    pub fn capability<T: 'static>(&self) -> Option<&T> {
+        self.capabilities
+            .iter()
+            .find_map(|c| c.as_any().and_then(|any| any.downcast_ref::<T>()))
     }
 
     /// The names of the capabilities this node runs.
@@ -531,6 +546,22 @@ impl Node {
         self.broker.submit(Command::Doc(command));
     }
 
+    /// Whether this node computes what the cluster needs computed once (the broker's topic
+    /// leader; a node alone always does).
+    pub fn leads(&self) -> bool {
+        self.broker.leads()
+    }
+
+    /// Hands data a capability needs applied on every node, in one cluster-wide order, to the
+    /// broker; the capability named `capability` gets it on every node in
+    /// [`Capability::ordered`].
+    pub fn submit_ordered(&self, capability: &str, body: String) {
+        self.broker.submit(Command::Ordered {
+            capability: capability.to_owned(),
+            body,
+        });
+    }
+
     /// Publishes a resumable event to the SSE streams (and a notification to its user's, or
     /// everyone's, WebSockets) on every node.
     pub fn publish_event(&self, event: Event) {
@@ -736,6 +767,13 @@ impl BrokerEvents for Node {
             if capability.document(self, &event) {
                 return;
             }
+        }
+    }
+
+    fn ordered(&self, capability: &str, body: &str) {
+        match self.capabilities.iter().find(|c| c.name() == capability) {
+            Some(c) => c.ordered(self, body),
+            None => tracing::warn!(capability, "ordered data for a capability this node lacks"),
         }
     }
 

@@ -19,6 +19,8 @@ const RANKS: &[(&str, u32)] = &[
     ("metrics", 11),
     ("auth", 12),
     ("limits", 13),
+    ("lttb", 10),
+    ("windows", 10),
     // Layer 2.
     ("history", 20),
     ("session", 21),
@@ -34,6 +36,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::memory_docs", 39),
     ("broker::memory", 40),
     ("broker::redis_docs", 40),
+    ("broker::redis_streams", 40),
     ("broker::redis", 41),
     // Layer 5.
     ("node", 50),
@@ -43,6 +46,7 @@ const RANKS: &[(&str, u32)] = &[
     ("capability::notify", 61),
     ("capability::signaling", 61),
     ("capability::documents", 61),
+    ("capability::streams", 61),
     ("admission", 60),
     ("demo", 60),
     ("transport", 60),
@@ -50,6 +54,7 @@ const RANKS: &[(&str, u32)] = &[
     ("transport::sse", 62),
     ("transport::websocket", 62),
     ("http", 63),
+    ("http::streams", 64),
     // Layer 7: the composition root.
     ("lib", 70),
     ("main", 71),

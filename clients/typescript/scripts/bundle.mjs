@@ -41,3 +41,25 @@ if (check) {
   await writeFile(out, text);
   console.log(`bundled ${text.length} bytes -> ${out}`);
 }
+
+// The demo page's chart library, uPlot (MIT), copied as its package ships it from node_modules
+// (a devDependency pinned by the lockfile) to server/src/demo/vendor/, which the server embeds:
+// the page loads nothing from the network.
+const vendor = path.resolve(here, '..', '..', '..', 'server', 'src', 'demo', 'vendor');
+for (const name of ['uPlot.iife.min.js', 'uPlot.min.css', 'LICENSE']) {
+  const from = path.resolve(here, '..', 'node_modules', 'uplot', name === 'LICENSE' ? '' : 'dist', name);
+  const want = await readFile(from, 'utf8');
+  const to = path.join(vendor, name === 'LICENSE' ? 'uPlot.LICENSE' : name);
+  if (check) {
+    const have = await readFile(to, 'utf8').catch(() => null);
+    if (have !== want) {
+      console.error(`${path.relative(process.cwd(), to)} is stale; run \`npm run build\` in clients/typescript`);
+      process.exit(1);
+    }
+  } else {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(vendor, { recursive: true });
+    await writeFile(to, want);
+  }
+}
+console.log(check ? 'server/src/demo/vendor (uPlot) is up to date' : `copied uPlot -> ${vendor}`);

@@ -430,8 +430,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Sends one frame now if connected, whatever the room's state (capability `documents`, whose
-   * `SharedDocument` reopens and resends by itself after a reconnect); `'dropped'` otherwise.
+   * Sends one frame now, when connected, whatever the room's state (for modules over this
+   * connection, such as `documents.ts` and `streams.ts`, that reopen and send again themselves
+   * on `connected`); `'dropped'` otherwise.
    */
   sendFrame(frame: ClientMessage): SendResult {
     if (this.state !== 'connected' || !this.conn) return 'dropped';

@@ -50,6 +50,18 @@ export {
   type Selection,
   type SharedDocumentEvents,
 } from './documents.js';
+export {
+  HeraldStream,
+  subscribeStream,
+  type StreamEvents,
+  type StreamOptions,
+  type StreamPoint,
+  type StreamPointFrame,
+  type StreamSnapshotEvent,
+  type StreamSubscribedFrame,
+  type StreamWindow,
+  type StreamWindowFrame,
+} from './streams.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { tokenExpiry } from './token.js';
 export {

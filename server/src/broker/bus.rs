@@ -19,6 +19,7 @@
 //! | `O` document operation | document, version, author member, author's client seq | the encoded `doc_op` frame | the node's body, the commit script's header (written only when the version check passes) |
 //! | `K` document frame | document, member to skip (or `-`) | the encoded frame (`doc_cursor`, `doc_joined`, `doc_left`) | the node |
 //! | `A` document frame for one member | document, the member | the encoded frame (a repeated `doc_ack`, after the `O` of the first commit) | the node |
+//! | `C` capability data, ordered | the capability's name | its data, opaque | the node ([`super::Command::Ordered`]) |
 //!
 //! Documents' kinds travel on their own channel (`P:docs`, see `broker::redis_docs`) and are
 //! read with [`decode_doc`]; the format is the same.
@@ -89,6 +90,13 @@ pub enum BusMessage {
         id: u64,
         /// The event.
         event: Event,
+    },
+    /// Data for a capability on every node, in the bus's order.
+    Ordered {
+        /// The capability's name.
+        capability: String,
+        /// Its data.
+        body: String,
     },
     /// A frame for one member (`NODE/SESSION`) of a room.
     Direct {
@@ -186,7 +194,13 @@ pub fn encode(message: &BusMessage) -> String {
             member,
             frame,
         } => format!("{}{}", direct_header(room.as_str(), member), frame.as_str()),
+        BusMessage::Ordered { capability, body } => ordered(capability, body),
     }
+}
+
+/// Data for a capability on every node.
+pub fn ordered(capability: &str, body: &str) -> String {
+    format!("{VERSION} C {capability}\n{body}")
 }
 
 fn field<'a>(
@@ -279,6 +293,10 @@ pub fn decode(payload: &[u8]) -> Result<BusMessage, Unreadable> {
             room: RoomName::from(field(&mut fields, "room")?),
             member: field(&mut fields, "member")?.to_owned(),
             frame: Utf8Bytes::from(body.to_owned()),
+        },
+        "C" => BusMessage::Ordered {
+            capability: field(&mut fields, "capability")?.to_owned(),
+            body: body.to_owned(),
         },
         other => return Err(bad(format!("unknown kind {other:?}"))),
     };
@@ -445,6 +463,10 @@ mod tests {
                 room: "lobby".into(),
                 member: "n1/s2".into(),
                 frame: Utf8Bytes::from_static("{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}\n"),
+            },
+            BusMessage::Ordered {
+                capability: "streams".into(),
+                body: "{\"op\":\"points\"}\nsecond line".into(),
             },
             BusMessage::Event {
                 id: 9,

@@ -300,6 +300,7 @@ impl Broker for Memory {
                 }
             }
             Command::Event(event) => events.event(None, &event),
+            Command::Ordered { capability, body } => events.ordered(&capability, &body),
             Command::Direct {
                 from,
                 room,

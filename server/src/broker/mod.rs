@@ -20,6 +20,7 @@ pub mod memory;
 pub mod memory_docs;
 pub mod redis;
 pub mod redis_docs;
+pub mod redis_streams;
 mod scripts;
 pub mod topics;
 
@@ -114,6 +115,14 @@ pub enum Command {
     /// Capability `documents`: open, edit, point at or close a shared document; the outcome
     /// comes back through [`BrokerEvents::document`].
     Doc(crate::broker::documents::DocCommand),
+    /// Data a capability applies on every node in one cluster-wide order (a data stream's
+    /// points): delivered to every node, this one included, through [`BrokerEvents::ordered`].
+    Ordered {
+        /// The capability it is for (its name).
+        capability: String,
+        /// Its body, opaque to the broker (one line of JSON).
+        body: String,
+    },
 }
 
 /// An event that SSE streams receive with an id, so they can resume.
@@ -233,6 +242,8 @@ pub enum BackendRequest {
     },
     /// A notification.
     Notify(herald_protocol::NotifyRequest),
+    /// Points for a data stream (capability `streams`).
+    StreamPoints(herald_protocol::stream::TopicPoints),
 }
 
 /// How a broker delivers back to its node. The node implements it; a broker holds it as
@@ -265,6 +276,8 @@ pub trait BrokerEvents: Send + Sync {
     fn backend(&self, request: BackendRequest);
     /// This node's members and users now.
     fn local_state(&self) -> LocalState;
+    /// Data submitted with [`Command::Ordered`] on some node, in the cluster's one order.
+    fn ordered(&self, _capability: &str, _body: &str) {}
     /// The broker's presence numbering starts over (it lost its state, or another broker took
     /// over): every member here takes the next changes.
     fn reset(&self);
@@ -312,6 +325,11 @@ pub trait Broker: Send + Sync {
     fn user_offline(&self, user_id: &str, session: &str);
     /// Reachability, for `/healthz`.
     fn health(&self) -> Health;
+    /// Whether this node is the one that computes what the cluster needs computed once (a data
+    /// stream's windows): the topic leader; a node alone always is.
+    fn leads(&self) -> bool {
+        true
+    }
     /// Periodic housekeeping (the node's sweep): drop what has expired.
     fn sweep(&self) {}
     /// Its counters.

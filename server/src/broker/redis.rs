@@ -354,6 +354,11 @@ impl Broker for Redis {
         });
     }
 
+    fn leads(&self) -> bool {
+        // Cut off from Redis, the node serves its own connections alone, and so leads them.
+        !self.shared.up.load(Ordering::Acquire) || self.shared.leader.load(Ordering::Acquire)
+    }
+
     fn health(&self) -> Health {
         if self.shared.up.load(Ordering::Acquire) {
             Health::Up
@@ -855,6 +860,10 @@ async fn run_batch(
                 }
                 // `submit` hands documents to `redis_docs`; none reach the pipeline.
                 Command::Doc(_) => {}
+                Command::Ordered { capability, body } => {
+                    super::redis_streams::publish(&mut pipe, &shared.bus, capability, body);
+                    then.push(Then::Nothing);
+                }
             },
             Op::Online {
                 user_id,
@@ -1074,6 +1083,9 @@ fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg
 
 /// Delivers one bus message here.
 fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
+    let Some(message) = super::redis_streams::deliver(events, message) else {
+        return;
+    };
     match message {
         BusMessage::Room {
             room,
@@ -1123,6 +1135,8 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             events.private(&target, &frame);
         }
         BusMessage::Event { id, event } => events.event(Some(id), &event),
+        // Taken by `redis_streams::deliver` above.
+        BusMessage::Ordered { .. } => {}
         BusMessage::Direct {
             room,
             member,

@@ -11,10 +11,11 @@ use super::BackendRequest;
 use crate::inbound::first_violation;
 
 /// The topics, by their name without the configured prefix.
-pub const TOPICS: [&str; 3] = [
+pub const TOPICS: [&str; 4] = [
     topic::ROOM_MESSAGES,
     topic::USER_NOTIFICATIONS,
     topic::SYSTEM_EVENTS,
+    topic::STREAM_POINTS,
 ];
 
 /// Reads a payload published on `topic` (one of [`TOPICS`]).
@@ -39,6 +40,10 @@ pub fn read(topic_name: &str, payload: &[u8]) -> Result<BackendRequest, String> 
                 kind: Some(event.kind.unwrap_or_else(|| "system".to_owned())),
             }))
         }
+        topic::STREAM_POINTS => Ok(BackendRequest::StreamPoints(parse(
+            "topic-stream-points",
+            payload,
+        )?)),
         other => Err(format!("unknown topic {other}")),
     }
 }
@@ -47,15 +52,20 @@ pub fn read(topic_name: &str, payload: &[u8]) -> Result<BackendRequest, String> 
 fn parse<T: serde::de::DeserializeOwned>(schema: &str, payload: &str) -> Result<T, String> {
     static VALIDATORS: OnceLock<Vec<(&str, jsonschema::Validator)>> = OnceLock::new();
     let validators = VALIDATORS.get_or_init(|| {
-        ["topic-room-message", "notify-request", "topic-system-event"]
-            .into_iter()
-            .map(|name| {
-                let schema = herald_protocol::schema(name).expect("the protocol has it");
-                let validator = jsonschema::validator_for(schema.as_value())
-                    .expect("the generated schema compiles");
-                (name, validator)
-            })
-            .collect()
+        [
+            "topic-room-message",
+            "notify-request",
+            "topic-system-event",
+            "topic-stream-points",
+        ]
+        .into_iter()
+        .map(|name| {
+            let schema = herald_protocol::schema(name).expect("the protocol has it");
+            let validator = jsonschema::validator_for(schema.as_value())
+                .expect("the generated schema compiles");
+            (name, validator)
+        })
+        .collect()
     });
     let value: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
     let (_, validator) = validators

@@ -8,11 +8,13 @@
 //! - [`notify`]: notifications and resource updates that backends publish.
 //! - [`signaling`]: WebRTC signaling between members of one room, ICE servers, TURN credentials.
 //! - [`documents`]: shared plain-text documents edited with operational transformation.
+//! - [`streams`]: live data streams: snapshots, live points, window aggregates, conflation.
 
 pub mod documents;
 pub mod notify;
 pub mod rooms;
 pub mod signaling;
+pub mod streams;
 
 use crate::node::Capability;
 
@@ -23,6 +25,7 @@ pub fn all() -> Vec<Box<dyn Capability>> {
         Box::new(notify::Notify),
         Box::new(signaling::Signaling),
         Box::new(documents::Documents::new()),
+        Box::new(streams::Streams::new()),
     ]
 }
 

@@ -104,6 +104,8 @@ impl Capability for Rooms {
             | ClientMessage::DocOp { .. }
             | ClientMessage::DocCursor { .. }
             | ClientMessage::DocClose { .. } => {}
+            // Nor the streams capability's.
+            ClientMessage::StreamSubscribe { .. } | ClientMessage::StreamUnsubscribe { .. } => {}
         }
     }
 

@@ -25,6 +25,7 @@ var Herald = (() => {
     HeraldClient: () => HeraldClient,
     HeraldError: () => HeraldError,
     HeraldEvents: () => HeraldEvents,
+    HeraldStream: () => HeraldStream,
     PeerConnection: () => PeerConnection,
     PeerManager: () => PeerManager,
     SharedDocument: () => SharedDocument,
@@ -35,6 +36,7 @@ var Herald = (() => {
     composeOps: () => compose,
     diffOp: () => diff,
     rtcIceServers: () => rtcIceServers,
+    subscribeStream: () => subscribeStream,
     tokenExpiry: () => tokenExpiry,
     transformOps: () => transform,
     transformPosition: () => transformPosition,
@@ -379,8 +381,9 @@ var Herald = (() => {
       return "sent";
     }
     /**
-     * Sends one frame now if connected, whatever the room's state (capability `documents`, whose
-     * `SharedDocument` reopens and resends by itself after a reconnect); `'dropped'` otherwise.
+     * Sends one frame now, when connected, whatever the room's state (for modules over this
+     * connection, such as `documents.ts` and `streams.ts`, that reopen and send again themselves
+     * on `connected`); `'dropped'` otherwise.
      */
     sendFrame(frame) {
       if (this.state !== "connected" || !this.conn) return "dropped";
@@ -1567,5 +1570,105 @@ var Herald = (() => {
       this.flushCursor();
     }
   };
+
+  // src/streams.ts
+  var HeraldStream = class extends Emitter {
+    constructor(client, stream, options = {}) {
+      super();
+      this.client = client;
+      this.stream = stream;
+      this.options = options;
+      /** Recent points, oldest first (at most `keep`). */
+      this.points = [];
+      /** Recent window results, oldest first (at most 100). */
+      this.windows = [];
+      this.epoch = null;
+      this.offset = 0;
+      this.active = true;
+      this.awaiting = false;
+      this.stops = [];
+      this.keep = options.keep ?? options.maxPoints ?? 1e3;
+      this.stops.push(
+        client.on("connected", () => this.send()),
+        client.on("frame", (frame) => this.onFrame(frame))
+      );
+      if (client.state === "connected") this.send();
+    }
+    /** The last position seen: the stream's epoch and the offset of its last message. */
+    get position() {
+      return this.epoch === null ? null : { epoch: this.epoch, offset: this.offset };
+    }
+    /** Stops the subscription (the server answers `stream_unsubscribed`). */
+    unsubscribe() {
+      if (!this.active) return;
+      this.active = false;
+      for (const stop of this.stops) stop();
+      this.client.sendFrame({ type: "stream_unsubscribe", stream: this.stream });
+      this.emit("unsubscribed", { stream: this.stream });
+    }
+    send() {
+      if (!this.active) return;
+      const since = this.position ?? void 0;
+      const sent = this.client.sendFrame({
+        type: "stream_subscribe",
+        stream: this.stream,
+        ...this.options.maxPoints !== void 0 ? { maxPoints: this.options.maxPoints } : {},
+        ...this.options.maxRate !== void 0 ? { maxRate: this.options.maxRate } : {},
+        ...since ? { since } : {}
+      });
+      this.awaiting = sent === "sent";
+    }
+    onFrame(frame) {
+      if (!this.active) return;
+      switch (frame.type) {
+        case "stream_subscribed":
+          if (frame.stream !== this.stream) return;
+          this.awaiting = false;
+          this.epoch = frame.epoch;
+          if (frame.recovered !== true) {
+            this.points.splice(0, this.points.length, ...frame.points);
+            this.windows.splice(0, this.windows.length, ...frame.windows);
+            this.offset = frame.offset;
+          }
+          this.trim();
+          this.emit("snapshot", {
+            points: this.points,
+            windows: this.windows,
+            ...frame.recovered != null ? { recovered: frame.recovered } : {},
+            ...frame.fields ? { fields: frame.fields } : {}
+          });
+          return;
+        case "stream_point":
+          if (frame.stream !== this.stream || frame.offset <= this.offset) return;
+          this.offset = frame.offset;
+          this.points.push({ timestamp: frame.timestamp, value: frame.value });
+          this.trim();
+          this.emit("point", frame);
+          return;
+        case "stream_window":
+          if (frame.stream !== this.stream || frame.offset <= this.offset) return;
+          this.offset = frame.offset;
+          this.windows.push(frame.window);
+          this.trim();
+          this.emit("window", frame);
+          return;
+        case "error":
+          if (this.awaiting && (frame.code.startsWith("stream_") || frame.code === "subscription_refused")) {
+            this.awaiting = false;
+            this.emit("error", { code: frame.code, message: frame.message, source: "server" });
+          }
+          return;
+        default:
+          return;
+      }
+    }
+    trim() {
+      if (this.points.length > this.keep) this.points.splice(0, this.points.length - this.keep);
+      if (this.windows.length > 100) this.windows.splice(0, this.windows.length - 100);
+    }
+  };
+  function subscribeStream(client, stream, options = {}) {
+    return new HeraldStream(client, stream, options);
+  }
   return __toCommonJS(index_exports);
 })();

@@ -146,9 +146,22 @@ impl Stream {
 pub fn open(
     node: Arc<Node>,
     user: Option<herald_protocol::User>,
+    admission: Admission,
+    last_event_id: Option<u64>,
+    conn: ConnSwitch,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
+    open_with(node, user, admission, last_event_id, conn, |_| {})
+}
+
+/// [`open`], then `opened` with the session once its `connect` event (and any replay) is queued:
+/// what it queues (a data stream's snapshot, say) follows them.
+pub fn open_with(
+    node: Arc<Node>,
+    user: Option<herald_protocol::User>,
     mut admission: Admission,
     last_event_id: Option<u64>,
     conn: ConnSwitch,
+    opened: impl FnOnce(&Arc<Session>),
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
     let (session, outbox) = node.open_sse(last_event_id, |session| {
         if admission.identity.is_some() {
@@ -157,6 +170,7 @@ pub fn open(
             node.identify(session, user);
         }
     });
+    opened(&session);
     tracing::debug!(client = %session.id, "sse stream opened");
     let period = node.config.sse_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);

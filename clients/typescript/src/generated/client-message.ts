@@ -144,6 +144,34 @@ type: "doc_close"
  * The document.
  */
 doc: string
+} | {
+type: "stream_subscribe"
+/**
+ * The stream.
+ */
+stream: string
+/**
+ * Most points in the snapshot (downsampled with LTTB, first and last kept); 1,000 when
+ * absent.
+ */
+maxPoints?: (number | null)
+/**
+ * The last position seen in this stream (`offset` of the last message, `epoch` from
+ * `stream_subscribed`), to resume: every missed message follows, or `recovered: false`
+ * and a fresh snapshot.
+ */
+since?: (StreamPosition | null)
+/**
+ * Most `stream_point` frames per second; points in between are conflated (the latest
+ * is sent, with `conflated`). Every point is sent when absent.
+ */
+maxRate?: (number | null)
+} | {
+type: "stream_unsubscribe"
+/**
+ * The stream.
+ */
+stream: string
 })
 /**
  * How a member hears of other members joining and leaving.

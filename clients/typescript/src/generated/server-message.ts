@@ -368,11 +368,84 @@ seq?: (number | null)
 /**
  * A stable, machine-readable code.
  */
-code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs")
+code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs" | "stream_not_found" | "stream_conflict" | "subscription_refused")
 /**
  * A human-readable text.
  */
 message: string
+} | {
+type: "stream_subscribed"
+/**
+ * The stream.
+ */
+stream: string
+/**
+ * The epoch of the stream's messages; a client resumes with it in `since`.
+ */
+epoch: string
+/**
+ * The offset of the stream's latest message (0 when it has none).
+ */
+offset: number
+/**
+ * Present when the subscription asked to resume (`since`): whether every missed
+ * message follows.
+ */
+recovered?: (boolean | null)
+/**
+ * The value's field names, for a stream of objects; absent for plain numbers.
+ */
+fields?: (string[] | null)
+/**
+ * Recent points, oldest first, downsampled (LTTB) to at most `maxPoints`.
+ */
+points: StreamPoint[]
+/**
+ * Recent window results, oldest first.
+ */
+windows: WindowResult[]
+} | {
+type: "stream_unsubscribed"
+/**
+ * The stream.
+ */
+stream: string
+} | {
+type: "stream_point"
+/**
+ * The stream.
+ */
+stream: string
+/**
+ * Event time, in milliseconds since the Unix epoch.
+ */
+timestamp: number
+/**
+ * The value.
+ */
+value: (number | {
+[k: string]: number | undefined
+})
+/**
+ * For a subscriber with `maxRate`: how many points this frame stands for when more than
+ * one (it carries the latest); absent when it is one point.
+ */
+conflated?: (number | null)
+/**
+ * The point's position in the stream (the latest folded point's, when conflated).
+ */
+offset: number
+} | {
+type: "stream_window"
+/**
+ * The stream.
+ */
+stream: string
+window: WindowResult1
+/**
+ * The result's position in the stream.
+ */
+offset: number
 } | {
 type: "error"
 /**
@@ -383,7 +456,7 @@ message: string
 /**
  * A stable, machine-readable code.
  */
-code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs")
+code: ("invalid_format" | "unknown_type" | "invalid_message" | "not_in_room" | "user_not_found" | "rate_limited" | "forbidden" | "unauthorized" | "invalid_json" | "invalid_request" | "payload_too_large" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "overloaded" | "origin_not_allowed" | "internal" | "peer_not_found" | "doc_not_open" | "doc_too_large" | "op_too_large" | "invalid_op" | "version_unknown" | "too_many_docs" | "stream_not_found" | "stream_conflict" | "subscription_refused")
 })
 /**
  * A user: either a plain name (`"JohnDoe"`), which is also the user's id, or an object with an
@@ -572,4 +645,101 @@ anchor: number
  * Where the caret is.
  */
 head: number
+}
+/**
+ * One data point.
+ */
+export interface StreamPoint {
+/**
+ * Event time, in milliseconds since the Unix epoch (`new Date(timestamp)` in JavaScript).
+ */
+timestamp: number
+/**
+ * The value.
+ */
+value: (number | {
+[k: string]: number | undefined
+})
+}
+/**
+ * One closed tumbling window's result.
+ */
+export interface WindowResult {
+/**
+ * The window's start (inclusive), in milliseconds since the Unix epoch.
+ */
+start: number
+/**
+ * The window's end (exclusive).
+ */
+end: number
+/**
+ * Points in the window.
+ */
+count: number
+/**
+ * Points that arrived after their own window had closed (later than the grace), since the
+ * previous window result; they are in no window's aggregates.
+ */
+late: number
+/**
+ * Aggregates per field (`value` for a plain number stream).
+ */
+fields: {
+[k: string]: FieldAggregates | undefined
+}
+}
+/**
+ * The aggregates of one field over one window. Only the aggregates the stream asks for are
+ * present.
+ */
+export interface FieldAggregates {
+/**
+ * Number of points that carried the field.
+ */
+count?: (number | null)
+/**
+ * Sum of its values.
+ */
+sum?: (number | null)
+/**
+ * Mean of its values.
+ */
+avg?: (number | null)
+/**
+ * Smallest value.
+ */
+min?: (number | null)
+/**
+ * Largest value.
+ */
+max?: (number | null)
+}
+/**
+ * One closed tumbling window's result.
+ */
+export interface WindowResult1 {
+/**
+ * The window's start (inclusive), in milliseconds since the Unix epoch.
+ */
+start: number
+/**
+ * The window's end (exclusive).
+ */
+end: number
+/**
+ * Points in the window.
+ */
+count: number
+/**
+ * Points that arrived after their own window had closed (later than the grace), since the
+ * previous window result; they are in no window's aggregates.
+ */
+late: number
+/**
+ * Aggregates per field (`value` for a plain number stream).
+ */
+fields: {
+[k: string]: FieldAggregates | undefined
+}
 }
