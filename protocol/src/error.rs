@@ -48,6 +48,12 @@ pub enum ErrorCode {
     /// Capability `signaling`: a signal's target is not a member of the sender's room (it left,
     /// closed its connection, or never was one), or is the sender itself.
     PeerNotFound,
+    /// Capability `long-polling`: the polling session named in the path does not exist (it
+    /// expired, was closed, or never was): open a new one.
+    UnknownSession,
+    /// Capability `long-polling`: a poll (or a send) arrived while another poll (or send) of the
+    /// same session was still in progress; a session has one of each at a time.
+    OverlappingRequest,
 }
 
 impl ErrorCode {
@@ -72,11 +78,13 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::PeerNotFound => "peer_not_found",
+            ErrorCode::UnknownSession => "unknown_session",
+            ErrorCode::OverlappingRequest => "overlapping_request",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -95,6 +103,8 @@ impl ErrorCode {
         ErrorCode::OriginNotAllowed,
         ErrorCode::Internal,
         ErrorCode::PeerNotFound,
+        ErrorCode::UnknownSession,
+        ErrorCode::OverlappingRequest,
     ];
 }
 

@@ -14,6 +14,7 @@ pub mod event_stream;
 pub mod glob;
 pub mod http;
 pub mod limits;
+pub mod polling;
 pub mod server;
 pub mod signaling;
 pub mod sse;
@@ -73,6 +74,10 @@ pub fn schemas() -> Vec<SchemaDoc> {
         doc::<ErrorResponse>("error-response"),
         doc::<RoomMessage>("topic-room-message"),
         doc::<SystemEvent>("topic-system-event"),
+        doc::<polling::PollOpened>("poll-opened"),
+        doc::<polling::PollAnswer>("poll-answer"),
+        doc::<polling::PollSend>("poll-send"),
+        doc::<polling::PollSent>("poll-sent"),
     ]
 }
 

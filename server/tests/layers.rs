@@ -43,6 +43,7 @@ const RANKS: &[(&str, u32)] = &[
     ("transport", 60),
     ("transport::coalesce", 61),
     ("transport::sse", 62),
+    ("transport::polling", 62),
     ("transport::websocket", 62),
     ("http", 63),
     // Layer 7: the composition root.

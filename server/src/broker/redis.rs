@@ -483,6 +483,8 @@ fn transport_code(transport: Transport) -> &'static str {
     match transport {
         Transport::WebSocket => "w",
         Transport::Sse => "s",
+        // Frames, like a WebSocket: private messages reach it.
+        Transport::Polling => "w",
     }
 }
 
