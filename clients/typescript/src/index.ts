@@ -36,6 +36,7 @@ export {
   type RTCPeerConnectionConstructor,
 } from './peer.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
+export { pollingTransport, pollingUrl, type FetchLike, type PollingTransportOptions } from './polling.js';
 export { tokenExpiry } from './token.js';
 export {
   webSocketTransport,
