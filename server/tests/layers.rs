@@ -27,6 +27,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::bus", 31),
     ("broker::topics", 31),
     ("broker::scripts", 31),
+    ("broker::relay", 31),
     ("hub", 32),
     // Layer 4: brokers.
     ("broker::memory", 40),

@@ -16,6 +16,7 @@
 pub mod bus;
 pub mod memory;
 pub mod redis;
+pub mod relay;
 mod scripts;
 pub mod topics;
 

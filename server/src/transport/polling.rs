@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use super::Body;
 use crate::admission::{refuse_rate_limited, Admission};
 use crate::auth::Denied;
+use crate::broker::relay::{AskError, Handler, Relay};
 use crate::limits::{MessageLimiter, Verdict};
 use crate::node::Node;
 use crate::session::{CloseReason, Outbound, Outbox, Session, Transport, Utf8Bytes};
@@ -133,28 +134,27 @@ pub async fn route<G>(
             format!("No such path: {path}"),
         );
     }
-    let found = SESSIONS
-        .get(key)
-        .map(|entry| entry.value().clone())
-        .filter(|polled| Arc::ptr_eq(&polled.node, node));
-    let Some(polled) = found else {
-        return unknown_session();
-    };
     if let Err(d) = node.limits.check_origin(req.headers().get(header::ORIGIN)) {
         return denied(d);
     }
+    let Some(polled) = local(node, key) else {
+        // Held by another node of the cluster? Relay the request to it.
+        if let Some(relay) = relay_of(node) {
+            if let Some((owner, _)) = key.rsplit_once('.') {
+                if owner != relay.node() {
+                    let owner = owner.to_owned();
+                    let key = key.to_owned();
+                    return forward(node, &relay, &owner, key, req, held).await;
+                }
+            }
+        }
+        return unknown_session();
+    };
     match *req.method() {
         Method::GET => {
-            let ack = query_param(&req, "ack").map(|v| v.parse::<u64>());
-            let ack = match ack {
-                Some(Ok(ack)) => ack,
-                _ => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::InvalidRequest,
-                        "A poll names the last frame it has: ?ack=N (0 before any)",
-                    )
-                }
+            let ack = match ack_of(&req) {
+                Ok(ack) => ack,
+                Err(response) => return *response,
             };
             let _held = held();
             poll(&polled, ack).await
@@ -170,6 +170,191 @@ pub async fn route<G>(
     }
 }
 
+/// The session `key` names, if this node holds it.
+fn local(node: &Arc<Node>, key: &str) -> Option<Arc<Polled>> {
+    SESSIONS
+        .get(key)
+        .map(|entry| entry.value().clone())
+        .filter(|polled| Arc::ptr_eq(&polled.node, node))
+}
+
+/// A poll's `?ack=N`.
+fn ack_of(req: &Request<Incoming>) -> Result<u64, Box<Response<Body>>> {
+    match query_param(req, "ack").map(|v| v.parse::<u64>()) {
+        Some(Ok(ack)) => Ok(ack),
+        _ => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            "A poll names the last frame it has: ?ack=N (0 before any)",
+        ))),
+    }
+}
+
+// --- the cluster: requests for sessions other nodes hold ---------------------------------------
+
+/// The relays of the nodes in this process that run in a cluster, by node.
+static RELAYS: LazyLock<DashMap<usize, Arc<Relay>, ahash::RandomState>> =
+    LazyLock::new(DashMap::default);
+
+fn node_key(node: &Arc<Node>) -> usize {
+    Arc::as_ptr(node) as usize
+}
+
+/// Makes `node`'s polling sessions reachable from the other nodes of its cluster through
+/// `relay` (whose handler must be [`relay_handler`] for the same node).
+pub fn use_relay(node: &Arc<Node>, relay: Arc<Relay>) {
+    RELAYS.insert(node_key(node), relay);
+}
+
+fn relay_of(node: &Arc<Node>) -> Option<Arc<Relay>> {
+    RELAYS.get(&node_key(node)).map(|r| r.value().clone())
+}
+
+/// A request relayed to the node that holds its session.
+#[derive(Debug, Serialize, Deserialize)]
+struct Relayed {
+    /// `poll`, `send` or `close`.
+    op: String,
+    key: String,
+    #[serde(default)]
+    ack: u64,
+    /// A send's body (already checked for its type and size).
+    #[serde(default)]
+    body: String,
+}
+
+/// The holder's answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct RelayedAnswer {
+    status: u16,
+    body: String,
+}
+
+/// Sends a request for a session `owner` holds to it, and answers with its answer.
+async fn forward<G>(
+    node: &Arc<Node>,
+    relay: &Relay,
+    owner: &str,
+    key: String,
+    req: Request<Incoming>,
+    held: impl FnOnce() -> G,
+) -> Response<Body> {
+    let mut _held = None;
+    let (op, ack, body, wait) = match *req.method() {
+        Method::GET => {
+            let ack = match ack_of(&req) {
+                Ok(ack) => ack,
+                Err(response) => return *response,
+            };
+            _held = Some(held());
+            let wait = node.config.poll_hold + Duration::from_secs(10);
+            ("poll", ack, String::new(), wait)
+        }
+        Method::POST => match read_send(node, req).await {
+            Ok(bytes) => (
+                "send",
+                0,
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Duration::from_secs(30),
+            ),
+            Err((status, code, message)) => return error(status, code, message),
+        },
+        Method::DELETE => ("close", 0, String::new(), Duration::from_secs(30)),
+        _ => return method_not_allowed(),
+    };
+    let question = Relayed {
+        op: op.to_owned(),
+        key,
+        ack,
+        body,
+    };
+    let question = serde_json::to_vec(&question).expect("relayed requests serialise");
+    match relay.ask(owner, &question, wait).await {
+        Ok(answer) => match serde_json::from_slice::<RelayedAnswer>(&answer) {
+            Ok(answer) => {
+                let mut response = Response::new(full(answer.body));
+                *response.status_mut() =
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let empty = response.status() == StatusCode::NO_CONTENT;
+                let headers = response.headers_mut();
+                if !empty {
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            Err(_) => error(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::Internal,
+                "The node holding this session answered something unreadable",
+            ),
+        },
+        Err(AskError::Gone) => unknown_session(),
+        Err(AskError::Timeout | AskError::Down) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            "The node holding this session cannot be reached now: retry",
+        ),
+    }
+}
+
+/// What a node does with requests other nodes relay to it: the same as with its own.
+pub fn relay_handler(node: std::sync::Weak<Node>) -> Handler {
+    Arc::new(move |question: Bytes| {
+        let node = node.clone();
+        Box::pin(async move {
+            let response = match (node.upgrade(), serde_json::from_slice::<Relayed>(&question)) {
+                (Some(node), Ok(question)) => relayed(&node, question).await,
+                _ => error(
+                    StatusCode::BAD_GATEWAY,
+                    ErrorCode::Internal,
+                    "unreadable relayed request",
+                ),
+            };
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let answer = RelayedAnswer {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            };
+            Bytes::from(serde_json::to_vec(&answer).expect("answers serialise"))
+        })
+    })
+}
+
+/// Runs a relayed request on the session this node holds.
+async fn relayed(node: &Arc<Node>, question: Relayed) -> Response<Body> {
+    let Some(polled) = local(node, &question.key) else {
+        return unknown_session();
+    };
+    match question.op.as_str() {
+        "poll" => poll(&polled, question.ack).await,
+        "send" => match claim(&polled, &polled.sending) {
+            Some(_busy) => apply_send(&polled, question.body.as_bytes()),
+            None => overlapping("send"),
+        },
+        "close" => {
+            close_by_client(&polled);
+            let mut response = Response::new(full(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            "unknown relayed operation",
+        ),
+    }
+}
+
 // --- open -------------------------------------------------------------------------------------
 
 /// `POST /poll`: admits the request as a WebSocket upgrade would be, opens the session and
@@ -182,7 +367,12 @@ fn open(node: &Arc<Node>, req: &Request<Incoming>, peer: SocketAddr) -> Response
     let (session, outbox) = node.open(Transport::Polling);
     admission.attach(node, &session);
     node.welcome(&session);
-    let key = crate::ids::random_token(SECRET_CHARS);
+    // In a cluster the id names the node that holds the session, for the others to relay to.
+    let secret = crate::ids::random_token(SECRET_CHARS);
+    let key = match relay_of(node) {
+        Some(relay) => format!("{}.{secret}", relay.node()),
+        None => secret,
+    };
     let polled = Arc::new(Polled {
         key: key.clone(),
         node: node.clone(),
@@ -414,8 +604,16 @@ async fn send(polled: &Arc<Polled>, req: Request<Incoming>) -> Response<Body> {
     let Some(_busy) = claim(polled, &polled.sending) else {
         return overlapping("send");
     };
+    match read_send(&polled.node, req).await {
+        Ok(bytes) => apply_send(polled, &bytes),
+        Err((status, code, message)) => error(status, code, message),
+    }
+}
+
+/// Applies a send's body (the send slot is held by the caller).
+fn apply_send(polled: &Arc<Polled>, bytes: &[u8]) -> Response<Body> {
     let node = &polled.node;
-    let body = match read_send(node, req).await {
+    let body = match parse_send(bytes, node.config.max_frame_bytes) {
         Ok(body) => body,
         Err((status, code, message)) => return error(status, code, message),
     };
@@ -467,8 +665,8 @@ async fn send(polled: &Arc<Polled>, req: Request<Incoming>) -> Response<Body> {
     json(StatusCode::OK, &answer)
 }
 
-/// Reads and checks a send's body: JSON, within the size limits, the envelope's shape.
-async fn read_send(node: &Node, req: Request<Incoming>) -> Result<PollSend, Refused> {
+/// Reads a send's body: JSON by its type, within the size limit.
+async fn read_send(node: &Node, req: Request<Incoming>) -> Result<Bytes, Refused> {
     let essence = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -510,7 +708,7 @@ async fn read_send(node: &Node, req: Request<Incoming>) -> Result<PollSend, Refu
             ))
         }
     };
-    parse_send(&bytes, frame_limit)
+    Ok(bytes)
 }
 
 /// A send's body limit: room for a few frames of the largest size and the envelope.
