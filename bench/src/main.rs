@@ -6,6 +6,7 @@
 
 mod account;
 mod common;
+mod polling;
 mod rawws;
 mod sse;
 mod sys;
@@ -152,6 +153,22 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Long-polling clients in rooms, one publisher per room at a fixed total chat rate:
+    /// Herald's `/poll`, or Socket.IO 4 restricted to polling (`--dialect socketio`).
+    Polling {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        room_size: usize,
+        /// Total chat messages per second over all publishers.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// `herald` or `socketio`.
+        #[arg(long, default_value = "herald")]
+        dialect: String,
+    },
     /// The standard set (client counts and rates multiplied by --scale).
     Standard {
         #[command(flatten)]
@@ -170,6 +187,7 @@ enum Run {
     Rooms(String, RoomsConfig),
     Sse(String, sse::SseConfig),
     Handshake(String, usize),
+    Polling(String, polling::PollConfig),
 }
 
 fn secs(s: f64) -> Duration {
@@ -275,7 +293,7 @@ fn standard_runs(c: &Common, scale: f64, only: Option<&str>) -> Result<Vec<Run>>
 
 fn run_name(r: &Run) -> &str {
     match r {
-        Run::Rooms(n, _) | Run::Sse(n, _) | Run::Handshake(n, _) => n,
+        Run::Rooms(n, _) | Run::Sse(n, _) | Run::Handshake(n, _) | Run::Polling(n, _) => n,
     }
 }
 
@@ -358,6 +376,31 @@ fn main() -> Result<()> {
             common,
             vec![Run::Handshake("handshake".into(), concurrency)],
         ),
+        Cmd::Polling {
+            common,
+            clients,
+            room_size,
+            rate,
+            dialect,
+        } => {
+            let dialect = match dialect.as_str() {
+                "herald" => polling::Dialect::Herald,
+                "socketio" => polling::Dialect::SocketIo,
+                other => bail!("--dialect is herald or socketio, not {other:?}"),
+            };
+            let cfg = polling::PollConfig {
+                dialect,
+                clients,
+                room_size: room_size.clamp(1, clients.max(1)),
+                per_sec: rate,
+                warmup: secs(common.warmup),
+                duration: secs(common.duration),
+                drain: secs(common.drain),
+                connect_concurrency: common.connect_concurrency,
+                setup_timeout: secs(common.setup_timeout),
+            };
+            (common, vec![Run::Polling("polling".into(), cfg)])
+        }
         Cmd::Standard {
             common,
             scale,
@@ -518,6 +561,7 @@ fn one_run(
         match run {
             Run::Rooms(_, cfg) => ws::run_rooms(net.clone(), cfg.clone(), pid).await,
             Run::Sse(_, cfg) => sse::run_sse(net.clone(), cfg.clone(), pid).await,
+            Run::Polling(_, cfg) => polling::run_polling(net.clone(), cfg.clone(), pid).await,
             Run::Handshake(_, c) => {
                 ws::run_handshakes(
                     net.clone(),

@@ -4,6 +4,7 @@
 pub mod generalize;
 pub mod har;
 pub mod matcher;
+pub mod polling;
 pub mod profile;
 pub mod record;
 pub mod report;

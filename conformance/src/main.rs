@@ -53,6 +53,10 @@ enum Command {
         /// comments). The run then fails when any other session fails, or a listed one passes.
         #[arg(long)]
         expected_failures: Option<PathBuf>,
+        /// Carry every WebSocket actor over long polling (`/poll`) and run only the sessions
+        /// that mean the same on it.
+        #[arg(long)]
+        polling: bool,
     },
     /// Run a recording proxy in front of a server and write what passes through as sessions.
     Record {
@@ -110,6 +114,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             capabilities,
             probe_token,
             expected_failures,
+            polling,
         } => {
             let expected = match &expected_failures {
                 Some(path) => Some(conformance::profile::ExpectedFailures::parse(
@@ -125,6 +130,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(x) = &exclude {
                 all.retain(|s| !conformance::filter_matches(x, s.name()));
             }
+            if polling {
+                all.retain(conformance::polling::fits);
+            }
             let mut opts = conformance::Options::new(target);
             opts.step_timeout = Duration::from_millis(timeout_ms);
             opts.parallel = parallel;
@@ -133,6 +141,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .map(conformance::profile::Capabilities::given);
             opts.probe_token = probe_token;
+            opts.polling = polling;
             let total = all.len();
             let report = conformance::profile::run_profile_with(all, &opts, |caps, apply| {
                 println!("{}", caps.describe());

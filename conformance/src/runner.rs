@@ -39,6 +39,9 @@ pub struct Options {
     pub capabilities: Option<Capabilities>,
     /// A token for the welcome probe of a server that requires authentication.
     pub probe_token: Option<String>,
+    /// Carry every `ws` actor over long polling instead of a WebSocket (run only the sessions
+    /// that [`crate::polling::fits`]).
+    pub polling: bool,
 }
 
 impl Options {
@@ -51,6 +54,7 @@ impl Options {
             verbose: false,
             capabilities: None,
             probe_token: None,
+            polling: false,
         }
     }
 }
@@ -231,8 +235,20 @@ impl Incoming {
     }
 }
 
+impl From<crate::polling::PollEvent> for Incoming {
+    fn from(event: crate::polling::PollEvent) -> Self {
+        match event {
+            crate::polling::PollEvent::Frame(v) => Incoming::Frame(v),
+            crate::polling::PollEvent::Closed(code, reason) => Incoming::Close(Some(code), reason),
+            crate::polling::PollEvent::Ended(why) => Incoming::Ended(why),
+        }
+    }
+}
+
 struct Conn {
     sink: Option<WsSink>,
+    /// A `ws` actor carried over long polling ([`Options::polling`]).
+    poll: Option<crate::polling::PollSink>,
     pending: std::collections::VecDeque<Incoming>,
     rx: UnboundedReceiver<Incoming>,
     reader: JoinHandle<()>,
@@ -348,6 +364,9 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Action::Connect(c) => match kind {
+                Some(crate::session::ActorKind::Ws) if self.opts.polling => {
+                    self.connect_poll(&actor, timeout).await
+                }
                 Some(crate::session::ActorKind::Ws) => self.connect_ws(&actor, c, timeout).await,
                 _ => self.connect_sse(&actor, c, timeout).await,
             },
@@ -476,6 +495,11 @@ impl<'a> Run<'a> {
                     .conns
                     .remove(&actor)
                     .ok_or_else(|| format!("{actor} is not connected"))?;
+                if let Some(poll) = conn.poll.as_mut() {
+                    if matches!(mode, Disconnect::Clean) {
+                        poll.close().await;
+                    }
+                }
                 match (mode, conn.sink.as_mut()) {
                     (Disconnect::Clean, Some(sink)) if !conn.closed => {
                         let _ = sink
@@ -534,7 +558,7 @@ impl<'a> Run<'a> {
         // The probes first, so that the streams have had the round trips to deliver.
         for actor in &actors {
             let conn = self.conns.get_mut(actor).expect("listed");
-            if conn.sink.is_none() || conn.closed {
+            if (conn.sink.is_none() && conn.poll.is_none()) || conn.closed {
                 continue;
             }
             if let Some(i) = conn.pending.pop_front() {
@@ -544,8 +568,7 @@ impl<'a> Run<'a> {
                 ));
                 continue;
             }
-            let sink = conn.sink.as_mut().expect("a WebSocket");
-            if let Err(e) = sink.send(Message::text(probe.to_string())).await {
+            if let Err(e) = self.send(actor, Message::text(probe.to_string())).await {
                 problems.push(format!("{actor}: sending the probe {probe} failed: {e}"));
                 continue;
             }
@@ -562,7 +585,7 @@ impl<'a> Run<'a> {
         }
         for actor in &actors {
             let conn = self.conns.get_mut(actor).expect("listed");
-            if conn.sink.is_some() && !conn.closed {
+            if (conn.sink.is_some() || conn.poll.is_some()) && !conn.closed {
                 continue;
             }
             let mut arrived: Vec<Incoming> = conn.pending.drain(..).collect();
@@ -615,6 +638,14 @@ impl<'a> Run<'a> {
 
     async fn send(&mut self, actor: &str, msg: Message) -> Result<(), String> {
         let conn = self.conn(actor)?;
+        if let Some(poll) = conn.poll.as_mut() {
+            let frame = match &msg {
+                Message::Text(t) => serde_json::from_str(t.as_str())
+                    .unwrap_or_else(|_| Value::String(t.to_string())),
+                other => return Err(format!("{actor} polls: it cannot send {other:?}")),
+            };
+            return poll.send(frame).await;
+        }
         let sink = conn
             .sink
             .as_mut()
@@ -718,6 +749,40 @@ impl<'a> Run<'a> {
             actor.to_owned(),
             Conn {
                 sink: Some(sink),
+                poll: None,
+                pending: Default::default(),
+                rx,
+                reader,
+                closed: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn connect_poll(&mut self, actor: &str, timeout: Duration) -> Result<(), String> {
+        let (tx, rx) = unbounded_channel::<Incoming>();
+        let violations = self.violations.clone();
+        let name = actor.to_owned();
+        let check = move |v: &Value| {
+            if let Err(e) = Schemas::get().check_server_frame(v) {
+                violations
+                    .lock()
+                    .expect("lock")
+                    .push(format!("frame to {name}: {e}"));
+            }
+        };
+        let target = self.opts.target.clone();
+        let (poll, reader) = tokio::time::timeout(
+            timeout,
+            crate::polling::connect(&self.http, &target, tx, check),
+        )
+        .await
+        .map_err(|_| format!("opening a polling session at {target} timed out"))??;
+        self.conns.insert(
+            actor.to_owned(),
+            Conn {
+                sink: None,
+                poll: Some(poll),
                 pending: Default::default(),
                 rx,
                 reader,
@@ -756,6 +821,7 @@ impl<'a> Run<'a> {
             actor.to_owned(),
             Conn {
                 sink: None,
+                poll: None,
                 pending: Default::default(),
                 rx,
                 reader,
@@ -889,6 +955,11 @@ impl<'a> Run<'a> {
 
     async fn shutdown(&mut self) {
         for (_, mut conn) in self.conns.drain() {
+            if let Some(poll) = conn.poll.as_mut() {
+                if !conn.closed {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), poll.close()).await;
+                }
+            }
             if let Some(sink) = conn.sink.as_mut() {
                 if !conn.closed {
                     let _ = tokio::time::timeout(

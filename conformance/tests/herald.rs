@@ -117,3 +117,45 @@ async fn the_suite_through_the_recording_proxy_records_a_replayable_session() {
     }
     running.shutdown().await;
 }
+
+/// Issue 17: the sessions that mean the same on long polling pass with every WebSocket actor
+/// carried over `/poll` instead (`Options::polling`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_passes_the_suite_over_long_polling() {
+    let running = herald::start(herald::Config {
+        sse_ping_interval: Duration::from_millis(300),
+        ..local()
+    })
+    .await
+    .unwrap();
+    let target = format!("http://{}", running.addr);
+    let sessions: Vec<Session> = Session::load_dir(&conformance::default_sessions_dir())
+        .unwrap()
+        .into_iter()
+        .filter(conformance::polling::fits)
+        .collect();
+    let total = sessions.len();
+    assert!(total >= 20, "only {total} sessions fit long polling");
+    eprintln!("{total} sessions over long polling");
+    let mut opts = Options::new(&target);
+    opts.polling = true;
+    opts.capabilities = Some(conformance::profile::Capabilities::given(
+        &herald_capabilities(),
+    ));
+    let report = conformance::profile::run_profile(sessions, &opts)
+        .await
+        .unwrap();
+    let failures: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| o.render())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "over long polling:\n{}\n{}",
+        failures.join("\n"),
+        report.summary()
+    );
+    running.shutdown().await;
+}

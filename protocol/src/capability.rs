@@ -34,7 +34,7 @@ pub mod name {
     /// WebRTC signaling between members of a room: `peers`, `offer`, `answer`, `ice_candidate`,
     /// `hangup`, and `GET /turn-credentials`.
     pub const SIGNALING: &str = "signaling";
-    /// A long-polling transport for clients without WebSocket or SSE (planned).
+    /// The long-polling transport: the same frames in envelopes over plain HTTP requests.
     pub const LONG_POLLING: &str = "long-polling";
 }
 
@@ -159,9 +159,14 @@ pub const CAPABILITIES: &[Capability] = &[
     },
     Capability {
         name: name::LONG_POLLING,
-        summary: "A long-polling transport for clients that have neither WebSocket nor SSE.",
-        adds: &[],
-        status: Status::Planned,
+        summary: "The same frames over plain HTTP requests for clients that cannot keep a \
+                  WebSocket open: numbered frames kept until acknowledged, numbered sends \
+                  applied once.",
+        adds: &[
+            "POST /poll, GET /poll/{session}, POST /poll/{session}, DELETE /poll/{session}",
+            "error codes unknown_session and overlapping_request",
+        ],
+        status: Status::Stable,
     },
 ];
 

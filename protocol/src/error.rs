@@ -70,6 +70,12 @@ pub enum ErrorCode {
     /// Capability `streams`: the connection is subscribed to as many streams as it may be, or
     /// `stream_unsubscribe` named a stream it is not subscribed to.
     SubscriptionRefused,
+    /// Capability `long-polling`: the polling session named in the path does not exist (it
+    /// expired, was closed, or never was): open a new one.
+    UnknownSession,
+    /// Capability `long-polling`: a poll (or a send) arrived while another poll (or send) of the
+    /// same session was still in progress; a session has one of each at a time.
+    OverlappingRequest,
 }
 
 impl ErrorCode {
@@ -103,11 +109,13 @@ impl ErrorCode {
             ErrorCode::StreamNotFound => "stream_not_found",
             ErrorCode::StreamConflict => "stream_conflict",
             ErrorCode::SubscriptionRefused => "subscription_refused",
+            ErrorCode::UnknownSession => "unknown_session",
+            ErrorCode::OverlappingRequest => "overlapping_request",
         }
     }
 
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidFormat,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -135,6 +143,8 @@ impl ErrorCode {
         ErrorCode::StreamNotFound,
         ErrorCode::StreamConflict,
         ErrorCode::SubscriptionRefused,
+        ErrorCode::UnknownSession,
+        ErrorCode::OverlappingRequest,
     ];
 }
 

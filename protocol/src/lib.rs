@@ -16,6 +16,7 @@ pub mod glob;
 pub mod http;
 pub mod limits;
 pub mod ot;
+pub mod polling;
 pub mod server;
 pub mod signaling;
 pub mod sse;
@@ -82,6 +83,10 @@ pub fn schemas() -> Vec<SchemaDoc> {
         doc::<stream::PointsResponse>("points-response"),
         doc::<stream::TopicPoints>("topic-stream-points"),
         doc::<stream::StreamInfo>("stream-info"),
+        doc::<polling::PollOpened>("poll-opened"),
+        doc::<polling::PollAnswer>("poll-answer"),
+        doc::<polling::PollSend>("poll-send"),
+        doc::<polling::PollSent>("poll-sent"),
     ]
 }
 

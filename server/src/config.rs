@@ -108,6 +108,12 @@ pub struct Config {
     pub turn_secret: Option<Secret>,
     /// How long TURN credentials stay valid.
     pub turn_ttl: Duration,
+    /// Whether the long-polling transport (`/poll`) is served and announced.
+    pub long_polling: bool,
+    /// How long a poll with nothing to answer is held before it is answered empty.
+    pub poll_hold: Duration,
+    /// A polling session without any request for this long is ended (its user leaves).
+    pub poll_idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -154,6 +160,9 @@ impl Default for Config {
             ice_servers: Vec::new(),
             turn_secret: None,
             turn_ttl: Duration::from_secs(3600),
+            long_polling: true,
+            poll_hold: Duration::from_secs(25),
+            poll_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -293,6 +302,15 @@ pub struct ServeArgs {
     /// How long TURN credentials are valid, e.g. "1h" [default: 1h].
     #[arg(long, env = "HERALD_TURN_TTL", value_parser = parse_duration)]
     pub turn_ttl: Option<Duration>,
+    /// Do not serve the long-polling transport (/poll).
+    #[arg(long, env = "HERALD_NO_LONG_POLLING")]
+    pub no_long_polling: bool,
+    /// How long a poll with nothing to answer is held, e.g. "25s" [default: 25s].
+    #[arg(long, env = "HERALD_POLL_HOLD", value_parser = parse_duration)]
+    pub poll_hold: Option<Duration>,
+    /// End a polling session that makes no request for this long, e.g. "60s" [default: 60s].
+    #[arg(long, env = "HERALD_POLL_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub poll_idle_timeout: Option<Duration>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -340,6 +358,9 @@ struct FileConfig {
     turn_secret: Option<String>,
     turn_ttl: Option<String>,
     streams: Option<Vec<herald_protocol::stream::StreamSpec>>,
+    long_polling: Option<bool>,
+    poll_hold: Option<String>,
+    poll_idle_timeout: Option<String>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -505,6 +526,15 @@ impl ServeArgs {
                 .turn_ttl
                 .or(file_duration(file.turn_ttl, "turn_ttl")?)
                 .unwrap_or(d.turn_ttl),
+            long_polling: !self.no_long_polling && file.long_polling.unwrap_or(d.long_polling),
+            poll_hold: self
+                .poll_hold
+                .or(file_duration(file.poll_hold, "poll_hold")?)
+                .unwrap_or(d.poll_hold),
+            poll_idle_timeout: self
+                .poll_idle_timeout
+                .or(file_duration(file.poll_idle_timeout, "poll_idle_timeout")?)
+                .unwrap_or(d.poll_idle_timeout),
         };
         config.check()?;
         Ok(config)
@@ -631,6 +661,15 @@ impl Config {
             self.turn_ttl >= Duration::from_secs(60)
                 && self.turn_ttl <= Duration::from_secs(7 * 86_400),
             "turn_ttl must be between 1m and 7 days"
+        );
+        anyhow::ensure!(
+            self.poll_hold >= Duration::from_millis(10)
+                && self.poll_hold <= Duration::from_secs(300),
+            "poll_hold must be between 10ms and 5m"
+        );
+        anyhow::ensure!(
+            self.poll_idle_timeout > self.poll_hold,
+            "poll_idle_timeout must be longer than poll_hold"
         );
         Ok(())
     }

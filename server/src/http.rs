@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Denied;
 use crate::inbound::first_violation;
 use crate::node::Node;
-use crate::transport::{sse, websocket};
+use crate::transport::{polling, sse, websocket};
 
 mod streams;
 
@@ -85,6 +85,16 @@ impl Conn {
         Some(self.born.elapsed().saturating_sub(since))
     }
 
+    /// A request of an admitted session (a held poll) is in progress on this connection: until
+    /// the returned guard is dropped, the connection does not count as unadmitted.
+    pub fn lend_admission(self: &Arc<Self>) -> Option<LentAdmission> {
+        if self.admitted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.unadmitted.fetch_sub(1, Ordering::AcqRel);
+        Some(LentAdmission(self.clone()))
+    }
+
     fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
@@ -96,6 +106,17 @@ impl Drop for Conn {
         if !self.admitted.load(Ordering::Acquire) {
             self.unadmitted.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// A connection counted as admitted for one request ([`Conn::lend_admission`]).
+pub struct LentAdmission(Arc<Conn>);
+
+impl Drop for LentAdmission {
+    fn drop(&mut self) {
+        // Requests on one connection run one after the other, so the connection cannot have
+        // been admitted for good meanwhile.
+        self.0.unadmitted.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -181,7 +202,7 @@ fn cors(node: &Node, origin: Option<&HeaderValue>, response: &mut Response<Body>
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
@@ -289,6 +310,9 @@ pub async fn route(
             Err(d) => denied(d),
         },
         (&Method::GET, "/turn-credentials") => turn_credentials(&node, &req, peer),
+        (_, p) if node.config.long_polling && (p == "/poll" || p.starts_with("/poll/")) => {
+            polling::route(&node, req, peer, || conn.lend_admission()).await
+        }
         (&Method::GET, "/healthz") => json(StatusCode::OK, &health(&node)),
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(full(node.render_metrics()));

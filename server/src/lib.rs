@@ -68,6 +68,17 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     };
     let node = Node::new(config, auth, broker, capability::all());
     node.limits.log_posture(&node.config);
+    if let (Some(url), true) = (&node.config.broker, node.config.long_polling) {
+        // Polls and sends that land on another node reach the session's node through it.
+        let id = node
+            .config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| ids::random_token(10));
+        let handler = transport::polling::relay_handler(Arc::downgrade(&node));
+        let relay = broker::relay::Relay::start(url, &node.config.redis_prefix, id, handler)?;
+        transport::polling::use_relay(&node, relay);
+    }
     Ok(node)
 }
 

@@ -179,7 +179,7 @@ impl Metrics {
             m.http_timeouts.clone(),
         );
         // Show both transports from the start, at zero, so dashboards see the series.
-        for transport in [Transport::WebSocket, Transport::Sse] {
+        for transport in [Transport::WebSocket, Transport::Sse, Transport::Polling] {
             let label = [("transport", transport.as_str())];
             let _ = m.connections.get_or_create(&label);
             let _ = m.connections_total.get_or_create(&label);

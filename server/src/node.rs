@@ -159,6 +159,9 @@ impl Node {
         if auth.is_some() {
             announced.push(herald_protocol::capability::name::AUTH.to_owned());
         }
+        if config.long_polling {
+            announced.push(herald_protocol::capability::name::LONG_POLLING.to_owned());
+        }
         let sse_log = SseLog {
             last: 0,
             ring: History::new(config.history_size, config.history_ttl),
@@ -651,7 +654,8 @@ impl BrokerEvents for Node {
     }
 
     fn private(&self, target: &str, frame: &Utf8Bytes) -> usize {
-        let targets = self.sessions_of(Some(target), Some(Transport::WebSocket));
+        let mut targets = self.sessions_of(Some(target), None);
+        targets.retain(|s| s.transport.speaks_frames());
         self.fan_out(&targets, frame);
         targets.len()
     }
@@ -737,7 +741,7 @@ impl BrokerEvents for Node {
         let mut sent = 0;
         for session in &sessions {
             let frame = match (session.transport, event) {
-                (Transport::WebSocket, Event::Notification(n)) => {
+                (Transport::WebSocket | Transport::Polling, Event::Notification(n)) => {
                     ws_frame.get_or_insert_with(|| notification_frame(n))
                 }
                 _ => &frame,

@@ -20,6 +20,9 @@ pub enum Transport {
     WebSocket,
     /// A Server-Sent Events stream: receives formatted `event:`/`data:` blocks.
     Sse,
+    /// Long polling: receives `ServerMessage` JSON frames, as a WebSocket does, in the answers
+    /// to its polls.
+    Polling,
 }
 
 impl Transport {
@@ -28,7 +31,14 @@ impl Transport {
         match self {
             Transport::WebSocket => "websocket",
             Transport::Sse => "sse",
+            Transport::Polling => "polling",
         }
+    }
+
+    /// Whether it carries `ServerMessage` frames (private messages and notification frames go
+    /// to these), not SSE blocks.
+    pub fn speaks_frames(self) -> bool {
+        matches!(self, Transport::WebSocket | Transport::Polling)
     }
 }
 

@@ -31,6 +31,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::topics", 31),
     ("broker::scripts", 31),
     ("broker::interest", 31),
+    ("broker::relay", 31),
     ("hub", 32),
     // Layer 4: brokers.
     ("broker::memory_docs", 39),
@@ -52,6 +53,7 @@ const RANKS: &[(&str, u32)] = &[
     ("transport", 60),
     ("transport::coalesce", 61),
     ("transport::sse", 62),
+    ("transport::polling", 62),
     ("transport::websocket", 62),
     ("http", 63),
     ("http::streams", 64),

@@ -1,5 +1,6 @@
 import { backoffDelay, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { pollingTransport } from './polling.js';
 import { tokenExpiry } from './token.js';
 import {
   webSocketTransport,
@@ -36,7 +37,11 @@ export type ClientState = 'disconnected' | 'connecting' | 'connected';
 export interface ClientOptions {
   /** The user sent in `join` (a name, or `{id, name, ...}`); `join` may name another. */
   user?: User;
-  /** The transports to try, in order (default: WebSocket only). */
+  /**
+   * The transports to try, in order (default: WebSocket, then long polling; long polling only
+   * when the runtime has no WebSocket). After `transportAttempts` failed opens of one, the next
+   * is tried; once one has opened, the client stays with it.
+   */
   transports?: Transport[];
   /** The WebSocket constructor for the default transport (Node 20: the `ws` package). */
   WebSocket?: WebSocketConstructor;
@@ -223,6 +228,18 @@ const CLOSE_TEXT: Record<number, string> = {
   4001: 'token expired',
 };
 
+/** WebSocket when the runtime has one (or one is given), then long polling. */
+function defaultTransports(WebSocket: WebSocketConstructor | undefined): Transport[] {
+  const transports: Transport[] = [];
+  try {
+    transports.push(webSocketTransport(WebSocket ? { WebSocket } : {}));
+  } catch {
+    // No WebSocket here (a page whose WebSocket is blocked, Node 20): polling alone.
+  }
+  transports.push(pollingTransport());
+  return transports;
+}
+
 function describeClose(close: TransportClose): string {
   if (!close.opened) return `could not connect${close.reason ? `: ${close.reason}` : ''}`;
   const known = CLOSE_TEXT[close.code] ?? 'closed';
@@ -275,9 +292,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     super();
     this.url = url;
     this.opts = options;
-    this.transports = options.transports ?? [
-      webSocketTransport(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
-    ];
+    this.transports = options.transports ?? defaultTransports(options.WebSocket);
     if (this.transports.length === 0) throw new TypeError('transports must not be empty');
     // Fail now on bad delays rather than at the first reconnect.
     backoffDelay(0, this.backoffOptions());

@@ -63,6 +63,7 @@ export {
   type StreamWindowFrame,
 } from './streams.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
+export { pollingTransport, pollingUrl, type FetchLike, type PollingTransportOptions } from './polling.js';
 export { tokenExpiry } from './token.js';
 export {
   webSocketTransport,

@@ -262,11 +262,15 @@ describe('client over WebSocket', () => {
     assert.equal(offline.queued, 0);
   });
 
-  it('refuses to start without a WebSocket implementation, with a clear error', () => {
+  it('uses long polling when the runtime has no WebSocket', async () => {
     const had = globalThis.WebSocket;
     delete globalThis.WebSocket;
     try {
-      assert.throws(() => new HeraldClient(server.url, { user: 'x' }), /no WebSocket implementation/);
+      assert.throws(() => webSocketTransport(), /no WebSocket implementation/);
+      const c = new HeraldClient(server.url, { user: 'no-socket' });
+      clients.push(c);
+      assert.equal(c.transport, 'polling');
+      assert.equal((await connected(c)).transport, 'polling');
     } finally {
       if (had) globalThis.WebSocket = had;
     }

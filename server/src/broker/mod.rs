@@ -21,6 +21,7 @@ pub mod memory_docs;
 pub mod redis;
 pub mod redis_docs;
 pub mod redis_streams;
+pub mod relay;
 mod scripts;
 pub mod topics;
 

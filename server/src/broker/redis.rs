@@ -599,6 +599,8 @@ fn transport_code(transport: Transport) -> &'static str {
     match transport {
         Transport::WebSocket => "w",
         Transport::Sse => "s",
+        // Frames, like a WebSocket: private messages reach it.
+        Transport::Polling => "w",
     }
 }
 

@@ -146,7 +146,7 @@ impl Encoded {
 
     fn frame(&self, transport: Transport) -> Utf8Bytes {
         match transport {
-            Transport::WebSocket => self
+            Transport::WebSocket | Transport::Polling => self
                 .ws
                 .get_or_init(|| Utf8Bytes::from(self.json.clone()))
                 .clone(),
@@ -161,7 +161,7 @@ impl Encoded {
 /// The frame of one message for one transport.
 fn frame_for(transport: Transport, message: &ServerMessage) -> Utf8Bytes {
     match transport {
-        Transport::WebSocket => encode(message),
+        Transport::WebSocket | Transport::Polling => encode(message),
         Transport::Sse => Encoded::new(message).frame(Transport::Sse),
     }
 }

@@ -35,6 +35,8 @@ var Herald = (() => {
     codePoints: () => codePoints,
     composeOps: () => compose,
     diffOp: () => diff,
+    pollingTransport: () => pollingTransport,
+    pollingUrl: () => pollingUrl,
     rtcIceServers: () => rtcIceServers,
     subscribeStream: () => subscribeStream,
     tokenExpiry: () => tokenExpiry,
@@ -91,6 +93,211 @@ var Herald = (() => {
       }
     }
   };
+
+  // src/polling.ts
+  function pollingUrl(base) {
+    const url = new URL(base);
+    if (url.protocol === "ws:") url.protocol = "http:";
+    else if (url.protocol === "wss:") url.protocol = "https:";
+    else if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`a Herald URL must be http(s):// or ws(s)://, got ${base}`);
+    }
+    let path = url.pathname.replace(/\/+$/, "");
+    if (path.endsWith("/ws")) path = path.slice(0, -3);
+    url.pathname = `${path}/poll`;
+    url.search = "";
+    url.hash = "";
+    return url.toString();
+  }
+  var MAX_FRAMES_PER_SEND = 100;
+  var Failed = class extends Error {
+    constructor(message, status, code) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  };
+  async function errorOf(response) {
+    let code;
+    let message = `HTTP ${response.status}`;
+    try {
+      const body = await response.json();
+      code = body.error.code;
+      message = `${message} ${code}: ${body.error.message}`;
+    } catch {
+    }
+    return new Failed(message, response.status, code);
+  }
+  function pollingTransport(options = {}) {
+    const doFetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (!doFetch) throw new Error("no fetch implementation: pass one as `fetch`");
+    const margin = options.pollMargin ?? 1e4;
+    const firstDelay = options.retryDelay ?? 250;
+    return {
+      name: "polling",
+      open({ url, token }, handlers) {
+        let endpoint;
+        try {
+          endpoint = pollingUrl(url);
+        } catch (err) {
+          queueMicrotask(() => handlers.onClose({ code: 1006, reason: String(err), opened: false }));
+          return { send() {
+          }, close() {
+          } };
+        }
+        const headers = {};
+        if (token !== void 0) headers["authorization"] = `Bearer ${token}`;
+        let opened = false;
+        let done = false;
+        let session = "";
+        let cursor = 0;
+        let holdMs = 25e3;
+        let idleMs = 6e4;
+        let seq = 0;
+        let outgoing = [];
+        let sending = false;
+        const aborts = /* @__PURE__ */ new Set();
+        const finish = (code, reason) => {
+          if (done) return;
+          done = true;
+          for (const a of aborts) a.abort();
+          aborts.clear();
+          handlers.onClose({ code, reason, opened });
+        };
+        const request = async (target, init, timeout) => {
+          const abort = new AbortController();
+          aborts.add(abort);
+          const timer = setTimeout(() => abort.abort(), timeout);
+          try {
+            return await doFetch(target, { ...init, signal: abort.signal, cache: "no-store" });
+          } finally {
+            clearTimeout(timer);
+            aborts.delete(abort);
+          }
+        };
+        const deliver = (frames) => {
+          for (const frame of frames) {
+            if (done) return;
+            handlers.onMessage(JSON.stringify(frame));
+          }
+        };
+        const persist = async (attempt) => {
+          let delay = firstDelay;
+          const giveUp = Date.now() + idleMs;
+          for (; ; ) {
+            if (done) return void 0;
+            try {
+              return await attempt();
+            } catch (err) {
+              if (done) return void 0;
+              const failed = err instanceof Failed ? err : void 0;
+              if (failed && failed.status === 404) {
+                finish(1006, "the polling session expired");
+                return void 0;
+              }
+              const retryable = !failed || failed.status === 409 || failed.status >= 500;
+              if (!retryable || Date.now() > giveUp) {
+                finish(1006, failed ? failed.message : `polling failed: ${String(err)}`);
+                return void 0;
+              }
+            }
+            await new Promise((r) => setTimeout(r, delay));
+            delay = Math.min(delay * 2, 4e3);
+          }
+        };
+        const pollLoop = async () => {
+          while (!done) {
+            const answer = await persist(async () => {
+              const response = await request(
+                `${endpoint}/${session}?ack=${cursor}`,
+                { method: "GET", headers },
+                holdMs + margin
+              );
+              if (!response.ok) throw await errorOf(response);
+              return await response.json();
+            });
+            if (!answer || done) return;
+            cursor = answer.cursor;
+            deliver(answer.frames);
+            if (answer.closed) {
+              finish(answer.closed.code, answer.closed.reason);
+              return;
+            }
+          }
+        };
+        const flush = async () => {
+          if (sending || done || outgoing.length === 0) return;
+          sending = true;
+          try {
+            while (!done && outgoing.length > 0) {
+              const batch = outgoing.slice(0, MAX_FRAMES_PER_SEND);
+              seq += 1;
+              const body = JSON.stringify({ seq, frames: batch.map((text) => JSON.parse(text)) });
+              const sent = await persist(async () => {
+                const response = await request(
+                  `${endpoint}/${session}`,
+                  { method: "POST", headers: { ...headers, "content-type": "application/json" }, body },
+                  3e4
+                );
+                if (!response.ok) throw await errorOf(response);
+                return await response.json();
+              });
+              if (!sent) return;
+              outgoing = outgoing.slice(batch.length);
+            }
+          } finally {
+            sending = false;
+          }
+        };
+        void (async () => {
+          let opening;
+          try {
+            const response = await request(endpoint, { method: "POST", headers }, 3e4);
+            if (!response.ok) {
+              const failed = await errorOf(response);
+              finish(failed.status === 401 ? 4001 : 1006, failed.message);
+              return;
+            }
+            opening = await response.json();
+          } catch (err) {
+            finish(1006, `polling failed to open: ${String(err)}`);
+            return;
+          }
+          if (done) {
+            void doFetch(`${endpoint}/${opening.session}`, { method: "DELETE", headers }).catch(() => {
+            });
+            return;
+          }
+          session = opening.session;
+          cursor = opening.cursor;
+          holdMs = opening.holdMs;
+          idleMs = opening.idleMs;
+          opened = true;
+          handlers.onOpen();
+          deliver(opening.frames);
+          void flush();
+          void pollLoop();
+        })();
+        return {
+          send(text) {
+            if (done) throw new Error("the polling session is closed");
+            outgoing.push(text);
+            if (opened) void flush();
+          },
+          close(code = 1e3, reason = "") {
+            if (done) return;
+            if (session) {
+              void doFetch(`${endpoint}/${session}`, { method: "DELETE", headers, keepalive: true }).catch(
+                () => {
+                }
+              );
+            }
+            finish(code, reason);
+          }
+        };
+      }
+    };
+  }
 
   // src/token.ts
   function tokenExpiry(token) {
@@ -224,6 +431,15 @@ var Herald = (() => {
     4e3: "no answer to ping",
     4001: "token expired"
   };
+  function defaultTransports(WebSocket) {
+    const transports = [];
+    try {
+      transports.push(webSocketTransport(WebSocket ? { WebSocket } : {}));
+    } catch {
+    }
+    transports.push(pollingTransport());
+    return transports;
+  }
   function describeClose(close) {
     if (!close.opened) return `could not connect${close.reason ? `: ${close.reason}` : ""}`;
     const known = CLOSE_TEXT[close.code] ?? "closed";
@@ -251,9 +467,7 @@ var Herald = (() => {
       this.positions = /* @__PURE__ */ new Map();
       this.url = url;
       this.opts = options;
-      this.transports = options.transports ?? [
-        webSocketTransport(options.WebSocket ? { WebSocket: options.WebSocket } : {})
-      ];
+      this.transports = options.transports ?? defaultTransports(options.WebSocket);
       if (this.transports.length === 0) throw new TypeError("transports must not be empty");
       backoffDelay(0, this.backoffOptions());
     }

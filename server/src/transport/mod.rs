@@ -5,6 +5,7 @@
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
 
 pub mod coalesce;
+pub mod polling;
 pub mod sse;
 pub mod websocket;
 

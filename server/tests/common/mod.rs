@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod cluster;
+pub mod poller;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
