@@ -623,6 +623,7 @@ async fn notifications(node: &Arc<Node>, req: Request<Incoming>) -> Response<Bod
     match read_body::<NotifyRequest>(node, req, &VALIDATORS.notify).await {
         Ok(request) => {
             let notification = crate::capability::notify::notify(node, request);
+            node.settled().await;
             json(
                 StatusCode::OK,
                 &NotifyResponse {
@@ -639,6 +640,7 @@ async fn updates(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     match read_body::<UpdateRequest>(node, req, &VALIDATORS.update).await {
         Ok(request) => {
             crate::capability::notify::update(node, request);
+            node.settled().await;
             json(StatusCode::OK, &UpdateResponse { success: true })
         }
         Err(response) => response,

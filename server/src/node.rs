@@ -571,6 +571,15 @@ impl Node {
         self.broker.submit(Command::Event(event));
     }
 
+    /// Waits (up to 5 s) until the broker has carried out everything submitted before, such as
+    /// [`Node::publish_event`]: publishing endpoints answer after it, so one backend's
+    /// sequential publishes keep their order on every node.
+    pub async fn settled(&self) {
+        if let Some(done) = self.broker.settled() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), done).await;
+        }
+    }
+
     /// Sends one event without an id to every SSE stream on this node (the demo feeds).
     pub fn broadcast_sse(&self, name: &str, data: &impl Serialize) {
         let frame = encode_sse(name, None, data);

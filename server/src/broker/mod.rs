@@ -342,4 +342,11 @@ pub trait Broker: Send + Sync {
     fn shutdown(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         None
     }
+    /// Resolves once every command submitted before this call has been carried out (ordered by
+    /// the cluster, its ids given): an HTTP publish answers after it, so a backend's sequential
+    /// publishes keep their order whichever nodes they land on. `None` when `submit` carries
+    /// commands out before it returns (the memory broker).
+    fn settled(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
 }

@@ -51,6 +51,8 @@ enum Op {
         session: String,
     },
     Shutdown(oneshot::Sender<()>),
+    /// Answered once every op before it has been carried out ([`Broker::settled`]).
+    Barrier(oneshot::Sender<()>),
 }
 
 impl Op {
@@ -122,8 +124,8 @@ impl Shared {
             Op::Online {
                 user_id,
                 session,
-                transport: Transport::WebSocket,
-            } => interest.want(&self.user_channel(user_id), session),
+                transport,
+            } if transport.speaks_frames() => interest.want(&self.user_channel(user_id), session),
             Op::Offline { user_id, session } => {
                 interest.unwant(&self.user_channel(user_id), session)
             }
@@ -387,6 +389,12 @@ impl Broker for Redis {
         self.tx.send(Op::Shutdown(done)).ok()?;
         Some(wait)
     }
+
+    fn settled(&self) -> Option<oneshot::Receiver<()>> {
+        let (done, wait) = oneshot::channel();
+        self.send(Op::Barrier(done));
+        Some(wait)
+    }
 }
 
 /// Runs the broker task, and runs it again if it dies.
@@ -491,6 +499,9 @@ async fn run(
                             return;
                         }
                         Op::Command(command) => fallback.submit(command),
+                        Op::Barrier(done) => {
+                            let _ = done.send(());
+                        }
                         Op::Online { .. } | Op::Offline { .. } => {}
                     }
                 }
@@ -568,7 +579,7 @@ async fn connect(
             interest.want(&shared.room_channel(room.as_str()), session);
         }
         for (user_id, session, transport) in &state.users {
-            if *transport == Transport::WebSocket {
+            if transport.speaks_frames() {
                 interest.want(&shared.user_channel(user_id), session);
             }
         }
@@ -751,6 +762,7 @@ async fn run_batch(
     pipe.ignore_errors();
     let mut then = Vec::with_capacity(batch.len());
     let mut shutdown = None;
+    let mut barriers = Vec::new();
     let p = &shared.prefix;
     for op in batch.iter_mut() {
         match op {
@@ -892,6 +904,10 @@ async fn run_batch(
                 let (tx, _) = oneshot::channel();
                 shutdown = Some(std::mem::replace(done, tx));
             }
+            Op::Barrier(done) => {
+                let (tx, _) = oneshot::channel();
+                barriers.push(std::mem::replace(done, tx));
+            }
         }
     }
     let answers: ::redis::RedisResult<Vec<Value>> = if then.is_empty() {
@@ -956,6 +972,9 @@ async fn run_batch(
     shared
         .channels
         .store(link.interest.subscribed() as u64, Ordering::Relaxed);
+    for done in barriers {
+        let _ = done.send(());
+    }
     if let Some(done) = shutdown {
         let _: ::redis::RedisResult<i64> = s
             .reap
@@ -981,6 +1000,9 @@ fn give_up(
     for op in batch.drain(..) {
         match op {
             Op::Command(command) => fallback.submit(command),
+            Op::Barrier(done) => {
+                let _ = done.send(());
+            }
             Op::Shutdown(done) => {
                 let _ = done.send(());
                 return End::Stop;
