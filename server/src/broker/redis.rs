@@ -703,6 +703,9 @@ enum Then {
     },
 }
 
+/// The most chats one call of the chat script carries.
+const CHATS_PER_CALL: usize = 64;
+
 /// Adds a script call to the pipeline.
 fn eval<'a>(
     pipe: &'a mut ::redis::Pipeline,
@@ -735,6 +738,9 @@ async fn run_batch(
     let mut then = Vec::with_capacity(batch.len());
     let mut shutdown = None;
     let p = &shared.prefix;
+    // How many chats the pipeline's last command (a chat script call) carries; 0 when the last
+    // command is something else.
+    let mut chats = 0;
     for op in batch.iter_mut() {
         match op {
             Op::Command(command) => match command {
@@ -781,14 +787,21 @@ async fn run_batch(
                     then.push(Then::Nothing);
                 }
                 Command::Publish { room, prefix } => {
-                    eval(&mut pipe, &s.chat)
-                        .arg(p)
-                        .arg(room.as_str())
+                    // Chats that follow each other in the batch share one script call (the
+                    // pipeline's last command, which the arguments extend).
+                    if chats == 0 || chats == CHATS_PER_CALL {
+                        eval(&mut pipe, &s.chat)
+                            .arg(p)
+                            .arg(shared.history_size)
+                            .arg(shared.history_ttl_ms);
+                        then.push(Then::Nothing);
+                        chats = 0;
+                    }
+                    pipe.arg(room.as_str())
                         .arg(prefix.as_str())
-                        .arg(shared.history_size)
-                        .arg(shared.history_ttl_ms)
                         .arg(new_epoch());
-                    then.push(Then::Nothing);
+                    chats += 1;
+                    continue;
                 }
                 Command::Volatile {
                     room,
@@ -870,6 +883,7 @@ async fn run_batch(
                 shutdown = Some(std::mem::replace(done, tx));
             }
         }
+        chats = 0;
     }
     let answers: ::redis::RedisResult<Vec<Value>> = if then.is_empty() {
         Ok(Vec::new())
