@@ -31,6 +31,7 @@ const RANKS: &[(&str, u32)] = &[
     ("hub", 32),
     // Layer 4: brokers.
     ("broker::memory", 40),
+    ("broker::sentinel", 40),
     ("broker::redis", 41),
     // Layer 5.
     ("node", 50),

@@ -18,6 +18,7 @@ pub mod interest;
 pub mod memory;
 pub mod redis;
 mod scripts;
+pub mod sentinel;
 pub mod topics;
 
 use herald_protocol::{Notification, RoomName, StreamPosition, Update, User};

@@ -222,28 +222,56 @@ pub struct Redis {
     tx: mpsc::UnboundedSender<Op>,
     slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
     shared: Arc<Shared>,
-    client: ::redis::Client,
+    target: Target,
     fallback: Arc<Memory>,
+}
+
+/// Where the broker finds Redis.
+#[derive(Clone)]
+enum Target {
+    /// One server (`redis://`).
+    Server(::redis::Client),
+    /// The primary a set of sentinels names, looked up at every (re)connection
+    /// (`redis+sentinel://`).
+    Sentinel(Arc<super::sentinel::Sentinels>),
+}
+
+impl Target {
+    async fn client(&self) -> ::redis::RedisResult<::redis::Client> {
+        match self {
+            Target::Server(client) => Ok(client.clone()),
+            Target::Sentinel(sentinels) => sentinels.primary().await,
+        }
+    }
+}
+
+fn target(url: &str) -> anyhow::Result<Target> {
+    if url.starts_with(super::sentinel::SCHEME) {
+        return super::sentinel::parse(url)
+            .map(|s| Target::Sentinel(Arc::new(s)))
+            .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)));
+    }
+    anyhow::ensure!(
+        url.starts_with("redis://"),
+        "broker must be `memory`, a redis:// URL or a redis+sentinel:// URL (TLS, rediss://, is \
+         not built in), not {:?}",
+        redact(url)
+    );
+    ::redis::Client::open(url)
+        .map(Target::Server)
+        .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)))
 }
 
 /// Checks a broker URL without connecting.
 pub fn check_url(url: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        url.starts_with("redis://"),
-        "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {:?}",
-        redact(url)
-    );
-    ::redis::Client::open(url)
-        .map(drop)
-        .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)))
+    target(url).map(drop)
 }
 
 impl Redis {
     /// A broker for `url`; it starts connecting when attached to its node (which serves alone
     /// until it does).
     pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
-        check_url(url)?;
-        let client = ::redis::Client::open(url)?;
+        let target = target(url)?;
         let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
         let prefix = config.redis_prefix.clone();
         let shared = Arc::new(Shared {
@@ -274,7 +302,7 @@ impl Redis {
             tx,
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
-            client,
+            target,
             fallback: Arc::new(Memory::from_config(config)),
         })
     }
@@ -314,7 +342,7 @@ impl Broker for Redis {
     fn attach(&self, events: Weak<dyn BrokerEvents>) {
         self.fallback.attach(events.clone());
         let (client, shared, slot, fallback) = (
-            self.client.clone(),
+            self.target.clone(),
             self.shared.clone(),
             self.slot.clone(),
             self.fallback.clone(),
@@ -376,7 +404,7 @@ impl Broker for Redis {
 
 /// Runs the broker task, and runs it again if it dies.
 async fn supervise(
-    client: ::redis::Client,
+    client: Target,
     shared: Arc<Shared>,
     events: Weak<dyn BrokerEvents>,
     fallback: Arc<Memory>,
@@ -426,7 +454,7 @@ fn took(shared: &Shared, n: usize) {
 }
 
 async fn run(
-    client: ::redis::Client,
+    client: Target,
     shared: Arc<Shared>,
     events: Weak<dyn BrokerEvents>,
     fallback: Arc<Memory>,
@@ -519,7 +547,7 @@ async fn listen(
 }
 
 async fn connect(
-    client: &::redis::Client,
+    target: &Target,
     shared: &Shared,
     events: &Weak<dyn BrokerEvents>,
     fallback: &Memory,
@@ -528,6 +556,7 @@ async fn connect(
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
+    let client = target.client().await?;
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
@@ -900,6 +929,10 @@ async fn run_batch(
             tracing::error!(error = ?e, "a broker script failed");
             if e.code() == "NOSCRIPT" {
                 return Some(End::Lost("Redis lost the scripts".into()));
+            }
+            if e.code() == "READONLY" {
+                // A failover made this server a replica: find the primary again.
+                return Some(End::Lost("Redis is a replica now".into()));
             }
             continue;
         }
