@@ -92,11 +92,28 @@ struct Shared {
     received: AtomicU64,
     /// Channels subscribed for local rooms and users.
     channels: AtomicU64,
+    /// The replication id of the Redis primary (its first characters), appended to every room
+    /// epoch clients see. A failover promotes a replica, which takes a new replication id, and
+    /// the replica may have missed the primary's last writes: every room then shows a new epoch,
+    /// so the hub takes its offsets as a new stream and a resume from before the failover is
+    /// answered `recovered: false` instead of replaying a stream with a hole in it.
+    generation: parking_lot::RwLock<Arc<str>>,
 }
 
 impl Shared {
     fn member(&self, session: &str) -> String {
         format!("{}/{}", self.node_id, session)
+    }
+
+    /// The epoch clients see for a room epoch stored in Redis.
+    fn epoch_out(&self, stored: &str) -> String {
+        epoch_seen(stored, &self.generation.read())
+    }
+
+    /// The stored epoch a client's epoch names, or `-` (which no room has) when it is from
+    /// another generation (before a failover).
+    fn epoch_in(&self, seen: &str) -> String {
+        epoch_stored(seen, &self.generation.read())
     }
 
     /// The channel of a room's traffic (messages, presence, volatile and direct frames).
@@ -295,6 +312,7 @@ impl Redis {
             restarts: AtomicU64::new(0),
             received: AtomicU64::new(0),
             channels: AtomicU64::new(0),
+            generation: parking_lot::RwLock::new(Arc::from("")),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
@@ -560,6 +578,15 @@ async fn connect(
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
+    let replication: String = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await?;
+    let generation = replication_id(&replication);
+    if *shared.generation.read() != generation {
+        tracing::info!(generation = %generation, "the Redis primary's replication id (room epochs follow it)");
+        *shared.generation.write() = generation;
+    }
     for script in scripts_loaded().all() {
         script.prepare_invoke().load_async(&mut conn).await?;
     }
@@ -781,8 +808,8 @@ async fn run_batch(
                 } => {
                     let (epoch, offset) = since
                         .as_ref()
-                        .map(|s| (s.epoch.as_str(), s.offset))
-                        .unwrap_or(("", 0));
+                        .map(|s| (shared.epoch_in(&s.epoch), s.offset))
+                        .unwrap_or((String::new(), 0));
                     eval(&mut pipe, &s.join)
                         .arg(p)
                         .arg(room.as_str())
@@ -944,7 +971,10 @@ async fn run_batch(
                 user,
                 resumed,
             } => match join_answer(session, room, user, resumed, answer) {
-                Ok(answer) => events.joined(answer),
+                Ok(mut answer) => {
+                    answer.epoch = shared.epoch_out(&answer.epoch);
+                    events.joined(answer)
+                }
                 Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
             },
             Then::Members { session, room } => {
@@ -1013,6 +1043,30 @@ fn give_up(
         }
     }
     End::Lost(e.to_string())
+}
+
+/// A stored room epoch as clients see it in `generation`.
+fn epoch_seen(stored: &str, generation: &str) -> String {
+    format!("{stored}.{generation}")
+}
+
+/// The stored epoch behind an epoch a client saw, or `-` when it is from another generation.
+fn epoch_stored(seen: &str, generation: &str) -> String {
+    seen.strip_suffix(generation)
+        .and_then(|s| s.strip_suffix('.'))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// The first characters of `master_replid` in an `INFO replication` answer ("0" when absent).
+fn replication_id(info: &str) -> Arc<str> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("master_replid:"))
+        .map(|id| &id[..id.len().min(8)])
+        .filter(|id| !id.is_empty())
+        .unwrap_or("0")
+        .into()
 }
 
 /// Users, one JSON per line (none for an empty text).
@@ -1115,7 +1169,12 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             epoch,
             offset,
             prefix,
-        } => events.room_message(&room, &epoch, offset, with_offset(&prefix, offset)),
+        } => events.room_message(
+            &room,
+            &shared.epoch_out(&epoch),
+            offset,
+            with_offset(&prefix, offset),
+        ),
         BusMessage::Presence {
             room,
             seq,
@@ -1183,6 +1242,23 @@ mod tests {
                 .map(|s| Value::BulkString(s.as_bytes().to_vec()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn room_epochs_carry_the_primarys_generation() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+                    master_replid:0123456789abcdef0123\r\nmaster_replid2:000\r\n";
+        let generation = replication_id(info);
+        assert_eq!(&*generation, "01234567");
+        assert_eq!(&*replication_id("role:master\r\n"), "0");
+        let seen = epoch_seen("Ab3dE6gH", &generation);
+        assert_eq!(seen, "Ab3dE6gH.01234567");
+        assert_eq!(epoch_stored(&seen, &generation), "Ab3dE6gH");
+        // After a failover (another replication id) an old epoch matches no room.
+        assert_eq!(epoch_stored(&seen, "89abcdef"), "-");
+        for odd in ["", ".", ".01234567", "01234567", "x01234567"] {
+            assert_eq!(epoch_stored(odd, &generation), "-", "{odd:?}");
+        }
     }
 
     #[test]
