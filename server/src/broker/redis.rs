@@ -8,14 +8,18 @@
 //! WebSocket connects), before the join runs, and unsubscribed after the last one left; the
 //! events every node needs stay on one channel.
 //! Commands run as Lua scripts ([`super::scripts`]) in the order the node submitted them,
-//! pipelined in batches; their outcomes come back to every node, this one included, through the
-//! bus, in one order, and are delivered through the node's [`BrokerEvents`].
+//! pipelined in batches (consecutive chats share one script call); their outcomes come back
+//! through the bus to every node with an interest in them, this one included, in one order per
+//! channel, and are delivered through the node's [`BrokerEvents`].
 //!
 //! When Redis cannot be reached the node keeps serving its own connections alone through a
 //! [`Memory`] broker seeded with its members (`/healthz` says `degraded`), retries with
 //! backoff, and on reconnecting re-registers its members and users, resubscribes, and resumes
-//! cross-node delivery. A task that dies is restarted, and the broker reports `degraded` until
-//! it is connected again. Layer 4.
+//! cross-node delivery. With `redis+sentinel://` ([`super::sentinel`]) every reconnection asks
+//! the sentinels for the primary, so a failover is followed; room epochs carry the primary's
+//! replication id, so streams a promoted replica may have cut short show a new epoch (resumes
+//! across it answer `recovered: false`). A task that dies is restarted, and the broker reports
+//! `degraded` until it is connected again. Layer 4.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
