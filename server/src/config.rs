@@ -588,8 +588,8 @@ impl Config {
         );
         if let Some(url) = &self.broker {
             anyhow::ensure!(
-                url.starts_with("redis://"),
-                "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {url:?}"
+                url.starts_with("redis://") || url.starts_with("redis+sentinel://"),
+                "broker must be `memory`, a redis:// URL or a redis+sentinel:// URL (TLS, rediss://, is not built in), not {url:?}"
             );
         }
         if let Some(node_id) = &self.node_id {

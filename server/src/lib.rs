@@ -76,7 +76,8 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
             .clone()
             .unwrap_or_else(|| ids::random_token(10));
         let handler = transport::polling::relay_handler(Arc::downgrade(&node));
-        let relay = broker::relay::Relay::start(url, &node.config.redis_prefix, id, handler)?;
+        let source = broker::redis::source(url)?;
+        let relay = broker::relay::Relay::start(source, &node.config.redis_prefix, id, handler)?;
         transport::polling::use_relay(&node, relay);
     }
     Ok(node)

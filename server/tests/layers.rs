@@ -38,6 +38,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::memory", 40),
     ("broker::redis_docs", 40),
     ("broker::redis_streams", 40),
+    ("broker::sentinel", 40),
     ("broker::redis", 41),
     // Layer 5.
     ("node", 50),

@@ -134,6 +134,63 @@ mod tests {
         assert_eq!(i.subscribed(), 0);
     }
 
+    /// Random batches of joins and leaves against a model: before a batch runs, every channel
+    /// some operation of the batch needs is subscribed; after it, exactly the channels with a
+    /// holder are.
+    #[test]
+    fn random_batches_keep_the_subscriptions_exact() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let mut interest = Interest::default();
+            let mut model: HashMap<String, HashSet<String>> = HashMap::new();
+            let mut subscribed: HashSet<String> = HashSet::new();
+            for _ in 0..20 {
+                let mut needed = HashSet::new();
+                for _ in 0..next(8) {
+                    let channel = format!("r{}", next(4));
+                    let holder = format!("s{}", next(5));
+                    if next(2) == 0 {
+                        interest.want(&channel, &holder);
+                        model.entry(channel.clone()).or_default().insert(holder);
+                        needed.insert(channel);
+                    } else {
+                        interest.unwant(&channel, &holder);
+                        if let Some(set) = model.get_mut(&channel) {
+                            set.remove(&holder);
+                            if set.is_empty() {
+                                model.remove(&channel);
+                            }
+                        }
+                    }
+                }
+                for c in interest.to_subscribe() {
+                    assert!(subscribed.insert(c.clone()), "{c} subscribed twice");
+                }
+                for c in &needed {
+                    assert!(
+                        subscribed.contains(c),
+                        "{c} not subscribed before its join ran"
+                    );
+                }
+                for c in interest.to_unsubscribe() {
+                    assert!(
+                        subscribed.remove(&c),
+                        "{c} unsubscribed without a subscription"
+                    );
+                }
+                let holders: HashSet<String> = model.keys().cloned().collect();
+                assert_eq!(subscribed, holders);
+                assert_eq!(interest.subscribed(), subscribed.len());
+            }
+        }
+    }
+
     #[test]
     fn repeated_operations_neither_leak_nor_drop_early() {
         let mut i = Interest::default();

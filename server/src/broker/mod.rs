@@ -23,11 +23,22 @@ pub mod redis_docs;
 pub mod redis_streams;
 pub mod relay;
 mod scripts;
+pub mod sentinel;
 pub mod topics;
 
 use herald_protocol::{Notification, RoomName, StreamPosition, Update, User};
 
 use crate::wire::{Transport, Utf8Bytes};
+
+/// Where a Redis connection goes, asked at every (re)connection: the same server every time
+/// (`redis://`), or the primary a set of sentinels names now (`redis+sentinel://`). The Redis
+/// broker's parts with connections of their own (documents, the polling relay) use it, so they
+/// follow a failover as the broker does.
+pub type RedisSource = std::sync::Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, ::redis::RedisResult<::redis::Client>>
+        + Send
+        + Sync,
+>;
 
 /// A connection's id, as the node knows it (`clientId` on the wire).
 pub type SessionId = std::sync::Arc<str>;

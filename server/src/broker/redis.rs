@@ -8,14 +8,18 @@
 //! WebSocket connects), before the join runs, and unsubscribed after the last one left; the
 //! events every node needs stay on one channel.
 //! Commands run as Lua scripts ([`super::scripts`]) in the order the node submitted them,
-//! pipelined in batches; their outcomes come back to every node, this one included, through the
-//! bus, in one order, and are delivered through the node's [`BrokerEvents`].
+//! pipelined in batches (consecutive chats share one script call); their outcomes come back
+//! through the bus to every node with an interest in them, this one included, in one order per
+//! channel, and are delivered through the node's [`BrokerEvents`].
 //!
 //! When Redis cannot be reached the node keeps serving its own connections alone through a
 //! [`Memory`] broker seeded with its members (`/healthz` says `degraded`), retries with
 //! backoff, and on reconnecting re-registers its members and users, resubscribes, and resumes
-//! cross-node delivery. A task that dies is restarted, and the broker reports `degraded` until
-//! it is connected again. Layer 4.
+//! cross-node delivery. With `redis+sentinel://` ([`super::sentinel`]) every reconnection asks
+//! the sentinels for the primary, so a failover is followed; room epochs carry the primary's
+//! replication id, so streams a promoted replica may have cut short show a new epoch (resumes
+//! across it answer `recovered: false`). A task that dies is restarted, and the broker reports
+//! `degraded` until it is connected again. Layer 4.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -94,11 +98,28 @@ struct Shared {
     received: AtomicU64,
     /// Channels subscribed for local rooms and users.
     channels: AtomicU64,
+    /// The replication id of the Redis primary (its first characters), appended to every room
+    /// epoch clients see. A failover promotes a replica, which takes a new replication id, and
+    /// the replica may have missed the primary's last writes: every room then shows a new epoch,
+    /// so the hub takes its offsets as a new stream and a resume from before the failover is
+    /// answered `recovered: false` instead of replaying a stream with a hole in it.
+    generation: parking_lot::RwLock<Arc<str>>,
 }
 
 impl Shared {
     fn member(&self, session: &str) -> String {
         format!("{}/{}", self.node_id, session)
+    }
+
+    /// The epoch clients see for a room epoch stored in Redis.
+    fn epoch_out(&self, stored: &str) -> String {
+        epoch_seen(stored, &self.generation.read())
+    }
+
+    /// The stored epoch a client's epoch names, or `-` (which no room has) when it is from
+    /// another generation (before a failover).
+    fn epoch_in(&self, seen: &str) -> String {
+        epoch_stored(seen, &self.generation.read())
     }
 
     /// The channel of a room's traffic (messages, presence, volatile and direct frames).
@@ -224,30 +245,70 @@ pub struct Redis {
     tx: mpsc::UnboundedSender<Op>,
     slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
     shared: Arc<Shared>,
-    client: ::redis::Client,
+    target: Target,
     fallback: Arc<Memory>,
     /// Capability `documents`, shared through Redis.
     docs: super::redis_docs::RedisDocs,
 }
 
-/// Checks a broker URL without connecting.
-pub fn check_url(url: &str) -> anyhow::Result<()> {
+/// Where the broker finds Redis.
+#[derive(Clone)]
+enum Target {
+    /// One server (`redis://`).
+    Server(::redis::Client),
+    /// The primary a set of sentinels names, looked up at every (re)connection
+    /// (`redis+sentinel://`).
+    Sentinel(Arc<super::sentinel::Sentinels>),
+}
+
+impl Target {
+    async fn client(&self) -> ::redis::RedisResult<::redis::Client> {
+        match self {
+            Target::Server(client) => Ok(client.clone()),
+            Target::Sentinel(sentinels) => sentinels.primary().await,
+        }
+    }
+}
+
+fn target(url: &str) -> anyhow::Result<Target> {
+    if url.starts_with(super::sentinel::SCHEME) {
+        return super::sentinel::parse(url)
+            .map(|s| Target::Sentinel(Arc::new(s)))
+            .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)));
+    }
     anyhow::ensure!(
         url.starts_with("redis://"),
-        "broker must be `memory` or a redis:// URL (TLS, rediss://, is not built in), not {:?}",
+        "broker must be `memory`, a redis:// URL or a redis+sentinel:// URL (TLS, rediss://, is \
+         not built in), not {:?}",
         redact(url)
     );
     ::redis::Client::open(url)
-        .map(drop)
+        .map(Target::Server)
         .map_err(|e| anyhow::anyhow!("broker URL {:?} is not valid: {e}", redact(url)))
+}
+
+/// Where connections to the Redis of `url` go (see [`super::RedisSource`]).
+pub fn source(url: &str) -> anyhow::Result<super::RedisSource> {
+    target(url).map(source_of)
+}
+
+fn source_of(target: Target) -> super::RedisSource {
+    Arc::new(move || {
+        let target = target.clone();
+        Box::pin(async move { target.client().await })
+    })
+}
+
+/// Checks a broker URL without connecting.
+pub fn check_url(url: &str) -> anyhow::Result<()> {
+    target(url).map(drop)
 }
 
 impl Redis {
     /// A broker for `url`; it starts connecting when attached to its node (which serves alone
     /// until it does).
     pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
-        check_url(url)?;
-        let client = ::redis::Client::open(url)?;
+        let target = target(url)?;
         let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
         let prefix = config.redis_prefix.clone();
         let shared = Arc::new(Shared {
@@ -271,17 +332,21 @@ impl Redis {
             restarts: AtomicU64::new(0),
             received: AtomicU64::new(0),
             channels: AtomicU64::new(0),
+            generation: parking_lot::RwLock::new(Arc::from("")),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
-        let docs =
-            super::redis_docs::RedisDocs::new(client.clone(), &shared.prefix, &shared.node_id);
+        let docs = super::redis_docs::RedisDocs::new(
+            source_of(target.clone()),
+            &shared.prefix,
+            &shared.node_id,
+        );
         Ok(Redis {
             tx,
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
             docs,
-            client,
+            target,
             fallback: Arc::new(Memory::from_config(config)),
         })
     }
@@ -322,7 +387,7 @@ impl Broker for Redis {
         self.fallback.attach(events.clone());
         self.docs.attach(events.clone());
         let (client, shared, slot, fallback) = (
-            self.client.clone(),
+            self.target.clone(),
             self.shared.clone(),
             self.slot.clone(),
             self.fallback.clone(),
@@ -399,7 +464,7 @@ impl Broker for Redis {
 
 /// Runs the broker task, and runs it again if it dies.
 async fn supervise(
-    client: ::redis::Client,
+    client: Target,
     shared: Arc<Shared>,
     events: Weak<dyn BrokerEvents>,
     fallback: Arc<Memory>,
@@ -449,7 +514,7 @@ fn took(shared: &Shared, n: usize) {
 }
 
 async fn run(
-    client: ::redis::Client,
+    client: Target,
     shared: Arc<Shared>,
     events: Weak<dyn BrokerEvents>,
     fallback: Arc<Memory>,
@@ -545,7 +610,7 @@ async fn listen(
 }
 
 async fn connect(
-    client: &::redis::Client,
+    target: &Target,
     shared: &Shared,
     events: &Weak<dyn BrokerEvents>,
     fallback: &Memory,
@@ -554,9 +619,19 @@ async fn connect(
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
+    let client = target.client().await?;
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
+    let replication: String = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await?;
+    let generation = replication_id(&replication);
+    if *shared.generation.read() != generation {
+        tracing::info!(generation = %generation, "the Redis primary's replication id (room epochs follow it)");
+        *shared.generation.write() = generation;
+    }
     for script in scripts_loaded().all() {
         script.prepare_invoke().load_async(&mut conn).await?;
     }
@@ -731,6 +806,9 @@ enum Then {
     },
 }
 
+/// The most chats one call of the chat script carries.
+const CHATS_PER_CALL: usize = 64;
+
 /// Adds a script call to the pipeline.
 fn eval<'a>(
     pipe: &'a mut ::redis::Pipeline,
@@ -764,6 +842,9 @@ async fn run_batch(
     let mut shutdown = None;
     let mut barriers = Vec::new();
     let p = &shared.prefix;
+    // How many chats the pipeline's last command (a chat script call) carries; 0 when the last
+    // command is something else.
+    let mut chats = 0;
     for op in batch.iter_mut() {
         match op {
             Op::Command(command) => match command {
@@ -775,8 +856,8 @@ async fn run_batch(
                 } => {
                     let (epoch, offset) = since
                         .as_ref()
-                        .map(|s| (s.epoch.as_str(), s.offset))
-                        .unwrap_or(("", 0));
+                        .map(|s| (shared.epoch_in(&s.epoch), s.offset))
+                        .unwrap_or((String::new(), 0));
                     eval(&mut pipe, &s.join)
                         .arg(p)
                         .arg(room.as_str())
@@ -810,14 +891,21 @@ async fn run_batch(
                     then.push(Then::Nothing);
                 }
                 Command::Publish { room, prefix } => {
-                    eval(&mut pipe, &s.chat)
-                        .arg(p)
-                        .arg(room.as_str())
+                    // Chats that follow each other in the batch share one script call (the
+                    // pipeline's last command, which the arguments extend).
+                    if chats == 0 || chats == CHATS_PER_CALL {
+                        eval(&mut pipe, &s.chat)
+                            .arg(p)
+                            .arg(shared.history_size)
+                            .arg(shared.history_ttl_ms);
+                        then.push(Then::Nothing);
+                        chats = 0;
+                    }
+                    pipe.arg(room.as_str())
                         .arg(prefix.as_str())
-                        .arg(shared.history_size)
-                        .arg(shared.history_ttl_ms)
                         .arg(new_epoch());
-                    then.push(Then::Nothing);
+                    chats += 1;
+                    continue;
                 }
                 Command::Volatile {
                     room,
@@ -909,6 +997,7 @@ async fn run_batch(
                 barriers.push(std::mem::replace(done, tx));
             }
         }
+        chats = 0;
     }
     let answers: ::redis::RedisResult<Vec<Value>> = if then.is_empty() {
         Ok(Vec::new())
@@ -926,6 +1015,10 @@ async fn run_batch(
             if e.code() == "NOSCRIPT" {
                 return Some(End::Lost("Redis lost the scripts".into()));
             }
+            if e.code() == "READONLY" {
+                // A failover made this server a replica: find the primary again.
+                return Some(End::Lost("Redis is a replica now".into()));
+            }
             continue;
         }
         match then {
@@ -936,7 +1029,10 @@ async fn run_batch(
                 user,
                 resumed,
             } => match join_answer(session, room, user, resumed, answer) {
-                Ok(answer) => events.joined(answer),
+                Ok(mut answer) => {
+                    answer.epoch = shared.epoch_out(&answer.epoch);
+                    events.joined(answer)
+                }
                 Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
             },
             Then::Members { session, room } => {
@@ -1011,6 +1107,30 @@ fn give_up(
         }
     }
     End::Lost(e.to_string())
+}
+
+/// A stored room epoch as clients see it in `generation`.
+fn epoch_seen(stored: &str, generation: &str) -> String {
+    format!("{stored}.{generation}")
+}
+
+/// The stored epoch behind an epoch a client saw, or `-` when it is from another generation.
+fn epoch_stored(seen: &str, generation: &str) -> String {
+    seen.strip_suffix(generation)
+        .and_then(|s| s.strip_suffix('.'))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// The first characters of `master_replid` in an `INFO replication` answer ("0" when absent).
+fn replication_id(info: &str) -> Arc<str> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("master_replid:"))
+        .map(|id| &id[..id.len().min(8)])
+        .filter(|id| !id.is_empty())
+        .unwrap_or("0")
+        .into()
 }
 
 /// Users, one JSON per line (none for an empty text).
@@ -1116,7 +1236,12 @@ fn on_bus(events: &dyn BrokerEvents, shared: &Shared, message: BusMessage) {
             epoch,
             offset,
             prefix,
-        } => events.room_message(&room, &epoch, offset, with_offset(&prefix, offset)),
+        } => events.room_message(
+            &room,
+            &shared.epoch_out(&epoch),
+            offset,
+            with_offset(&prefix, offset),
+        ),
         BusMessage::Presence {
             room,
             seq,
@@ -1186,6 +1311,23 @@ mod tests {
                 .map(|s| Value::BulkString(s.as_bytes().to_vec()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn room_epochs_carry_the_primarys_generation() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+                    master_replid:0123456789abcdef0123\r\nmaster_replid2:000\r\n";
+        let generation = replication_id(info);
+        assert_eq!(&*generation, "01234567");
+        assert_eq!(&*replication_id("role:master\r\n"), "0");
+        let seen = epoch_seen("Ab3dE6gH", &generation);
+        assert_eq!(seen, "Ab3dE6gH.01234567");
+        assert_eq!(epoch_stored(&seen, &generation), "Ab3dE6gH");
+        // After a failover (another replication id) an old epoch matches no room.
+        assert_eq!(epoch_stored(&seen, "89abcdef"), "-");
+        for odd in ["", ".", ".01234567", "01234567", "x01234567"] {
+            assert_eq!(epoch_stored(odd, &generation), "-", "{odd:?}");
+        }
     }
 
     #[test]

@@ -727,14 +727,14 @@ fn text_of(view: &View) -> Option<String> {
 pub struct RedisDocs {
     tx: mpsc::UnboundedSender<DocCommand>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<DocCommand>>>,
-    client: ::redis::Client,
+    client: super::RedisSource,
     prefix: String,
     node: String,
 }
 
 impl RedisDocs {
     /// Documents under `prefix` in the Redis of `client`, for node `node`.
-    pub fn new(client: ::redis::Client, prefix: &str, node: &str) -> Self {
+    pub fn new(client: super::RedisSource, prefix: &str, node: &str) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         RedisDocs {
             tx,
@@ -779,9 +779,14 @@ fn session_of(command: &DocCommand) -> (&DocSession, &DocId, Option<u64>) {
     }
 }
 
-async fn run(client: ::redis::Client, ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<DocCommand>) {
+async fn run(
+    source: super::RedisSource,
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::UnboundedReceiver<DocCommand>,
+) {
     loop {
         let connected = async {
+            let client = source().await?;
             let conn = client.get_multiplexed_async_connection().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&ctx.channel).await?;

@@ -42,7 +42,7 @@ pub enum AskError {
 pub struct Relay {
     node: String,
     prefix: String,
-    client: redis::Client,
+    source: super::RedisSource,
     publisher: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     pending: DashMap<u64, oneshot::Sender<Bytes>, ahash::RandomState>,
     next: AtomicU64,
@@ -113,7 +113,7 @@ impl Relay {
     /// Starts this node's end: it listens for questions (answering them with `handler`) and
     /// answers, reconnecting as needed. Must run inside a Tokio runtime.
     pub fn start(
-        url: &str,
+        source: super::RedisSource,
         prefix: &str,
         node: String,
         handler: Handler,
@@ -121,7 +121,7 @@ impl Relay {
         let relay = Arc::new(Relay {
             node,
             prefix: prefix.to_owned(),
-            client: redis::Client::open(url)?,
+            source,
             publisher: tokio::sync::Mutex::new(None),
             pending: DashMap::default(),
             next: AtomicU64::new(1),
@@ -180,7 +180,8 @@ impl Relay {
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(5)));
             *guard = Some(
-                self.client
+                (self.source)()
+                    .await?
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?,
             );
@@ -205,10 +206,10 @@ async fn listen(relay: std::sync::Weak<Relay>, handler: Handler) {
     loop {
         let Some(this) = relay.upgrade() else { return };
         let own = channel(&this.prefix, &this.node);
-        let client = this.client.clone();
+        let source = this.source.clone();
         drop(this);
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = source().await?.get_async_pubsub().await?;
             pubsub.subscribe(&own).await?;
             redis::RedisResult::Ok(pubsub.into_on_message())
         };

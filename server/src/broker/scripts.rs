@@ -168,30 +168,34 @@ return table.concat(member_list(ARGV[1] .. ':room:' .. ARGV[2]), '\n')
     )
 }
 
-/// `ARGV`: prefix, room, frame prefix (the frame up to its offset), history size, history
-/// lifetime in ms, a new epoch in case the room has none. Returns the offset.
+/// `ARGV`: prefix, history size, history lifetime in ms, then for each message (one or more, in
+/// order): room, frame prefix (the frame up to its offset), a new epoch in case the room has
+/// none. Numbers, stores and publishes each message; returns how many. Consecutive chats of a
+/// batch share one call, so the cost of running a script is paid once per batch, not per chat.
 pub const CHAT: &str = r#"
-local p, room = ARGV[1], ARGV[2]
-local base = p .. ':room:' .. room
-local epoch = redis.call('GET', base .. ':epoch')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('SET', base .. ':epoch', epoch)
+local p, size, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+for i = 4, #ARGV - 2, 3 do
+  local room, body = ARGV[i], ARGV[i + 1]
+  local base = p .. ':room:' .. room
+  local epoch = redis.call('GET', base .. ':epoch')
+  if not epoch then
+    epoch = ARGV[i + 2]
+    redis.call('SET', base .. ':epoch', epoch)
+  end
+  local o = redis.call('INCR', base .. ':offset')
+  if size > 0 then
+    -- Trimmed by count approximately (whole stream nodes at a time, far cheaper than exact), so
+    -- it may hold a few more than `size`: the join script reads only the newest `size` and
+    -- trims by age itself. The stream expires with its newest entry.
+    redis.call('XADD', base .. ':history', 'MAXLEN', '~', size, '*', 'o', o, 'f', body)
+    redis.call('PEXPIRE', base .. ':history', ttl)
+  end
+  -- A room silent for a day forgets its position (the next message starts a new epoch).
+  redis.call('EXPIRE', base .. ':epoch', 86400)
+  redis.call('EXPIRE', base .. ':offset', 86400)
+  redis.call('PUBLISH', base .. ':bus', 'h1 R ' .. room .. ' ' .. epoch .. ' ' .. o .. '\n' .. body)
 end
-local o = redis.call('INCR', base .. ':offset')
-local size = tonumber(ARGV[4])
-if size > 0 then
-  -- Trimmed by count approximately (whole stream nodes at a time, far cheaper than exact), so it
-  -- may hold a few more than `size`: the join script reads only the newest `size` and trims by
-  -- age itself. The stream expires with its newest entry.
-  redis.call('XADD', base .. ':history', 'MAXLEN', '~', size, '*', 'o', o, 'f', ARGV[3])
-  redis.call('PEXPIRE', base .. ':history', ARGV[5])
-end
--- A room silent for a day forgets its position (the next message starts a new epoch).
-redis.call('EXPIRE', base .. ':epoch', 86400)
-redis.call('EXPIRE', base .. ':offset', 86400)
-redis.call('PUBLISH', base .. ':bus', 'h1 R ' .. room .. ' ' .. epoch .. ' ' .. o .. '\n' .. ARGV[3])
-return o
+return (#ARGV - 3) / 3
 "#;
 
 /// `ARGV`: prefix, user id, bus message. Publishes the (private) message when the user has a
