@@ -553,4 +553,27 @@ async fn two_nodes_on_redis_deliver_the_same_points_and_one_window_result_in_one
             "{f}"
         );
     }
+
+    // A stream declared through the API on one node exists on the other once the bus has
+    // carried the declaration (asked through GET /streams/{id} until it answers 200).
+    let (status, _) = post(&b.url("/streams"), r#"{"id":"made-on-b"}"#).await;
+    assert_eq!(status, 201);
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while reqwest::get(a.url("/streams/made-on-b"))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the declaration never reached a"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    on_a.send(json!({"type":"stream_subscribe","stream":"made-on-b"}))
+        .await;
+    on_a.recv_type("stream_subscribed").await;
+    points(&b, "made-on-b", json!({"value": 1.5})).await;
+    assert_eq!(on_a.recv_type("stream_point").await["value"], 1.5);
 }

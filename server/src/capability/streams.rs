@@ -452,8 +452,11 @@ impl Streams {
                 ))
             };
         }
+        // Here at once (points may follow before the broker echoes the declaration back, which
+        // then finds it in place), and on every other node through the broker.
+        let created = self.insert(node, spec.clone())?;
         node.submit_ordered(NAME, encode_op(&Op::Create { spec }));
-        Ok(true)
+        Ok(created)
     }
 
     /// Whether a stream exists.
@@ -533,6 +536,7 @@ impl Streams {
     fn apply(&self, node: &Node, op: Op) {
         match op {
             Op::Create { spec } => {
+                self.registry(node);
                 if let Err(refused) = check_spec(&spec).and_then(|()| self.insert(node, spec)) {
                     tracing::warn!(message = %refused.message, "a stream declaration is refused");
                 }
