@@ -477,12 +477,17 @@ impl Streams {
         let stream = self.registry(node).get(id)?;
         let stream = stream.lock();
         let mut max_queued = 0;
+        let mut max_queued_limited = 0;
         let mut pending = 0;
         let mut subscribers = 0;
         for sub in stream.subscribers.values() {
             if let Some(session) = sub.session.upgrade() {
                 subscribers += 1;
-                max_queued = max_queued.max(session.queued_bytes() as u64);
+                let queued = session.queued_bytes() as u64;
+                max_queued = max_queued.max(queued);
+                if sub.interval.is_some() {
+                    max_queued_limited = max_queued_limited.max(queued);
+                }
                 pending += sub.pending.as_ref().map_or(0, |p| p.folded);
             }
         }
@@ -493,6 +498,7 @@ impl Streams {
             points: stream.points.len() as u64,
             subscribers,
             max_queued_bytes: max_queued,
+            max_queued_bytes_rate_limited: max_queued_limited,
             pending,
             late: stream.windows.as_ref().map_or(0, Windows::late_total),
         })
