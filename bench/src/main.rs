@@ -9,6 +9,7 @@ mod common;
 mod polling;
 mod rawws;
 mod sse;
+mod streams;
 mod sys;
 mod ws;
 mod wsframe;
@@ -146,6 +147,27 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         posters: usize,
     },
+    /// Capability `streams`: N SSE subscribers of one data stream while points are posted at a
+    /// fixed rate; with --max-rate each subscriber asks for at most that many frames per second
+    /// (conflation on).
+    Streams {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Points per second (total).
+        #[arg(long, default_value_t = 10_000.0)]
+        rate: f64,
+        /// Points per POST.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// HTTP connections posting points.
+        #[arg(long, default_value_t = 4)]
+        posters: usize,
+        /// Each subscriber's `maxRate` (frames/s); absent: every point (conflation off).
+        #[arg(long)]
+        max_rate: Option<f64>,
+    },
     /// Connection churn: loops that connect, wait for `welcome` and close.
     Handshake {
         #[command(flatten)]
@@ -188,6 +210,7 @@ enum Run {
     Sse(String, sse::SseConfig),
     Handshake(String, usize),
     Polling(String, polling::PollConfig),
+    Streams(String, streams::StreamsConfig),
 }
 
 fn secs(s: f64) -> Duration {
@@ -293,7 +316,11 @@ fn standard_runs(c: &Common, scale: f64, only: Option<&str>) -> Result<Vec<Run>>
 
 fn run_name(r: &Run) -> &str {
     match r {
-        Run::Rooms(n, _) | Run::Sse(n, _) | Run::Handshake(n, _) | Run::Polling(n, _) => n,
+        Run::Rooms(n, _)
+        | Run::Sse(n, _)
+        | Run::Handshake(n, _)
+        | Run::Polling(n, _)
+        | Run::Streams(n, _) => n,
     }
 }
 
@@ -368,6 +395,33 @@ fn main() -> Result<()> {
         } => {
             let r = Run::Sse("sse".into(), sse_cfg(&common, streams, rate, posters));
             (common, vec![r])
+        }
+        Cmd::Streams {
+            common,
+            subscribers,
+            rate,
+            batch,
+            posters,
+            max_rate,
+        } => {
+            let cfg = streams::StreamsConfig {
+                subscribers,
+                points_per_sec: rate,
+                batch: batch.max(1),
+                posters: posters.max(1),
+                max_rate,
+                warmup: secs(common.warmup),
+                duration: secs(common.duration),
+                drain: secs(common.drain),
+                connect_concurrency: common.connect_concurrency,
+                setup_timeout: secs(common.setup_timeout),
+            };
+            let name = if max_rate.is_some() {
+                "streams-conflated"
+            } else {
+                "streams"
+            };
+            (common, vec![Run::Streams(name.into(), cfg)])
         }
         Cmd::Handshake {
             common,
@@ -562,6 +616,7 @@ fn one_run(
             Run::Rooms(_, cfg) => ws::run_rooms(net.clone(), cfg.clone(), pid).await,
             Run::Sse(_, cfg) => sse::run_sse(net.clone(), cfg.clone(), pid).await,
             Run::Polling(_, cfg) => polling::run_polling(net.clone(), cfg.clone(), pid).await,
+            Run::Streams(_, cfg) => streams::run_streams(net.clone(), cfg.clone(), pid).await,
             Run::Handshake(_, c) => {
                 ws::run_handshakes(
                     net.clone(),

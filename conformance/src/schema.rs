@@ -76,6 +76,10 @@ impl Schemas {
             "update" => "sse-update",
             "stock_update" => "sse-stock-update",
             "news" => "sse-news",
+            // Capability `streams`: the data is the WebSocket frame.
+            "stream_subscribed" | "stream_point" | "stream_window" | "stream_unsubscribed" => {
+                "server-message"
+            }
             other => return Err(format!("unknown SSE event name {other:?}")),
         };
         self.check(name, data)
@@ -89,6 +93,8 @@ impl Schemas {
             match path {
                 "/notifications" => "notify-response",
                 "/updates" => "update-response",
+                "/streams" => "stream-created",
+                p if p.starts_with("/streams/") && p.ends_with("/points") => "points-response",
                 _ => return Ok(()),
             }
         };

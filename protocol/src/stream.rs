@@ -272,6 +272,10 @@ pub struct StreamInfo {
     /// subscriber has not read yet, on this server's side).
     #[serde(rename = "maxQueuedBytes")]
     pub max_queued_bytes: u64,
+    /// The same among the subscribers that asked for a `maxRate` (conflation): what conflation
+    /// keeps bounded.
+    #[serde(rename = "maxQueuedBytesRateLimited")]
+    pub max_queued_bytes_rate_limited: u64,
     /// Points waiting, conflated, for rate-limited subscribers on this node.
     pub pending: u64,
     /// Points that came later than the grace, ever.

@@ -83,6 +83,15 @@ export function handle(message: ServerMessage): string | undefined {
       return message.candidate === null ? `${message.from}: end of candidates` : `${message.from}: ${message.candidate.candidate}`;
     case 'hangup':
       return `${message.from} hung up`;
+    case 'stream_subscribed':
+      // Capability `streams`: a snapshot (or, resuming, what follows it).
+      return `${message.stream}: ${message.points.length} points, ${message.windows.length} windows at offset ${message.offset}${message.recovered === true ? ' (recovered)' : ''}`;
+    case 'stream_unsubscribed':
+      return `left stream ${message.stream}`;
+    case 'stream_point':
+      return `${message.stream} #${message.offset} ${JSON.stringify(message.value)}${message.conflated ? ` (${message.conflated} points)` : ''}`;
+    case 'stream_window':
+      return `${message.stream} #${message.offset} window ${message.window.start}-${message.window.end}: ${message.window.count} points, ${message.window.late} late`;
     case 'error': {
       const code: string = message.code;
       return `error ${code}: ${message.message}`;

@@ -315,6 +315,11 @@ pub fn asyncapi() -> Value {
         ("ErrorResponse", "error-response", None),
         ("TopicRoomMessage", "topic-room-message", None),
         ("TopicSystemEvent", "topic-system-event", None),
+        ("StreamSpec", "stream-spec", None),
+        ("StreamCreated", "stream-created", Some(201)),
+        ("PointsRequest", "points-request", None),
+        ("PointsResponse", "points-response", Some(200)),
+        ("TopicStreamPoints", "topic-stream-points", None),
     ];
     for (name, stem, status) in http {
         let schema = components.top_level(stem);
@@ -338,6 +343,8 @@ pub fn asyncapi() -> Value {
     let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let notifications = names(&["NotifyRequest", "NotifyResponse", "ErrorResponse"]);
     let updates = names(&["UpdateRequest", "UpdateResponse", "ErrorResponse"]);
+    let streams = names(&["StreamSpec", "StreamCreated", "ErrorResponse"]);
+    let points = names(&["PointsRequest", "PointsResponse", "ErrorResponse"]);
 
     let websocket_channel = |address: &str| {
         json!({
@@ -427,6 +434,27 @@ pub fn asyncapi() -> Value {
         ),
     );
 
+    operations.insert(
+        "createStream".to_owned(),
+        publish_operation(
+            "streams",
+            "StreamSpec",
+            "StreamCreated",
+            "Capability `streams`: declare a data stream (201; 200 when the same declaration \
+             exists; 409 `stream_conflict` for another one).",
+        ),
+    );
+    operations.insert(
+        "publishPoints".to_owned(),
+        publish_operation(
+            "streamPoints",
+            "PointsRequest",
+            "PointsResponse",
+            "Capability `streams`: publish one point or a batch into a stream; subscribers get \
+             them as `stream_point` (404 `stream_not_found` for an unknown stream).",
+        ),
+    );
+
     let topic_operation = |channel: &str, message: &str, summary: &str| {
         json!({
             "action": "receive",
@@ -460,6 +488,15 @@ pub fn asyncapi() -> Value {
             "TopicSystemEvent",
             "A backend publishes an announcement; every node delivers it to every connection \
              as a notification without `userId`.",
+        ),
+    );
+    operations.insert(
+        "topicStreamPoints".to_owned(),
+        topic_operation(
+            "streamPointsTopic",
+            "TopicStreamPoints",
+            "Capability `streams`: a backend publishes points for a data stream; one node takes \
+             them and every node delivers them, as `POST /streams/{id}/points` does.",
         ),
     );
     let topic_channel = |address: &str, message: &str, title: &str| {
@@ -542,6 +579,20 @@ pub fn asyncapi() -> Value {
             "roomMessages": topic_channel("room.messages", "TopicRoomMessage", "Topic room.messages"),
             "userNotifications": topic_channel("user.notifications", "NotifyRequest", "Topic user.notifications"),
             "systemEvents": topic_channel("system.events", "TopicSystemEvent", "Topic system.events"),
+            "streams": {
+                "address": "/streams",
+                "title": "POST /streams",
+                "servers": [{ "$ref": "#/servers/http" }],
+                "messages": channel_messages(&streams),
+            },
+            "streamPoints": {
+                "address": "/streams/{id}/points",
+                "title": "POST /streams/{id}/points",
+                "servers": [{ "$ref": "#/servers/http" }],
+                "parameters": { "id": { "description": "The stream's id." } },
+                "messages": channel_messages(&points),
+            },
+            "streamPointsTopic": topic_channel("stream.points", "TopicStreamPoints", "Topic stream.points"),
         },
         "operations": operations,
         "components": {

@@ -337,6 +337,7 @@ fn topics() -> String {
         (topic::ROOM_MESSAGES, "topic-room-message"),
         (topic::USER_NOTIFICATIONS, "notify-request"),
         (topic::SYSTEM_EVENTS, "topic-system-event"),
+        (topic::STREAM_POINTS, "topic-stream-points"),
     ] {
         let schema = schema_of(stem);
         out.push_str(&format!(

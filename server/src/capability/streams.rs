@@ -64,11 +64,18 @@ pub const NAME: &str = "streams";
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
     /// A stream declared through the API.
-    Create { spec: StreamSpec },
+    Create {
+        spec: StreamSpec,
+        /// Set by the node whose caller waits for the outcome (a unique id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<String>,
+    },
     /// Points for a stream, checked and stamped by the node that took them.
     Points {
         stream: StreamId,
         points: Vec<StreamPoint>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<String>,
     },
     /// A window's result, computed by the leading node.
     Window {
@@ -383,7 +390,16 @@ impl Stream {
 struct Registry {
     streams: RwLock<HashMap<StreamId, Arc<Mutex<Stream>>>>,
     flusher: OnceLock<()>,
+    /// Callers waiting until their ordered data has been applied here (see [`Acked`]).
+    waiting: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Result<bool, Refused>>>>,
 }
+
+/// The outcome of ordered data once it has come back through the broker and been applied on
+/// this node: a declaration's (`Ok(true)` created, `Ok(false)` the same existed, or a conflict),
+/// or `Ok(true)` for points. By then the broker has handed it to every node in the cluster's
+/// order, so the caller's next request, wherever it lands, sees it (barring that node's own
+/// delay in reading the bus).
+pub type Acked = tokio::sync::oneshot::Receiver<Result<bool, Refused>>;
 
 impl Registry {
     fn get(&self, id: &StreamId) -> Option<Arc<Mutex<Stream>>> {
@@ -439,21 +455,55 @@ impl Streams {
         Ok(true)
     }
 
-    /// Declares a stream on every node; `Ok(false)` when the same declaration exists already.
-    pub fn create(&self, node: &Node, spec: StreamSpec) -> Result<bool, Refused> {
+    /// Declares a stream on every node, through the broker: the first declaration of an id in
+    /// the cluster's order wins everywhere. Refuses at once what this node can tell (a bad
+    /// declaration, a conflicting one); otherwise the outcome comes with [`Acked`].
+    pub fn create(&self, node: &Node, spec: StreamSpec) -> Result<Acked, Refused> {
         check_spec(&spec)?;
         if let Some(existing) = self.registry(node).get(&spec.id) {
-            return if existing.lock().spec == spec {
+            let same = existing.lock().spec == spec;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = tx.send(if same {
                 Ok(false)
             } else {
-                Err(Refused::new(
-                    ErrorCode::StreamConflict,
-                    format!("Stream {} exists with another declaration", spec.id),
-                ))
+                Err(conflict(&spec.id))
+            });
+            return if same {
+                Ok(rx)
+            } else {
+                Err(conflict(&spec.id))
             };
         }
-        node.submit_ordered(NAME, encode_op(&Op::Create { spec }));
-        Ok(true)
+        let (ack, rx) = self.wait(node);
+        node.submit_ordered(
+            NAME,
+            encode_op(&Op::Create {
+                spec,
+                ack: Some(ack),
+            }),
+        );
+        Ok(rx)
+    }
+
+    /// Registers a caller that waits for its ordered data.
+    fn wait(&self, node: &Node) -> (String, Acked) {
+        let ack = node.next_id();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.registry.waiting.lock().insert(ack.clone(), tx);
+        (ack, rx)
+    }
+
+    /// Tells the caller waiting for `ack` (on this node) the outcome.
+    fn done(&self, ack: Option<String>, outcome: Result<bool, Refused>) {
+        if let Some(tx) = ack.and_then(|a| self.registry.waiting.lock().remove(&a)) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Forgets a caller that stopped waiting.
+    pub fn abandon(&self, acked: Acked) {
+        drop(acked);
+        self.registry.waiting.lock().retain(|_, tx| !tx.is_closed());
     }
 
     /// Whether a stream exists.
@@ -474,12 +524,17 @@ impl Streams {
         let stream = self.registry(node).get(id)?;
         let stream = stream.lock();
         let mut max_queued = 0;
+        let mut max_queued_limited = 0;
         let mut pending = 0;
         let mut subscribers = 0;
         for sub in stream.subscribers.values() {
             if let Some(session) = sub.session.upgrade() {
                 subscribers += 1;
-                max_queued = max_queued.max(session.queued_bytes() as u64);
+                let queued = session.queued_bytes() as u64;
+                max_queued = max_queued.max(queued);
+                if sub.interval.is_some() {
+                    max_queued_limited = max_queued_limited.max(queued);
+                }
                 pending += sub.pending.as_ref().map_or(0, |p| p.folded);
             }
         }
@@ -490,6 +545,7 @@ impl Streams {
             points: stream.points.len() as u64,
             subscribers,
             max_queued_bytes: max_queued,
+            max_queued_bytes_rate_limited: max_queued_limited,
             pending,
             late: stream.windows.as_ref().map_or(0, Windows::late_total),
         })
@@ -505,40 +561,84 @@ impl Streams {
         id: &StreamId,
         points: Vec<PointIn>,
     ) -> Result<usize, Refused> {
+        let checked = self.check_points(node, id, points)?;
+        Ok(self.submit_points(node, id, checked, None))
+    }
+
+    /// [`Streams::publish`], with the outcome once the points are applied on this node.
+    pub fn publish_acked(
+        &self,
+        node: &Node,
+        id: &StreamId,
+        points: Vec<PointIn>,
+    ) -> Result<(usize, Acked), Refused> {
+        // Checked first, so a refusal registers no waiter.
+        let checked = self.check_points(node, id, points)?;
+        let (ack, rx) = self.wait(node);
+        Ok((self.submit_points(node, id, checked, Some(ack)), rx))
+    }
+
+    fn check_points(
+        &self,
+        node: &Node,
+        id: &StreamId,
+        points: Vec<PointIn>,
+    ) -> Result<Vec<PointIn>, Refused> {
         let Some(stream) = self.registry(node).get(id) else {
             return Err(not_found(id));
         };
-        let now_ms = now_millis();
         let spec = stream.lock().spec.clone();
-        let mut checked = Vec::with_capacity(points.len());
-        for (i, point) in points.into_iter().enumerate() {
+        for (i, point) in points.iter().enumerate() {
             check_value(&spec, &point.value).map_err(|m| {
                 Refused::new(ErrorCode::InvalidRequest, format!("points[{i}]: {m}"))
             })?;
-            checked.push(StreamPoint {
-                timestamp: point.timestamp.unwrap_or(now_ms),
-                value: point.value,
-            });
         }
-        let count = checked.len();
+        Ok(points)
+    }
+
+    fn submit_points(
+        &self,
+        node: &Node,
+        id: &StreamId,
+        points: Vec<PointIn>,
+        ack: Option<String>,
+    ) -> usize {
+        let now_ms = now_millis();
+        let points: Vec<StreamPoint> = points
+            .into_iter()
+            .map(|p| StreamPoint {
+                timestamp: p.timestamp.unwrap_or(now_ms),
+                value: p.value,
+            })
+            .collect();
+        let count = points.len();
         let op = Op::Points {
             stream: id.clone(),
-            points: checked,
+            points,
+            ack,
         };
         node.submit_ordered(NAME, encode_op(&op));
-        Ok(count)
+        count
     }
 
     /// Applies ordered data (from this node or another): a declaration, or points.
     fn apply(&self, node: &Node, op: Op) {
         match op {
-            Op::Create { spec } => {
-                if let Err(refused) = check_spec(&spec).and_then(|()| self.insert(node, spec)) {
-                    tracing::warn!(message = %refused.message, "a stream declaration is refused");
+            Op::Create { spec, ack } => {
+                self.registry(node);
+                let outcome = check_spec(&spec).and_then(|()| self.insert(node, spec));
+                if let Err(refused) = &outcome {
+                    tracing::debug!(message = %refused.message, "a stream declaration is refused");
                 }
+                self.done(ack, outcome);
             }
-            Op::Points { stream: id, points } => {
+            Op::Points {
+                stream: id,
+                points,
+                ack,
+            } => {
                 let Some(stream) = self.registry(node).get(&id) else {
+                    self.done(ack, Err(not_found(&id)));
                     return tracing::warn!(stream = %id, "points for a stream this node lacks");
                 };
                 let now = Instant::now();
@@ -554,6 +654,7 @@ impl Streams {
                 }
                 drop(stream);
                 node.metrics.frames_out.inc_by(sent);
+                self.done(ack, Ok(true));
                 // Every node computes the windows from the same points in the same order; one
                 // node, the leader, publishes their results, which every node then numbers and
                 // delivers like points. (After the lock: the memory broker applies at once.)
@@ -780,6 +881,13 @@ impl Capability for Streams {
     }
 }
 
+fn conflict(id: &StreamId) -> Refused {
+    Refused::new(
+        ErrorCode::StreamConflict,
+        format!("Stream {id} exists with another declaration"),
+    )
+}
+
 fn not_found(id: &StreamId) -> Refused {
     Refused::new(ErrorCode::StreamNotFound, format!("No stream {id}"))
 }
@@ -951,6 +1059,12 @@ mod tests {
         }
     }
 
+    /// Declares a stream; the memory broker applies it at once.
+    fn created(s: &Streams, node: &Node, spec: StreamSpec) -> Result<bool, Refused> {
+        let mut acked = s.create(node, spec)?;
+        acked.try_recv().expect("applied at once")
+    }
+
     fn streams(node: &Node) -> &Streams {
         node.capability::<Streams>().expect("the node runs streams")
     }
@@ -959,10 +1073,10 @@ mod tests {
     fn a_subscriber_gets_a_snapshot_then_every_point_and_window_with_offsets() {
         let node = node(Config::default());
         let s = streams(&node);
-        assert_eq!(s.create(&node, plain("cpu", 5, Some(100))), Ok(true));
-        assert_eq!(s.create(&node, plain("cpu", 5, Some(100))), Ok(false));
+        assert_eq!(created(s, &node, plain("cpu", 5, Some(100))), Ok(true));
+        assert_eq!(created(s, &node, plain("cpu", 5, Some(100))), Ok(false));
         assert_eq!(
-            s.create(&node, plain("cpu", 6, None)).unwrap_err().code,
+            created(s, &node, plain("cpu", 6, None)).unwrap_err().code,
             ErrorCode::StreamConflict
         );
         s.publish(
@@ -1001,7 +1115,7 @@ mod tests {
     fn resume_replays_every_missed_message_or_says_it_cannot() {
         let node = node(Config::default());
         let s = streams(&node);
-        s.create(&node, plain("t", 4, None)).unwrap();
+        created(s, &node, plain("t", 4, None)).unwrap();
         s.publish(
             &node,
             &"t".into(),
@@ -1082,21 +1196,21 @@ mod tests {
         );
         let mut spec = plain("obj", 10, None);
         spec.fields = Some(vec!["a".into()]);
-        s.create(&node, spec).unwrap();
+        created(s, &node, spec).unwrap();
         let refused = s
             .publish(&node, &"obj".into(), vec![point(1, 1.0)])
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::InvalidRequest);
         let mut spec = plain("dup", 10, None);
         spec.fields = Some(vec!["a".into(), "a".into()]);
-        assert!(s.create(&node, spec).is_err());
+        assert!(created(s, &node, spec).is_err());
     }
 
     #[test]
     fn a_rate_limited_subscriber_that_does_not_read_gets_the_latest_point_conflated() {
         let node = node(Config::default());
         let s = streams(&node);
-        s.create(&node, plain("fast", 100, None)).unwrap();
+        created(s, &node, plain("fast", 100, None)).unwrap();
         let (session, mut outbox) = node.open(Transport::WebSocket);
         node.on_text(
             &session,
@@ -1130,7 +1244,7 @@ mod tests {
     fn a_subscriber_that_never_reads_keeps_a_bounded_queue_and_every_point_is_accounted_for() {
         let node = node(Config::default());
         let s = streams(&node);
-        s.create(&node, plain("flood", 1000, Some(1000))).unwrap();
+        created(s, &node, plain("flood", 1000, Some(1000))).unwrap();
         let (slow, _slow_outbox) = node.open(Transport::WebSocket);
         let (fast, mut fast_outbox) = node.open(Transport::WebSocket);
         node.on_text(

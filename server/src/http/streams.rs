@@ -19,7 +19,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::{denied, error, json, publisher, read_body, Body, Conn};
-use crate::capability::streams::{Refused, Streams};
+use crate::capability::streams::{Acked, Refused, Streams};
 use crate::node::Node;
 use crate::transport::sse;
 
@@ -56,6 +56,28 @@ fn refused(r: Refused) -> Response<Body> {
         _ => StatusCode::BAD_REQUEST,
     };
     error(status, r.code, r.message)
+}
+
+/// How long a request waits for its data to come back through the broker.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the request's data has been applied on this node (so the cluster has it in
+/// order): the outcome, or `503` when the broker did not bring it back in time (it may still
+/// apply).
+async fn settle(streams: &Streams, acked: Acked) -> Result<bool, Box<Response<Body>>> {
+    let mut acked = acked;
+    match tokio::time::timeout(SETTLE, &mut acked).await {
+        Ok(Ok(Ok(outcome))) => Ok(outcome),
+        Ok(Ok(Err(r))) => Err(Box::new(refused(r))),
+        Ok(Err(_)) | Err(_) => {
+            streams.abandon(acked);
+            Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
+                "The cluster broker did not confirm the request in time; it may still apply",
+            )))
+        }
+    }
 }
 
 /// The stream id of a `/streams/{id}/points` path.
@@ -101,7 +123,11 @@ pub async fn create(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) 
         Err(response) => return response,
     };
     let id = spec.id.clone();
-    match streams.create(node, spec) {
+    let acked = match streams.create(node, spec) {
+        Ok(acked) => acked,
+        Err(r) => return refused(r),
+    };
+    match settle(streams, acked).await {
         Ok(created) => json(
             if created {
                 StatusCode::CREATED
@@ -114,7 +140,7 @@ pub async fn create(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) 
                 created,
             },
         ),
-        Err(r) => refused(r),
+        Err(response) => *response,
     }
 }
 
@@ -143,15 +169,19 @@ pub async fn points(
         Ok(request) => request,
         Err(response) => return response,
     };
-    match streams.publish(node, &id, request.into_points()) {
-        Ok(accepted) => json(
+    let (accepted, acked) = match streams.publish_acked(node, &id, request.into_points()) {
+        Ok(x) => x,
+        Err(r) => return refused(r),
+    };
+    match settle(streams, acked).await {
+        Ok(_) => json(
             StatusCode::OK,
             &PointsResponse {
                 success: true,
                 accepted: accepted as u64,
             },
         ),
-        Err(r) => refused(r),
+        Err(response) => *response,
     }
 }
 

@@ -32,6 +32,11 @@ subscribers: number
  */
 maxQueuedBytes: number
 /**
+ * The same among the subscribers that asked for a `maxRate` (conflation): what conflation
+ * keeps bounded.
+ */
+maxQueuedBytesRateLimited: number
+/**
  * Points waiting, conflated, for rate-limited subscribers on this node.
  */
 pending: number
