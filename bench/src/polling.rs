@@ -252,7 +252,7 @@ async fn client(
 ) {
     let room = i / cfg.room_size;
     let rooms = cfg.clients.div_ceil(cfg.room_size);
-    let publisher = i % cfg.room_size == 0;
+    let publisher = i.is_multiple_of(cfg.room_size);
     let ready = async {
         let _permit = sem.acquire().await?;
         let mut send = connect(&net).await?;
