@@ -622,3 +622,23 @@ async fn shutdown_answers_a_held_poll_with_its_close() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn with_a_linger_every_frame_still_arrives_once_in_order() {
+    let server = Server::with(&["--poll-linger", "50ms"], &[]);
+    let mut ws = server.joined("linger", json!("ann")).await;
+    let mut p = Poller::open(&base(&server)).await;
+    p.join("linger", json!("bob")).await;
+    ws.recv_type("user_joined").await;
+    for i in 0..20 {
+        ws.send(json!({"type":"chat","text":format!("m{i}")})).await;
+    }
+    let texts: Vec<Value> = p
+        .sync()
+        .await
+        .into_iter()
+        .map(|f| f["text"].clone())
+        .collect();
+    let want: Vec<Value> = (0..20).map(|i| json!(format!("m{i}"))).collect();
+    assert_eq!(texts, want);
+}
