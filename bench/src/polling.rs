@@ -262,7 +262,7 @@ async fn client(
         anyhow::Ok((send, poll, session))
     }
     .await;
-    let (mut send, mut poll, mut session) = match ready {
+    let (send, mut poll, mut session) = match ready {
         Ok(x) => x,
         Err(e) => {
             if setup.failed.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -283,14 +283,14 @@ async fn client(
         },
         Session::SocketIo { sid } => Session::SocketIo { sid: sid.clone() },
     };
+    // A client that only listens lets its send connection go once it has joined (a server
+    // would close it when idle anyway): it holds one connection, its poll's.
+    let mut send = publisher.then_some(send);
     let publishing = async {
-        if !publisher {
+        let Some(send) = send.as_mut() else {
             return std::future::pending::<Result<()>>().await;
-        }
-        publish(
-            room, rooms, fanout, &cfg, &net, &m, start, sender, &mut send,
-        )
-        .await
+        };
+        publish(room, rooms, fanout, &cfg, &net, &m, start, sender, send).await
     };
     let receiving = receive(i, room, &net, &m, &mut session, &mut poll);
     let outcome = tokio::select! {

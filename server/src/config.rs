@@ -114,6 +114,9 @@ pub struct Config {
     pub poll_hold: Duration,
     /// A polling session without any request for this long is ended (its user leaves).
     pub poll_idle_timeout: Duration,
+    /// Once a held poll has a frame, how long it waits for more before it answers (fewer
+    /// requests per frame in busy rooms, for that much latency); zero answers at once.
+    pub poll_linger: Duration,
 }
 
 impl Default for Config {
@@ -163,6 +166,7 @@ impl Default for Config {
             long_polling: true,
             poll_hold: Duration::from_secs(25),
             poll_idle_timeout: Duration::from_secs(60),
+            poll_linger: Duration::ZERO,
         }
     }
 }
@@ -311,6 +315,10 @@ pub struct ServeArgs {
     /// End a polling session that makes no request for this long, e.g. "60s" [default: 60s].
     #[arg(long, env = "HERALD_POLL_IDLE_TIMEOUT", value_parser = parse_duration)]
     pub poll_idle_timeout: Option<Duration>,
+    /// Once a held poll has a frame, wait this long for more before answering, e.g. "20ms"
+    /// [default: 0, answer at once].
+    #[arg(long, env = "HERALD_POLL_LINGER", value_parser = parse_duration)]
+    pub poll_linger: Option<Duration>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -361,6 +369,7 @@ struct FileConfig {
     long_polling: Option<bool>,
     poll_hold: Option<String>,
     poll_idle_timeout: Option<String>,
+    poll_linger: Option<String>,
 }
 
 /// Parses "30s", "1m30s", "250ms", or a plain number of seconds.
@@ -535,6 +544,10 @@ impl ServeArgs {
                 .poll_idle_timeout
                 .or(file_duration(file.poll_idle_timeout, "poll_idle_timeout")?)
                 .unwrap_or(d.poll_idle_timeout),
+            poll_linger: self
+                .poll_linger
+                .or(file_duration(file.poll_linger, "poll_linger")?)
+                .unwrap_or(d.poll_linger),
         };
         config.check()?;
         Ok(config)
@@ -670,6 +683,10 @@ impl Config {
         anyhow::ensure!(
             self.poll_idle_timeout > self.poll_hold,
             "poll_idle_timeout must be longer than poll_hold"
+        );
+        anyhow::ensure!(
+            self.poll_linger < self.poll_hold,
+            "poll_linger must be shorter than poll_hold"
         );
         Ok(())
     }

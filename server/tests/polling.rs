@@ -518,3 +518,127 @@ async fn polling_can_be_turned_off() {
     ws.send(json!({"type":"ping"})).await;
     ws.recv_type("pong").await;
 }
+
+#[tokio::test]
+async fn a_session_that_stops_polling_in_a_busy_room_is_closed_as_a_slow_consumer() {
+    let server = Server::with(
+        &[
+            "--max-frame-bytes",
+            "2048",
+            "--outbound-queue-bytes",
+            "2048",
+            "--slow-consumer-grace",
+            "1h",
+        ],
+        &[("HERALD_MESSAGE_RATE", "0")],
+    );
+    let mut ws = server.joined("busy", json!("ann")).await;
+    let mut p = Poller::open(&base(&server)).await;
+    p.join("busy", json!("bob")).await;
+    ws.recv_type("user_joined").await;
+    // The poller stops polling; past 16 times its queue limit it is dropped at once.
+    let text = "x".repeat(1500);
+    let mut left = None;
+    for _ in 0..40 {
+        ws.send(json!({"type":"chat","text":text})).await;
+        let frame = ws.recv().await;
+        match frame["type"].as_str() {
+            Some("chat") => {}
+            Some("user_left") => left = Some(frame),
+            _ => panic!("unexpected {frame}"),
+        }
+        if left.is_some() {
+            break;
+        }
+    }
+    let left = left.expect("the poller was never dropped");
+    assert_eq!(left["user"], "bob");
+    let (status, body) = p.poll_raw(p.cursor).await;
+    if status == 200 {
+        assert_eq!(
+            body["closed"],
+            json!({"code":1008,"reason":"slow consumer"})
+        );
+    } else {
+        assert_eq!(body["error"]["code"], "unknown_session", "{body}");
+    }
+    if status == 200 {
+        assert_eq!(
+            metric(&server, "herald_slow_consumers_dropped_total").await,
+            1.0
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_answers_a_held_poll_with_its_close() {
+    let mut server = Server::start();
+    let mut p = Poller::open(&base(&server)).await;
+    p.join("bye", json!("bob")).await;
+    let held = {
+        let http = p.http.clone();
+        let url = format!("{}?ack={}", p.url(), p.cursor);
+        tokio::spawn(async move { answer(http.get(url).send().await.unwrap()).await })
+    };
+    // The poll is held once the server has it; a ping through the send slot proves the session
+    // is being served, and it is answered on the held poll.
+    p.send(json!({"type":"ping"})).await;
+    let (status, first) = held.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(first["frames"][0]["type"], "pong");
+    p.take(&first);
+    p.pending.clear();
+    let held = {
+        let http = p.http.clone();
+        let url = format!("{}?ack={}", p.url(), p.cursor);
+        tokio::spawn(async move { answer(http.get(url).send().await.unwrap()).await })
+    };
+    // A probe with an impossible ack is refused for overlapping once the poll is held, and for
+    // its ack (holding nothing) before.
+    tokio::time::timeout(common::WAIT, async {
+        loop {
+            let (status, body) = p.poll_raw(p.cursor + 1000).await;
+            if status == 409 {
+                assert_eq!(body["error"]["code"], "overlapping_request");
+                break;
+            }
+            assert_eq!(status, 400, "{body}");
+        }
+    })
+    .await
+    .unwrap();
+    let pid = server.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["closed"]["code"], 1001, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not exit in time");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_a_linger_every_frame_still_arrives_once_in_order() {
+    let server = Server::with(&["--poll-linger", "50ms"], &[]);
+    let mut ws = server.joined("linger", json!("ann")).await;
+    let mut p = Poller::open(&base(&server)).await;
+    p.join("linger", json!("bob")).await;
+    ws.recv_type("user_joined").await;
+    for i in 0..20 {
+        ws.send(json!({"type":"chat","text":format!("m{i}")})).await;
+    }
+    let texts: Vec<Value> = p
+        .sync()
+        .await
+        .into_iter()
+        .map(|f| f["text"].clone())
+        .collect();
+    let want: Vec<Value> = (0..20).map(|i| json!(format!("m{i}"))).collect();
+    assert_eq!(texts, want);
+}

@@ -463,9 +463,25 @@ async fn poll(polled: &Arc<Polled>, ack: u64) -> Response<Body> {
         _ = polled.deleted.cancelled() => None,
         _ = tokio::time::sleep(hold) => None,
     };
+    let linger = polled.node.config.poll_linger;
+    let lingering = {
+        let mut state = polled.state.lock();
+        let woken = first.is_some();
+        if let Some(item) = first {
+            keep(polled, &mut state, item);
+            take_ready(polled, &mut state);
+        }
+        woken && !linger.is_zero() && state.closed.is_none() && !answer_full(&state)
+    };
+    if lingering {
+        // Let what follows the first frame join it in this answer.
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = polled.deleted.cancelled() => {}
+        }
+    }
     let mut state = polled.state.lock();
-    if let Some(item) = first {
-        keep(polled, &mut state, item);
+    if lingering {
         take_ready(polled, &mut state);
     }
     if polled.deleted.is_cancelled() && state.closed.is_none() {
@@ -516,6 +532,12 @@ fn take_ready(polled: &Polled, state: &mut State) {
         }
         keep(polled, state, item);
     }
+}
+
+/// Whether the unacknowledged frames fill one answer.
+fn answer_full(state: &State) -> bool {
+    state.unacked.len() >= ANSWER_FRAMES
+        || state.unacked.iter().map(|f| f.len()).sum::<usize>() >= ANSWER_BYTES
 }
 
 /// Takes one outbox item into the state.
