@@ -6,6 +6,7 @@
 
 mod account;
 mod common;
+mod docs;
 mod rawws;
 mod sse;
 mod sys;
@@ -152,6 +153,22 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Shared documents: writers edit documents at a fixed rate each; operations committed per
+    /// second and commit latency (capability `documents`).
+    Docs {
+        #[command(flatten)]
+        common: Common,
+        /// Documents edited at once.
+        #[arg(long, default_value_t = 1)]
+        docs: usize,
+        /// Writers (connections) per document.
+        #[arg(long, default_value_t = 50)]
+        writers: usize,
+        /// Local edits per second per writer (the server allows 100 operations per second per
+        /// connection).
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+    },
     /// The standard set (client counts and rates multiplied by --scale).
     Standard {
         #[command(flatten)]
@@ -170,6 +187,7 @@ enum Run {
     Rooms(String, RoomsConfig),
     Sse(String, sse::SseConfig),
     Handshake(String, usize),
+    Docs(String, docs::DocsConfig),
 }
 
 fn secs(s: f64) -> Duration {
@@ -275,7 +293,7 @@ fn standard_runs(c: &Common, scale: f64, only: Option<&str>) -> Result<Vec<Run>>
 
 fn run_name(r: &Run) -> &str {
     match r {
-        Run::Rooms(n, _) | Run::Sse(n, _) | Run::Handshake(n, _) => n,
+        Run::Rooms(n, _) | Run::Sse(n, _) | Run::Handshake(n, _) | Run::Docs(n, _) => n,
     }
 }
 
@@ -358,6 +376,21 @@ fn main() -> Result<()> {
             common,
             vec![Run::Handshake("handshake".into(), concurrency)],
         ),
+        Cmd::Docs {
+            common,
+            docs,
+            writers,
+            rate,
+        } => {
+            let cfg = docs::DocsConfig {
+                docs: docs.max(1),
+                writers: writers.max(1),
+                rate,
+                warmup: secs(common.warmup),
+                duration: secs(common.duration),
+            };
+            (common, vec![Run::Docs("docs".into(), cfg)])
+        }
         Cmd::Standard {
             common,
             scale,
@@ -518,6 +551,7 @@ fn one_run(
         match run {
             Run::Rooms(_, cfg) => ws::run_rooms(net.clone(), cfg.clone(), pid).await,
             Run::Sse(_, cfg) => sse::run_sse(net.clone(), cfg.clone(), pid).await,
+            Run::Docs(_, cfg) => docs::run_docs(net.clone(), cfg.clone(), pid).await,
             Run::Handshake(_, c) => {
                 ws::run_handshakes(
                     net.clone(),
