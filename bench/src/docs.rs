@@ -5,9 +5,11 @@
 //! Each writer is one WebSocket running the client algorithm of `herald_protocol::ot::ClientDoc`
 //! (one operation in flight, later edits composed), so concurrent writers on one document make
 //! the server transform every operation against those committed since its base. A writer makes
-//! one local edit (a one-code-point insert at a random place, some of them emoji or CJK) every
-//! `1 / rate` seconds; a server's per-connection limit is 100 operations per second, so the
-//! default rate stays under it, and load grows with the number of writers.
+//! one local edit every `1 / rate` seconds (a one-code-point insert at a random place, some of
+//! them emoji or CJK, or once the document has 64 code points a one-code-point delete); a server's per-connection limit is 100
+//! operations per second, so the default rate stays under it, and load grows with the number
+//! of writers. Edits made while an operation is in flight are composed, so a writer commits at
+//! most one operation per round trip: operations committed can be fewer than edits made.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,7 +110,14 @@ async fn writer(
                 let len = char_len(&state.text);
                 let at = rng % (len + 1);
                 let piece = PIECES[(rng >> 32) as usize % PIECES.len()];
-                let op: Op = OpBuilder::new().retain(at).insert(piece).retain(len - at).build();
+                // Documents stay short (inserts up to 64 code points, then a delete for each
+                // insert), so the generator's own apply and transform cost stays flat.
+                let op: Op = if len >= 64 {
+                    let at = at.min(len - 1);
+                    OpBuilder::new().retain(at).delete(1).retain(len - at - 1).build()
+                } else {
+                    OpBuilder::new().retain(at).insert(piece).retain(len - at).build()
+                };
                 if let Some(out) = state.local(op)? {
                     sent_at = Some(Instant::now());
                     ws.send_text(&frame(&doc, &name, &out)).await?;
