@@ -6,6 +6,7 @@
 
 mod account;
 mod common;
+mod docs;
 mod polling;
 mod rawws;
 mod sse;
@@ -191,6 +192,22 @@ enum Cmd {
         #[arg(long, default_value = "herald")]
         dialect: String,
     },
+    /// Shared documents: writers edit documents at a fixed rate each; operations committed per
+    /// second and commit latency (capability `documents`).
+    Docs {
+        #[command(flatten)]
+        common: Common,
+        /// Documents edited at once.
+        #[arg(long, default_value_t = 1)]
+        docs: usize,
+        /// Writers (connections) per document.
+        #[arg(long, default_value_t = 50)]
+        writers: usize,
+        /// Local edits per second per writer (the server allows 100 operations per second per
+        /// connection).
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+    },
     /// The standard set (client counts and rates multiplied by --scale).
     Standard {
         #[command(flatten)]
@@ -211,6 +228,7 @@ enum Run {
     Handshake(String, usize),
     Polling(String, polling::PollConfig),
     Streams(String, streams::StreamsConfig),
+    Docs(String, docs::DocsConfig),
 }
 
 fn secs(s: f64) -> Duration {
@@ -320,7 +338,8 @@ fn run_name(r: &Run) -> &str {
         | Run::Sse(n, _)
         | Run::Handshake(n, _)
         | Run::Polling(n, _)
-        | Run::Streams(n, _) => n,
+        | Run::Streams(n, _)
+        | Run::Docs(n, _) => n,
     }
 }
 
@@ -454,6 +473,21 @@ fn main() -> Result<()> {
                 setup_timeout: secs(common.setup_timeout),
             };
             (common, vec![Run::Polling("polling".into(), cfg)])
+        }
+        Cmd::Docs {
+            common,
+            docs,
+            writers,
+            rate,
+        } => {
+            let cfg = docs::DocsConfig {
+                docs: docs.max(1),
+                writers: writers.max(1),
+                rate,
+                warmup: secs(common.warmup),
+                duration: secs(common.duration),
+            };
+            (common, vec![Run::Docs("docs".into(), cfg)])
         }
         Cmd::Standard {
             common,
@@ -617,6 +651,7 @@ fn one_run(
             Run::Sse(_, cfg) => sse::run_sse(net.clone(), cfg.clone(), pid).await,
             Run::Polling(_, cfg) => polling::run_polling(net.clone(), cfg.clone(), pid).await,
             Run::Streams(_, cfg) => streams::run_streams(net.clone(), cfg.clone(), pid).await,
+            Run::Docs(_, cfg) => docs::run_docs(net.clone(), cfg.clone(), pid).await,
             Run::Handshake(_, c) => {
                 ws::run_handshakes(
                     net.clone(),

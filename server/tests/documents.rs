@@ -45,7 +45,8 @@ async fn next(client: &mut Client, kind: &str) -> Value {
 
 async fn open(client: &mut Client, doc: &str) -> Value {
     client.send(json!({"type":"doc_open","doc":doc})).await;
-    client.recv_type("doc_opened").await
+    // A participant's earlier connection may still be leaving (`doc_left`) as this one opens.
+    next(client, "doc_opened").await
 }
 
 /// An insert of `text` at code point `at` in a document of `len` code points.
@@ -205,7 +206,7 @@ async fn a_resend_is_acknowledged_again_and_applied_once_even_after_a_reconnect(
     let mut ann = server.client().await;
     ann.send(json!({"type":"doc_open","doc":"once","since":0}))
         .await;
-    let opened = ann.recv_type("doc_opened").await;
+    let opened = next(&mut ann, "doc_opened").await;
     assert_eq!(opened["recovered"], true);
     assert_eq!(opened["ops"][0]["client"], "ann-1");
     send_op(&mut ann, "once", "ann-1", 1, 0, insert(0, "hi", 0)).await;
@@ -457,7 +458,7 @@ async fn catch_up_brings_every_missed_op_or_a_fresh_snapshot() {
     let mut ann = server.client().await;
     ann.send(json!({"type":"doc_open","doc":"log","since":1}))
         .await;
-    let opened = ann.recv_type("doc_opened").await;
+    let opened = next(&mut ann, "doc_opened").await;
     assert_eq!(opened["recovered"], true);
     assert_eq!(opened["version"], 3);
     assert!(opened.get("text").is_none());
@@ -469,7 +470,7 @@ async fn catch_up_brings_every_missed_op_or_a_fresh_snapshot() {
     // Up to date: recovered with nothing to replay.
     ann.send(json!({"type":"doc_open","doc":"log","since":3}))
         .await;
-    let opened = ann.recv_type("doc_opened").await;
+    let opened = next(&mut ann, "doc_opened").await;
     assert_eq!(
         (
             opened["recovered"].as_bool(),
@@ -481,7 +482,7 @@ async fn catch_up_brings_every_missed_op_or_a_fresh_snapshot() {
     // Ahead of the document (it never had that version): a snapshot, not recovered.
     ann.send(json!({"type":"doc_open","doc":"log","since":99}))
         .await;
-    let opened = ann.recv_type("doc_opened").await;
+    let opened = next(&mut ann, "doc_opened").await;
     assert_eq!(opened["recovered"], false);
     assert_eq!(opened["text"], "bc");
     assert!(opened.get("ops").is_none());

@@ -247,7 +247,7 @@ export interface SharedDocumentEvents {
   change: DocumentChange;
   /** The server confirmed this client's operation. */
   ack: { seq: number; version: number };
-  /** Someone else's cursor moved, appeared or went. */
+  /** Someone else opened the document, closed it, or moved their cursor (`cursors` has all). */
   cursors: Map<string, RemoteCursor>;
   /** Local edits were lost: the server could only offer a fresh snapshot. */
   reset: { text: string; version: number };
@@ -384,6 +384,10 @@ export class SharedDocument extends Emitter<SharedDocumentEvents> {
         this.emit('cursors', this.cursors);
         return;
       }
+      case 'doc_joined':
+        this.cursors.set(frame.peer, { peer: frame.peer, user: frame.user, cursor: null });
+        this.emit('cursors', this.cursors);
+        return;
       case 'doc_left':
         this.cursors.delete(frame.peer);
         this.emit('cursors', this.cursors);

@@ -665,4 +665,126 @@ mod tests {
         );
         assert_eq!(d.rebase_cursor(2, Selection { anchor: 0, head: 0 }), None);
     }
+
+    /// Records the document events, as the node would get them.
+    #[derive(Default)]
+    struct Events(Mutex<Vec<DocEvent>>);
+
+    impl BrokerEvents for Events {
+        fn joined(&self, _: crate::broker::JoinAnswer) {}
+        fn room_message(
+            &self,
+            _: &herald_protocol::RoomName,
+            _: &str,
+            _: u64,
+            _: crate::wire::Utf8Bytes,
+        ) {
+        }
+        fn presence(&self, _: crate::broker::PresenceChange) {}
+        fn members(&self, _: &str, _: &herald_protocol::RoomName, _: Vec<User>) {}
+        fn room_volatile(
+            &self,
+            _: &herald_protocol::RoomName,
+            _: Option<&str>,
+            _: &crate::wire::Utf8Bytes,
+        ) {
+        }
+        fn private(&self, _: &str, _: &crate::wire::Utf8Bytes) -> usize {
+            0
+        }
+        fn undeliverable(&self, _: &str, _: &str) {}
+        fn direct(
+            &self,
+            _: &herald_protocol::RoomName,
+            _: &str,
+            _: &crate::wire::Utf8Bytes,
+        ) -> bool {
+            false
+        }
+        fn peer_unreachable(&self, _: &str, _: &herald_protocol::RoomName, _: &str) {}
+        fn roster(
+            &self,
+            _: &str,
+            _: &herald_protocol::RoomName,
+            _: Vec<(crate::broker::SessionId, User)>,
+        ) {
+        }
+        fn event(&self, _: Option<u64>, _: &crate::broker::Event) {}
+        fn backend(&self, _: crate::broker::BackendRequest) {}
+        fn local_state(&self) -> crate::broker::LocalState {
+            crate::broker::LocalState::default()
+        }
+        fn reset(&self) {}
+        fn document(&self, event: DocEvent) {
+            self.0.lock().push(event);
+        }
+    }
+
+    fn frames(events: &Events) -> Vec<serde_json::Value> {
+        events
+            .0
+            .lock()
+            .drain(..)
+            .map(|e| match e {
+                DocEvent::Opened { frame, .. }
+                | DocEvent::ToSession { frame, .. }
+                | DocEvent::Broadcast { frame, .. }
+                | DocEvent::Committed { frame, .. } => {
+                    serde_json::from_str(frame.as_str()).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_participants_cursor_expires_and_a_closing_one_leaves() {
+        let docs = MemoryDocs::new();
+        let events = Events::default();
+        let doc = DocId::from("d");
+        for s in ["s1", "s2"] {
+            docs.submit(
+                &events,
+                DocCommand::Open {
+                    session: s.into(),
+                    doc: doc.clone(),
+                    user: None,
+                    since: None,
+                },
+            );
+        }
+        docs.submit(
+            &events,
+            DocCommand::Cursor {
+                session: "s1".into(),
+                doc: doc.clone(),
+                version: 0,
+                cursor: Some(Selection { anchor: 0, head: 0 }),
+            },
+        );
+        frames(&events);
+        // Not quiet yet: nothing expires.
+        docs.expire_cursors(&events, Duration::from_secs(3600));
+        assert!(frames(&events).is_empty());
+        docs.expire_cursors(&events, Duration::ZERO);
+        let expired = frames(&events);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0]["type"], "doc_cursor");
+        assert_eq!(expired[0]["peer"], "s1");
+        assert_eq!(expired[0]["cursor"], serde_json::Value::Null);
+        // Once hidden, it is not announced again.
+        docs.expire_cursors(&events, Duration::ZERO);
+        assert!(frames(&events).is_empty());
+        docs.submit(
+            &events,
+            DocCommand::Close {
+                session: "s1".into(),
+                doc: doc.clone(),
+                answer: true,
+            },
+        );
+        let closed = frames(&events);
+        assert_eq!(closed[0]["type"], "doc_closed");
+        assert_eq!(closed[1]["type"], "doc_left");
+        assert!(docs.with_doc(&doc, |d| d.members.len()) == 1);
+    }
 }

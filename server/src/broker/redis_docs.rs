@@ -20,10 +20,10 @@
 //! committed meanwhile, the node reads again and retries. Two nodes therefore never commit two
 //! operations at one version, and the bus carries them in version order.
 //!
-//! Commands run one at a time on this node's task (one connection; the simplest order that is
-//! obviously right). Every node reads the documents channel `P:docs` and hands what it reads to
-//! its node through [`BrokerEvents::document`], acks included: the author's node turns an `O`
-//! message of its own session into the `doc_ack`.
+//! Each document's commands run in order on a worker of their own; different documents' run at
+//! once over one multiplexed connection. Every node reads the documents channel `P:docs` and
+//! hands what it reads to its node through [`BrokerEvents::document`], acks included: the
+//! author's node turns an `O` message of its own session into the `doc_ack`.
 //!
 //! Not done here (the memory broker does them): hiding a quiet participant's cursor after
 //! [`herald_protocol::document::CURSOR_IDLE_SECS`]; forgetting the participants of a node that
@@ -31,6 +31,7 @@
 //!
 //! Layer 4 (rank 40: `broker::redis` uses it).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -779,6 +780,35 @@ fn session_of(command: &DocCommand) -> (&DocSession, &DocId, Option<u64>) {
     }
 }
 
+/// Runs one document's commands in order; reports a broken connection.
+fn spawn_worker(
+    ctx: Arc<Ctx>,
+    mut conn: MultiplexedConnection,
+    broken: mpsc::Sender<()>,
+) -> mpsc::UnboundedSender<DocCommand> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<DocCommand>();
+    tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            let (session, doc, seq) = session_of(&command);
+            let (session, doc) = (session.clone(), doc.clone());
+            if let Err(e) = ctx.handle(&mut conn, command).await {
+                tracing::warn!(error = %e, %doc, "a document command failed in Redis");
+                ctx.refuse(
+                    &session,
+                    &doc,
+                    seq,
+                    ErrorCode::Internal,
+                    "The document store is unavailable; try again".into(),
+                );
+                if e.is_io_error() || e.is_connection_dropped() {
+                    let _ = broken.try_send(());
+                }
+            }
+        }
+    });
+    tx
+}
+
 async fn run(
     source: super::RedisSource,
     ctx: Arc<Ctx>,
@@ -794,34 +824,36 @@ async fn run(
         }
         .await;
         match connected {
-            Ok((mut conn, mut messages)) => {
+            Ok((conn, mut messages)) => {
                 let reader_ctx = ctx.clone();
-                let reader = tokio::spawn(async move {
+                let mut reader = tokio::spawn(async move {
                     while let Some(message) = messages.next().await {
                         reader_ctx.on_bus(message.get_payload_bytes());
                     }
                 });
+                // One worker per document: a document's commands run in order, different
+                // documents' at once over the shared (multiplexed) connection.
+                let (broken_tx, mut broken) = mpsc::channel::<()>(1);
+                let mut workers: HashMap<DocId, mpsc::UnboundedSender<DocCommand>> = HashMap::new();
                 loop {
-                    let Some(command) = rx.recv().await else {
-                        reader.abort();
-                        return;
-                    };
-                    let (session, doc, seq) = session_of(&command);
-                    let (session, doc) = (session.clone(), doc.clone());
-                    if let Err(e) = ctx.handle(&mut conn, command).await {
-                        tracing::warn!(error = %e, %doc, "a document command failed in Redis");
-                        ctx.refuse(
-                            &session,
-                            &doc,
-                            seq,
-                            ErrorCode::Internal,
-                            "The document store is unavailable; try again".into(),
-                        );
-                        if e.is_io_error() || e.is_connection_dropped() || reader.is_finished() {
-                            break;
+                    tokio::select! {
+                        command = rx.recv() => {
+                            let Some(command) = command else {
+                                reader.abort();
+                                return;
+                            };
+                            let doc = session_of(&command).1.clone();
+                            let worker = workers.entry(doc).or_insert_with(|| {
+                                spawn_worker(ctx.clone(), conn.clone(), broken_tx.clone())
+                            });
+                            let _ = worker.send(command);
                         }
+                        _ = broken.recv() => break,
+                        _ = &mut reader => break,
                     }
                 }
+                // Workers finish what they hold (refusing it if the connection is gone) and end.
+                drop(workers);
                 reader.abort();
             }
             Err(e) => {

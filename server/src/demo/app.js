@@ -714,3 +714,77 @@
   client.connect();
   openLive(undefined);
 })();
+
+// ------------------------------------------------------------------ shared document
+// Capability `documents`: a textarea edited together. Every input becomes the smallest edit
+// (SharedDocument.replace); remote edits are applied to the textarea with the caret moved
+// through them. Positions are code points; the textarea's are UTF-16 units, converted here.
+(() => {
+  'use strict';
+  const { SharedDocument, transformPosition } = window.Herald;
+  const $ = (id) => document.getElementById(id);
+  const demo = window.heraldDemo;
+  const area = $('doc-text');
+  const status = $('doc-status');
+  let doc = null;
+
+  // UTF-16 index <-> code point index, in `text`.
+  const toPoints = (text, units) => Array.from(text.slice(0, units)).length;
+  const toUnits = (text, points) => Array.from(text).slice(0, points).join('').length;
+
+  function show(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  function refreshMeta() {
+    $('doc-version').textContent = `version ${doc ? doc.version : 0}`;
+    const others = doc ? doc.cursors.size : 0;
+    $('doc-people').textContent = others === 0 ? 'nobody else here' : `${others} other${others > 1 ? 's' : ''} here`;
+  }
+
+  function open(id) {
+    if (doc) doc.close();
+    doc = new SharedDocument(demo.client, id);
+    demo.document = doc;
+    show('opening', 'opening…');
+    doc.on('open', ({ text }) => {
+      area.value = text;
+      area.disabled = false;
+      show('open', 'open');
+      refreshMeta();
+    });
+    doc.on('change', ({ op, local, text }) => {
+      if (!local) {
+        // Keep the caret where it was in the text, moved through the remote edit.
+        const start = transformPosition(toPoints(area.value, area.selectionStart), op);
+        const end = transformPosition(toPoints(area.value, area.selectionEnd), op);
+        const focused = document.activeElement === area;
+        area.value = text;
+        if (focused) area.setSelectionRange(toUnits(text, start), toUnits(text, end));
+      }
+      refreshMeta();
+    });
+    doc.on('ack', refreshMeta);
+    doc.on('cursors', refreshMeta);
+    doc.on('reset', ({ text }) => {
+      area.value = text;
+      show('open', 'reloaded');
+    });
+    doc.on('error', ({ code, message }) => show('error', `${code}: ${message}`));
+  }
+
+  area.addEventListener('input', () => {
+    if (!doc) return;
+    doc.replace(area.value);
+    const start = toPoints(area.value, area.selectionStart);
+    const end = toPoints(area.value, area.selectionEnd);
+    doc.setCursor({ anchor: start, head: end });
+  });
+
+  $('doc-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const id = $('doc-id').value.trim();
+    if (id) open(id);
+  });
+})();

@@ -1699,6 +1699,10 @@ var Herald = (() => {
           this.emit("cursors", this.cursors);
           return;
         }
+        case "doc_joined":
+          this.cursors.set(frame.peer, { peer: frame.peer, user: frame.user, cursor: null });
+          this.emit("cursors", this.cursors);
+          return;
         case "doc_left":
           this.cursors.delete(frame.peer);
           this.emit("cursors", this.cursors);
