@@ -456,6 +456,50 @@ async fn a_forbidden_room_gets_forbidden_and_leaks_no_presence() {
     assert_eq!(guest.recv_type("room_joined").await["room"], "general");
 }
 
+#[tokio::test]
+async fn the_rooms_claim_also_grants_documents_and_streams() {
+    let server = auth_server(&[]);
+    let created = reqwest::Client::new()
+        .post(server.url("/streams"))
+        .header("content-type", "application/json")
+        .body(r#"{"id":"metrics"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let limited = token("guest", json!({"rooms":["general","doc:notes-*"]}));
+    let mut guest = connect_bearer(&server, &limited).await;
+    guest
+        .send(json!({"type":"doc_open","doc":"secret-plans"}))
+        .await;
+    let err = guest.recv_type("doc_error").await;
+    assert_eq!(err["code"], "forbidden");
+    guest.send(json!({"type":"doc_open","doc":"notes-1"})).await;
+    assert_eq!(guest.recv_type("doc_opened").await["doc"], "notes-1");
+    guest
+        .send(json!({"type":"stream_subscribe","stream":"metrics"}))
+        .await;
+    let err = guest.recv_type("error").await;
+    assert_eq!(err["code"], "forbidden");
+    // The same token over SSE: 403 before any stream opens.
+    let sse = reqwest::Client::new()
+        .get(server.url(&format!("/events?stream=metrics&token={limited}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 403);
+    let body: Value = sse.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let mut insider = connect_bearer(&server, &token("insider", json!({}))).await; // no claim: all
+    insider
+        .send(json!({"type":"stream_subscribe","stream":"metrics"}))
+        .await;
+    assert_eq!(
+        insider.recv_type("stream_subscribed").await["stream"],
+        "metrics"
+    );
+}
+
 // ---- token expiry ----
 
 #[tokio::test]

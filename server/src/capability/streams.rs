@@ -690,6 +690,13 @@ impl Streams {
         since: Option<StreamPosition>,
         max_rate: Option<f64>,
     ) -> Result<(), Refused> {
+        if let Some(identity) = session.identity.get() {
+            // With authentication on, the token's `rooms` claim grants streams as `stream:<id>`.
+            if !identity.may_join(&format!("stream:{id}")) {
+                let text = format!("You may not subscribe to stream {id}");
+                return Err(Refused::new(ErrorCode::Forbidden, text));
+            }
+        }
         let registry = self.registry(node);
         let Some(stream) = registry.get(id) else {
             return Err(not_found(id));

@@ -53,6 +53,7 @@ fn refused(r: Refused) -> Response<Body> {
     let status = match r.code {
         ErrorCode::StreamNotFound => StatusCode::NOT_FOUND,
         ErrorCode::StreamConflict => StatusCode::CONFLICT,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     };
     error(status, r.code, r.message)
@@ -299,6 +300,20 @@ pub fn events(
         Ok(admission) => admission,
         Err(d) => return denied(d),
     };
+    if let Some(identity) = &admission.identity {
+        // The token's `rooms` claim grants streams as `stream:<id>` (as for `stream_subscribe`).
+        if let Some((id, _)) = subscription
+            .streams
+            .iter()
+            .find(|(id, _)| !identity.may_join(&format!("stream:{id}")))
+        {
+            let text = format!("You may not subscribe to stream {id}");
+            return refused(Refused {
+                code: ErrorCode::Forbidden,
+                message: text,
+            });
+        }
+    }
     let last_event_id = req
         .headers()
         .get("last-event-id")
