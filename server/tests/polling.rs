@@ -633,6 +633,11 @@ async fn with_a_linger_every_frame_still_arrives_once_in_order() {
     for i in 0..20 {
         ws.send(json!({"type":"chat","text":format!("m{i}")})).await;
     }
+    // The sender's own copies: every chat is in the room's stream (and so queued for the
+    // poller) before the poller's ping goes out.
+    for i in 0..20 {
+        assert_eq!(ws.recv_type("chat").await["text"], format!("m{i}"));
+    }
     let texts: Vec<Value> = p
         .sync()
         .await
