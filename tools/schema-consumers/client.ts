@@ -92,6 +92,23 @@ export function handle(message: ServerMessage): string | undefined {
       return `${message.stream} #${message.offset} ${JSON.stringify(message.value)}${message.conflated ? ` (${message.conflated} points)` : ''}`;
     case 'stream_window':
       return `${message.stream} #${message.offset} window ${message.window.start}-${message.window.end}: ${message.window.count} points, ${message.window.late} late`;
+    case 'doc_opened':
+      // Capability `documents`: the text (a snapshot) or the operations since `since`.
+      return `${message.doc} v${message.version}: ${message.text !== undefined && message.text !== null ? `${[...message.text].length} code points` : `${message.ops?.length ?? 0} ops to catch up`}, ${message.participants.length} others`;
+    case 'doc_ack':
+      return `${message.doc}: op ${message.seq} committed as v${message.version}`;
+    case 'doc_op':
+      return `${message.doc} v${message.version}: ${message.op.length} components from ${message.client}`;
+    case 'doc_cursor':
+      return `${message.doc}: ${message.peer}'s cursor ${message.cursor ? `at ${message.cursor.head}` : 'hidden'}`;
+    case 'doc_joined':
+      return `${message.peer} opened ${message.doc}`;
+    case 'doc_left':
+      return `${message.peer} left ${message.doc}`;
+    case 'doc_closed':
+      return `closed ${message.doc}`;
+    case 'doc_error':
+      return `${message.doc}: ${message.code} ${message.message}`;
     case 'error': {
       const code: string = message.code;
       return `error ${code}: ${message.message}`;
