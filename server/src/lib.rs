@@ -63,6 +63,14 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     let auth = auth::Auth::from_config(&config)?;
     auth::log_posture(&config, auth.as_ref());
     let broker: Box<dyn broker::Broker> = match &config.broker {
+        Some(url) if url.starts_with(broker::redis_cluster::SCHEME) => {
+            anyhow::ensure!(
+                !config.long_polling,
+                "long polling is not served on Redis Cluster yet (its relay needs one Redis): \
+                 pass --no-long-polling with a redis+cluster:// broker"
+            );
+            Box::new(broker::redis_cluster::new(&config, url)?)
+        }
         Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
         None => Box::new(broker::memory::Memory::from_config(&config)),
     };

@@ -28,7 +28,7 @@
 //! updates).
 
 /// Shared helpers: presence announcements and removing a member.
-const PRESENCE: &str = r#"
+pub(super) const PRESENCE: &str = r#"
 local function announce(p, room, member, change, body)
   local base = p .. ':room:' .. room
   local seq = redis.call('INCR', base .. ':pseq')
@@ -94,7 +94,7 @@ end
 /// How long a silent room keeps its stream position, in seconds.
 pub const POSITION_TTL_SECS: u64 = 86_400;
 
-fn with_presence(body: &str) -> String {
+pub(super) fn with_presence(body: &str) -> String {
     format!("{PRESENCE}\nlocal POSITION_TTL = {POSITION_TTL_SECS}\n{body}")
 }
 
@@ -286,7 +286,7 @@ return 0
 "#;
 
 /// The part shared by REAP and RESYNC.
-const DROP: &str = r#"
+pub(super) const DROP: &str = r#"
 -- Removes node n's members from room `room` except those in `keep`, announcing each.
 local function drop_members(p, n, room, keep)
   local prefix = n .. '/'
