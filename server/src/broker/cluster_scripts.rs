@@ -12,8 +12,8 @@
 //!   index of the rooms and users it has sessions in (`P:node:{N}:rooms`, `P:node:{N}:users`,
 //!   sets, updated around each batch), the heartbeats and the leader are in one slot
 //!   (`P:{nodes}:alive`, a sorted set of node → deadline in ms, and `P:{nodes}:leader`), and the
-//!   node-alive checks of private and direct messages take the live nodes the node last read
-//!   from the heartbeat as arguments. Reaping a dead node and resyncing after a reconnect are
+//!   node-alive checks of private and direct messages take the dead nodes the node last found
+//!   (at its last reaping round) as arguments. Reaping a dead node and resyncing after a reconnect are
 //!   done room by room and user by user, one script per slot.
 //!
 //! The room scripts (join, leave, members, chat, roster, dropping a node's members) are the
@@ -92,12 +92,25 @@ pub fn roster() -> String {
     for_cluster(scripts::ROSTER)
 }
 
+/// Removes node n's members from a room except those in `keep`, announcing each (the room half
+/// of the single-server scripts' `DROP`; the user half is [`RESYNC_USER`]).
+const DROP_MEMBERS: &str = r#"
+local function drop_members(p, n, room, keep)
+  local prefix = n .. '/'
+  for _, k in ipairs(redis.call('ZRANGE', p .. ':room:' .. room .. ':members', 0, -1)) do
+    if string.sub(k, 1, #prefix) == prefix and not keep[k] then
+      remove_member(p, room, k)
+    end
+  end
+end
+"#;
+
 /// `ARGV`: prefix, node, room, then the members of that node to keep. Removes the node's other
 /// members from the room, announcing each (reaping a dead node: none kept).
 pub fn drop_room() -> String {
     for_cluster(&scripts::with_presence(&format!(
         "{}{}",
-        scripts::DROP,
+        DROP_MEMBERS,
         r#"
 local keep = {}
 for i = 4, #ARGV do keep[ARGV[i]] = true end
@@ -113,7 +126,7 @@ return 1
 pub fn resync_room() -> String {
     for_cluster(&scripts::with_presence(&format!(
         "{}{}",
-        scripts::DROP,
+        DROP_MEMBERS,
         r#"
 local p, n, room = ARGV[1], ARGV[2], ARGV[3]
 local keep = {}
@@ -157,19 +170,19 @@ for f, t in pairs(keep) do redis.call('HSET', key, f, t) end
 return 1
 "#;
 
-/// `KEYS[1]`, `ARGV[1]`: the user's key; `ARGV[2]`: the bus message; then the live nodes.
-/// Publishes the private message on the user's channel when the user has a WebSocket on a live
-/// node; returns how many such connections there are.
+/// `KEYS[1]`, `ARGV[1]`: the user's key; `ARGV[2]`: the bus message; then the dead nodes.
+/// Publishes the private message on the user's channel when the user has a WebSocket on a node
+/// not known dead; returns how many such connections there are.
 pub const PRIVATE: &str = r#"
 local key = ARGV[1]
-local live = {}
-for i = 3, #ARGV do live[ARGV[i]] = true end
+local dead = {}
+for i = 3, #ARGV do dead[ARGV[i]] = true end
 local h = redis.call('HGETALL', key)
 local n = 0
 for i = 1, #h, 2 do
   if h[i + 1] == 'w' then
     local node = string.match(h[i], '^(.*)/')
-    if node and live[node] then n = n + 1 end
+    if node and not dead[node] then n = n + 1 end
   end
 end
 if n > 0 then redis.call('SPUBLISH', key .. ':bus', ARGV[2]) end
@@ -177,21 +190,21 @@ return n
 "#;
 
 /// `KEYS[1]`, `ARGV[1]`: the room's base key; `ARGV[2]`: room; `ARGV[3]`: target session id;
-/// `ARGV[4]`: the frame; then the live nodes. As [`scripts::DIRECT`].
+/// `ARGV[4]`: the frame; then the dead nodes. As [`scripts::DIRECT`].
 pub const DIRECT: &str = r#"
 local base, room, target = ARGV[1], ARGV[2], ARGV[3]
-local live = {}
-for i = 5, #ARGV do live[ARGV[i]] = true end
+local dead = {}
+for i = 5, #ARGV do dead[ARGV[i]] = true end
 local member = redis.call('HGET', base .. ':peers', target)
 if not member or redis.call('ZSCORE', base .. ':members', member) == false then return 0 end
 local node = string.match(member, '^(.*)/')
-if not node or not live[node] then return 0 end
+if not node or dead[node] then return 0 end
 redis.call('SPUBLISH', base .. ':bus', 'h1 D ' .. room .. ' ' .. member .. '\n' .. ARGV[4])
 return 1
 "#;
 
 /// `KEYS[1]`: `P:{nodes}:alive`. `ARGV`: `P:{nodes}`, node, heartbeat lifetime in ms. Renews
-/// the node's heartbeat and its claim to lead; returns `{leads (0 or 1), live node...}`.
+/// the node's heartbeat and its claim to lead; returns 1 when it leads.
 pub const HEARTBEAT: &str = r#"
 local nodes, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = redis.call('TIME')
@@ -205,11 +218,7 @@ elseif redis.call('GET', leader) == node then
   redis.call('PEXPIRE', leader, ttl)
   leads = 1
 end
-local out = {tostring(leads)}
-for _, n in ipairs(redis.call('ZRANGEBYSCORE', nodes .. ':alive', now, '+inf')) do
-  table.insert(out, n)
-end
-return out
+return leads
 "#;
 
 /// `KEYS[1]`: `P:{nodes}:alive`. `ARGV`: `P:{nodes}`. The nodes whose heartbeat expired.

@@ -246,8 +246,8 @@ struct Link {
     interest: Interest,
     /// This node's index entries (`r:ROOM`, `u:TAG`), held by sessions like channels.
     index: Interest,
-    /// The live nodes, as of the last heartbeat.
-    live: Vec<String>,
+    /// The nodes found dead at the last reaping round (usually reaped since: none).
+    dead: Vec<String>,
 }
 
 async fn run(
@@ -370,7 +370,7 @@ async fn connect(
         conn,
         interest: Interest::default(),
         index: Interest::default(),
-        live: Vec::new(),
+        dead: Vec::new(),
     };
     heartbeat(&mut link, shared).await?;
     shared.channels.store(0, Ordering::Relaxed);
@@ -431,17 +431,14 @@ fn script_code(script: &::redis::Script) -> &'static str {
         .expect("every cluster script is listed")
 }
 
-/// Renews the heartbeat and leadership, and reads the live nodes.
+/// Renews the heartbeat and leadership.
 async fn heartbeat(link: &mut Link, shared: &Shared) -> ::redis::RedisResult<()> {
     let keys = Keys(shared);
     let ttl = (shared.presence_ttl.as_millis() * 3 / 4).max(500) as u64;
     let mut cmd = call(&scripts().heartbeat, &keys.alive());
     cmd.arg(keys.nodes()).arg(&shared.node_id).arg(ttl);
-    let answer: Vec<String> = cmd.query_async(&mut link.conn).await?;
-    shared
-        .leader
-        .store(answer.first().is_some_and(|l| l == "1"), Ordering::Release);
-    link.live = answer.into_iter().skip(1).collect();
+    let leads: i64 = cmd.query_async(&mut link.conn).await?;
+    shared.leader.store(leads == 1, Ordering::Release);
     Ok(())
 }
 
@@ -635,6 +632,7 @@ async fn serve(
                     Ok(dead) => dead,
                     Err(e) => return End::Lost(e.to_string()),
                 };
+                link.dead.clone_from(&dead);
                 for node in &dead {
                     if let Err(e) = reap_node(link, shared, node).await {
                         return End::Lost(e.to_string());
@@ -686,7 +684,7 @@ async fn run_batch(
     let mut shutdown = None;
     let mut barriers = Vec::new();
     let p = &shared.prefix;
-    let live = link.live.clone();
+    let dead = link.dead.clone();
     for op in batch.iter_mut() {
         let key = match op {
             Op::Command(command) => match command {
@@ -808,7 +806,7 @@ async fn run_batch(
                     eval(pipe, &s.private, &key)
                         .arg(&key)
                         .arg(bus::private(target, frame.as_str()))
-                        .arg(&live);
+                        .arg(&dead);
                     place(
                         Then::Private {
                             from: from.clone(),
@@ -834,7 +832,7 @@ async fn run_batch(
                         .arg(room.as_str())
                         .arg(&**target)
                         .arg(frame.as_str())
-                        .arg(&live);
+                        .arg(&dead);
                     place(
                         Then::Direct {
                             from: from.clone(),

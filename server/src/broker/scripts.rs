@@ -286,7 +286,7 @@ return 0
 "#;
 
 /// The part shared by REAP and RESYNC.
-pub(super) const DROP: &str = r#"
+const DROP: &str = r#"
 -- Removes node n's members from room `room` except those in `keep`, announcing each.
 local function drop_members(p, n, room, keep)
   local prefix = n .. '/'
