@@ -1,7 +1,8 @@
 //! Three real `herald` nodes on a real three-shard Redis Cluster (three `redis-server
 //! --cluster-enabled yes` of the test's own on free ports, joined by `redis-cli --cluster
 //! create`): the scenarios of `cluster.rs` (order and presence, private messages and
-//! notifications, resume on another node, a killed node, backend topics) pass on it. The
+//! notifications, resume on another node, a killed node, backend topics) and a shared document
+//! pass on it. The
 //! redis-servers are killed when the test ends. Without redis-server the test fails.
 
 mod common;
@@ -140,6 +141,7 @@ async fn three_nodes_on_a_three_shard_redis_cluster() {
     private_messages_and_notifications(&cluster).await;
     resume_on_another_node(&cluster).await;
     backend_topics(&cluster).await;
+    documents(&cluster).await;
     a_killed_node_leaves_no_ghosts(&cluster).await;
 }
 
@@ -334,4 +336,50 @@ async fn a_killed_node_leaves_no_ghosts(cluster: &RedisCluster) {
     assert_eq!(left["user"], "ghost");
     let (_bob, joined) = join(&a, "room", "bob").await;
     assert_eq!(names(&joined["users"]), ["alice", "bob"]);
+}
+
+/// The next frame, skipping who opened or closed a document.
+async fn next_doc(client: &mut Client) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if frame["type"] != "doc_joined" && frame["type"] != "doc_left" {
+            return frame;
+        }
+    }
+}
+
+async fn documents(cluster: &RedisCluster) {
+    let p = prefix();
+    let (a, b) = (node(cluster, &p, &[]), node(cluster, &p, &[]));
+    let mut ann = a.client().await;
+    let mut bob = b.client().await;
+    for (client, doc) in [(&mut ann, "shared"), (&mut bob, "shared")] {
+        client.send(json!({"type":"doc_open","doc":doc})).await;
+        assert_eq!(next_doc(client).await["type"], "doc_opened");
+    }
+    // Both against version 0, from two nodes: one order, versions 1 then 2 for both.
+    ann.send(
+        json!({"type":"doc_op","doc":"shared","client":"ann","seq":1,"base":0,
+        "op":[{"insert":"ab"}]}),
+    )
+    .await;
+    bob.send(
+        json!({"type":"doc_op","doc":"shared","client":"bob","seq":1,"base":0,
+        "op":[{"insert":"cd"}]}),
+    )
+    .await;
+    for client in [&mut ann, &mut bob] {
+        let first = next_doc(client).await;
+        let second = next_doc(client).await;
+        assert_eq!(
+            (first["version"].as_u64(), second["version"].as_u64()),
+            (Some(1), Some(2)),
+            "{first} {second}"
+        );
+    }
+    let mut carol = a.client().await;
+    carol.send(json!({"type":"doc_open","doc":"shared"})).await;
+    let opened = next_doc(&mut carol).await;
+    let text = opened["text"].as_str().unwrap();
+    assert!(text == "abcd" || text == "cdab", "{opened}");
 }

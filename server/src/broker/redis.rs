@@ -328,7 +328,7 @@ impl Redis {
     /// until it does).
     pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
         let target = target(url)?;
-        let docs = source_of(target.clone());
+        let docs = super::redis_docs::DocsSource::Server(source_of(target.clone()));
         Ok(Self::build(config, url, Task::Here(target), docs))
     }
 
@@ -337,12 +337,12 @@ impl Redis {
         config: &Config,
         url: &str,
         runner: Runner,
-        docs: super::RedisSource,
+        docs: super::redis_docs::DocsSource,
     ) -> Self {
         Self::build(config, url, Task::Other(runner), docs)
     }
 
-    fn build(config: &Config, url: &str, task: Task, docs: super::RedisSource) -> Self {
+    fn build(config: &Config, url: &str, task: Task, docs: super::redis_docs::DocsSource) -> Self {
         let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
         let prefix = config.redis_prefix.clone();
         let shared = Arc::new(Shared {

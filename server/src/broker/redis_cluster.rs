@@ -12,8 +12,9 @@
 //! order of one room's (or one user's) operations is kept; operations on different rooms of one
 //! batch may reach Redis in either order, as they may from different nodes.
 //!
-//! Not here yet: documents and the polling relay (a node on a cluster refuses long polling at
-//! start, and answers document commands with the fallback's errors; see `lib.rs`), and room
+//! Documents ([`super::redis_docs`]) run on the cluster through a cluster connection of their
+//! own (a document's keys share one tag; their channel is a plain one). Not here yet: the
+//! polling relay (a node on a cluster refuses long polling at start; see `lib.rs`), and room
 //! epochs do not follow a shard's failover (a cluster primary failing over is not handled
 //! beyond the client's own reconnection). Layer 4.
 
@@ -72,17 +73,9 @@ pub fn parse(url: &str) -> anyhow::Result<Vec<String>> {
 /// A Redis broker on the cluster of `url`.
 pub fn new(config: &Config, url: &str) -> anyhow::Result<Redis> {
     let nodes = parse(url)?;
+    let docs = super::redis_docs::DocsSource::Cluster(nodes.clone());
     let runner: Runner = Box::new(move |shared, events, fallback, slot| {
         Box::pin(supervise(nodes.clone(), shared, events, fallback, slot))
-    });
-    // Documents are not on the cluster yet: their connection source refuses.
-    let docs: super::RedisSource = Arc::new(|| {
-        Box::pin(async {
-            Err(::redis::RedisError::from((
-                ::redis::ErrorKind::InvalidClientConfig,
-                "documents are not served on Redis Cluster yet",
-            )))
-        })
     });
     Ok(Redis::with_runner(config, url, runner, docs))
 }
