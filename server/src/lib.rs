@@ -64,11 +64,6 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     auth::log_posture(&config, auth.as_ref());
     let broker: Box<dyn broker::Broker> = match &config.broker {
         Some(url) if url.starts_with(broker::redis_cluster::SCHEME) => {
-            anyhow::ensure!(
-                !config.long_polling,
-                "long polling is not served on Redis Cluster yet (its relay needs one Redis): \
-                 pass --no-long-polling with a redis+cluster:// broker"
-            );
             Box::new(broker::redis_cluster::new(&config, url)?)
         }
         Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
@@ -84,7 +79,11 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
             .clone()
             .unwrap_or_else(|| ids::random_token(10));
         let handler = transport::polling::relay_handler(Arc::downgrade(&node));
-        let source = broker::redis::source(url)?;
+        let source = if url.starts_with(broker::redis_cluster::SCHEME) {
+            broker::redis_cluster::source(url)?
+        } else {
+            broker::redis::source(url)?
+        };
         let relay = broker::relay::Relay::start(source, &node.config.redis_prefix, id, handler)?;
         transport::polling::use_relay(&node, relay);
     }

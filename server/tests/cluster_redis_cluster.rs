@@ -1,8 +1,8 @@
 //! Three real `herald` nodes on a real three-shard Redis Cluster (three `redis-server
 //! --cluster-enabled yes` of the test's own on free ports, joined by `redis-cli --cluster
 //! create`): the scenarios of `cluster.rs` (order and presence, private messages and
-//! notifications, resume on another node, a killed node, backend topics) and a shared document
-//! pass on it. The
+//! notifications, resume on another node, a killed node, backend topics), a shared document and
+//! a long-polling session whose requests land on other nodes pass on it. The
 //! redis-servers are killed when the test ends. Without redis-server the test fails.
 
 mod common;
@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::{names, node_on, prefix, redis_cli};
+use common::poller::Poller;
 use common::{health, post, Client, Server};
 use serde_json::{json, Value};
 
@@ -71,8 +72,9 @@ impl RedisCluster {
             .expect("redis-cli is installed");
         assert!(
             out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "redis-cli --cluster create failed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         for port in &cluster.ports {
@@ -104,18 +106,22 @@ impl Drop for RedisCluster {
     }
 }
 
+/// A free port whose cluster bus port (+10000) is free and valid too.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn node(cluster: &RedisCluster, p: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--no-long-polling"];
-    args.extend_from_slice(extra);
-    node_on(&cluster.url(), p, &args)
+    node_on(&cluster.url(), p, extra)
 }
 
 async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
@@ -142,6 +148,7 @@ async fn three_nodes_on_a_three_shard_redis_cluster() {
     resume_on_another_node(&cluster).await;
     backend_topics(&cluster).await;
     documents(&cluster).await;
+    polling_across_nodes(&cluster).await;
     a_killed_node_leaves_no_ghosts(&cluster).await;
 }
 
@@ -382,4 +389,21 @@ async fn documents(cluster: &RedisCluster) {
     let opened = next_doc(&mut carol).await;
     let text = opened["text"].as_str().unwrap();
     assert!(text == "abcd" || text == "cdab", "{opened}");
+}
+
+async fn polling_across_nodes(cluster: &RedisCluster) {
+    let p = prefix();
+    let (a, b) = (node(cluster, &p, &[]), node(cluster, &p, &[]));
+    let mut ws = b.client().await;
+    ws.send(json!({"type":"join","room":"spread","user":"wes"}))
+        .await;
+    ws.recv_type("room_joined").await;
+    // Opened on A; joined and sent through B, which does not hold it (the relay carries them).
+    let mut poller = Poller::open(&format!("http://{}", a.addr)).await;
+    poller.base = format!("http://{}", b.addr);
+    poller.join("spread", json!("pat")).await;
+    assert_eq!(ws.recv_type("user_joined").await["user"], "pat");
+    poller.send(json!({"type":"chat","text":"via b"})).await;
+    assert_eq!(ws.recv_type("chat").await["text"], "via b");
+    assert_eq!(poller.recv_type("chat").await["text"], "via b");
 }

@@ -13,8 +13,8 @@
 //! batch may reach Redis in either order, as they may from different nodes.
 //!
 //! Documents ([`super::redis_docs`]) run on the cluster through a cluster connection of their
-//! own (a document's keys share one tag; their channel is a plain one). Not here yet: the
-//! polling relay (a node on a cluster refuses long polling at start; see `lib.rs`), and room
+//! own (a document's keys share one tag; their channel is a plain one); the polling relay,
+//! plain pub/sub only, talks to any reachable seed node ([`source`]). Not here yet: room
 //! epochs do not follow a shard's failover (a cluster primary failing over is not handled
 //! beyond the client's own reconnection). Layer 4.
 
@@ -78,6 +78,40 @@ pub fn new(config: &Config, url: &str) -> anyhow::Result<Redis> {
         Box::pin(supervise(nodes.clone(), shared, events, fallback, slot))
     });
     Ok(Redis::with_runner(config, url, runner, docs))
+}
+
+/// Connections for the polling relay ([`super::relay`]), which uses plain pub/sub only: a
+/// Redis Cluster carries a plain `PUBLISH` to every node, so any reachable seed node serves.
+pub fn source(url: &str) -> anyhow::Result<super::RedisSource> {
+    let clients = parse(url)?
+        .iter()
+        .map(|node| ::redis::Client::open(node.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let clients = Arc::new(clients);
+    Ok(Arc::new(move || {
+        let clients = clients.clone();
+        Box::pin(async move {
+            let mut last = None;
+            for client in clients.iter() {
+                let reached = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    client.get_multiplexed_async_connection(),
+                )
+                .await;
+                match reached {
+                    Ok(Ok(_)) => return Ok(client.clone()),
+                    Ok(Err(e)) => last = Some(e),
+                    Err(_) => {}
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                ::redis::RedisError::from((
+                    ::redis::ErrorKind::Io,
+                    "no node of the Redis Cluster answered",
+                ))
+            }))
+        })
+    }))
 }
 
 /// The cluster's scripts, with their SHA1s.
