@@ -14,9 +14,11 @@
 //!
 //! Documents ([`super::redis_docs`]) run on the cluster through a cluster connection of their
 //! own (a document's keys share one tag; their channel is a plain one); the polling relay,
-//! plain pub/sub only, talks to any reachable seed node ([`source`]). Not here yet: room
-//! epochs do not follow a shard's failover (a cluster primary failing over is not handled
-//! beyond the client's own reconnection). Layer 4.
+//! plain pub/sub only, talks to any reachable seed node ([`source`]). On the cluster
+//! a failover is noticed at the next heartbeat at the latest: room epochs carry a digest of
+//! the primaries' node ids ([`primaries`]), checked at each heartbeat; a change or a
+//! primary that does not answer ends the connection (degraded, then reconnected, resubscribed
+//! and resynced, with every room on a new epoch). Layer 4.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,7 +26,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use ::redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+};
 use ::redis::{PushInfo, Value};
 use tokio::sync::mpsc;
 
@@ -390,6 +394,11 @@ async fn connect(
         load.arg("LOAD").arg(script_code(script));
         conn.route_command(load, everywhere.clone()).await?;
     }
+    let generation = primaries(&mut conn).await?;
+    if *shared.generation.read() != generation {
+        tracing::info!(generation = %generation, "the cluster's primaries (room epochs follow them)");
+        *shared.generation.write() = generation;
+    }
     let mut always = vec![shared.bus.clone()];
     always.extend(shared.topics.iter().map(|(c, _)| c.clone()));
     conn.subscribe(&always).await?;
@@ -458,8 +467,74 @@ fn script_code(script: &::redis::Script) -> &'static str {
         .expect("every cluster script is listed")
 }
 
-/// Renews the heartbeat and leadership.
+/// The generation of the cluster's primaries: a digest of the ids of the nodes serving slots as
+/// primaries, in the cluster's own view (`CLUSTER NODES`). A failover promotes a replica (another
+/// id) which may have missed the last writes of its shard, so the generation changes, every room
+/// shows a new epoch, and a resume from before it answers `recovered: false` rather than replay
+/// a stream with a hole (the same rule as with Sentinel, for every room, not only the failed
+/// shard's). Fails while a primary serving slots is marked failed or suspected (`fail?`): its
+/// slots are not served until a replica takes over.
+async fn primaries(conn: &mut ClusterConnection) -> ::redis::RedisResult<Arc<str>> {
+    let mut nodes = ::redis::cmd("CLUSTER");
+    nodes.arg("NODES");
+    let anywhere = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let answer = conn.route_command(nodes, anywhere).await?;
+    let text: String = ::redis::from_redis_value(answer)?;
+    primaries_of(&text)
+        .map(|ids| generation_of(ids).into())
+        .map_err(|failed| {
+            ::redis::RedisError::from((
+                ::redis::ErrorKind::Io,
+                "a cluster primary is failing",
+                failed,
+            ))
+        })
+}
+
+/// The ids of the primaries serving slots in a `CLUSTER NODES` text, or the address of one that
+/// is marked failed or suspected.
+fn primaries_of(text: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // id, address, flags, primary, ping, pong, epoch, link, slots...
+        if fields.len() < 9 {
+            continue;
+        }
+        let flags: Vec<&str> = fields[2].split(',').collect();
+        if !flags.contains(&"master") {
+            continue;
+        }
+        if flags.contains(&"fail") || flags.contains(&"fail?") {
+            return Err(fields[1].to_owned());
+        }
+        ids.push(fields[0].to_owned());
+    }
+    Ok(ids)
+}
+
+/// Eight hex digits naming a set of node ids (FNV-1a over them, sorted).
+fn generation_of(mut ids: Vec<String>) -> String {
+    ids.sort();
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in ids.join(",").bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
+}
+
+/// Renews the heartbeat and leadership, and checks that the cluster's primaries are the ones
+/// this connection started with (a failover, or a primary that does not answer, ends it: the
+/// node serves alone, reports `degraded`, and reconnects, resubscribes and resyncs).
 async fn heartbeat(link: &mut Link, shared: &Shared) -> ::redis::RedisResult<()> {
+    let now = primaries(&mut link.conn).await?;
+    if now != *shared.generation.read() {
+        return Err(::redis::RedisError::from((
+            ::redis::ErrorKind::Io,
+            "the cluster's primaries changed (a failover)",
+        )));
+    }
     let keys = Keys(shared);
     let ttl = (shared.presence_ttl.as_millis() * 3 / 4).max(500) as u64;
     let mut cmd = call(&scripts().heartbeat, &keys.alive());
@@ -934,6 +1009,14 @@ async fn run_batch(
             if e.code() == "NOSCRIPT" {
                 return Some(End::Lost("Redis lost the scripts".into()));
             }
+            if matches!(
+                e.code(),
+                "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY"
+            ) {
+                // The cluster changed under the pipeline (a slot moved, a failover): start again
+                // from a fresh view of it, resynced, rather than go on with half a picture.
+                return Some(End::Lost(format!("the cluster changed: {}", e.code())));
+            }
             continue;
         }
         act(shared, events, then, answer);
@@ -1040,6 +1123,33 @@ fn act(shared: &Shared, events: &dyn BrokerEvents, then: Then, answer: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_generation_names_the_primaries_serving_slots() {
+        let a = generation_of(vec!["r1".into(), "r2".into(), "r3".into()]);
+        assert_eq!(a.len(), 8);
+        assert_eq!(
+            a,
+            generation_of(vec!["r3".into(), "r1".into(), "r2".into()])
+        );
+        assert_ne!(
+            a,
+            generation_of(vec!["r1".into(), "r2".into(), "r4".into()])
+        );
+        let nodes = "\
+a1 127.0.0.1:1@11 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:2@12 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:3@13 slave a1 0 0 1 connected
+d4 127.0.0.1:4@14 master - 0 0 3 connected 10923-16383
+e5 127.0.0.1:5@15 master,fail - 0 0 4 disconnected
+";
+        assert_eq!(primaries_of(nodes).unwrap(), ["a1", "b2", "d4"]);
+        let failing = nodes.replace("b2 127.0.0.1:2@12 master", "b2 127.0.0.1:2@12 master,fail");
+        assert_eq!(primaries_of(&failing).unwrap_err(), "127.0.0.1:2@12");
+        // Suspected (`fail?`, not yet agreed) counts too: its slots are not served meanwhile.
+        let doubted = nodes.replace("b2 127.0.0.1:2@12 master", "b2 127.0.0.1:2@12 master,fail?");
+        assert_eq!(primaries_of(&doubted).unwrap_err(), "127.0.0.1:2@12");
+    }
 
     #[test]
     fn cluster_urls_name_their_seed_nodes() {
