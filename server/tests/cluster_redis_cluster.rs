@@ -2,7 +2,8 @@
 //! --cluster-enabled yes` of the test's own on free ports, joined by `redis-cli --cluster
 //! create`): the scenarios of `cluster.rs` (order and presence, private messages and
 //! notifications, resume on another node, a killed node, backend topics), a shared document and
-//! a long-polling session whose requests land on other nodes pass on it. The
+//! a long-polling session whose requests land on other nodes pass on it, and a node receives
+//! nothing of a room it has no member in. The
 //! redis-servers are killed when the test ends. Without redis-server the test fails.
 
 mod common;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{names, node_on, prefix, redis_cli};
 use common::poller::Poller;
-use common::{health, post, Client, Server};
+use common::{health, metric, post, Client, Server};
 use serde_json::{json, Value};
 
 /// Three primaries, no replicas, in a temporary directory.
@@ -149,6 +150,7 @@ async fn three_nodes_on_a_three_shard_redis_cluster() {
     backend_topics(&cluster).await;
     documents(&cluster).await;
     polling_across_nodes(&cluster).await;
+    a_node_reads_only_its_rooms(&cluster).await;
     a_killed_node_leaves_no_ghosts(&cluster).await;
 }
 
@@ -406,4 +408,43 @@ async fn polling_across_nodes(cluster: &RedisCluster) {
     poller.send(json!({"type":"chat","text":"via b"})).await;
     assert_eq!(ws.recv_type("chat").await["text"], "via b");
     assert_eq!(poller.recv_type("chat").await["text"], "via b");
+}
+
+async fn a_node_reads_only_its_rooms(cluster: &RedisCluster) {
+    let p = prefix();
+    let (a, b) = (node(cluster, &p, &[]), node(cluster, &p, &[]));
+    // B has one member, in `quiet`; A has members in `quiet` and `busy`.
+    let (mut carol, _) = join(&b, "quiet", "carol").await;
+    let (mut dave, _) = join(&a, "quiet", "dave").await;
+    recv_of(&mut carol, &["user_joined"]).await;
+    let (mut alice, _) = join(&a, "busy", "alice").await;
+    dave.send(json!({"type":"chat","text":"sync 1"})).await;
+    assert_eq!(recv_of(&mut carol, &["chat"]).await["text"], "sync 1");
+    let before = metric(&b, "herald_broker_received_total").await;
+    // B listens to `quiet` and to carol's private channel, nothing else of theirs.
+    assert_eq!(metric(&b, "herald_broker_channels").await, 2.0);
+    for i in 0..20 {
+        alice
+            .send(json!({"type":"chat","text":format!("busy {i}")}))
+            .await;
+    }
+    alice
+        .send(json!({"type":"private_message","target":"dave","text":"psst"}))
+        .await;
+    for _ in 0..20 {
+        recv_of(&mut alice, &["chat"]).await;
+    }
+    assert_eq!(
+        recv_of(&mut dave, &["private_message"]).await["text"],
+        "psst"
+    );
+    // Every busy chat was delivered on A before this one is sent; B never subscribed to busy's
+    // sharded channel (nor dave's), so none of them can reach it.
+    dave.send(json!({"type":"chat","text":"sync 2"})).await;
+    assert_eq!(recv_of(&mut carol, &["chat"]).await["text"], "sync 2");
+    assert_eq!(
+        metric(&b, "herald_broker_received_total").await - before,
+        1.0,
+        "B received only the quiet room's chat"
+    );
 }
