@@ -706,6 +706,11 @@ async fn serve(
                     // lost: start again from a resync.
                     return End::Lost("a cluster node's connection dropped".into());
                 }
+                if push.kind == ::redis::PushKind::SUnsubscribe && lost_channel(&link.interest, &push) {
+                    // Redis drops sharded subscriptions whose slot moved to another shard; one
+                    // this node still needs means a resubscription from scratch, never silence.
+                    return End::Lost("a shard dropped a subscription (its slot moved)".into());
+                }
                 let Some(message) = ::redis::Msg::from_push_info(push) else { continue };
                 let Some(events) = events.upgrade() else { return End::Stop };
                 on_message(&*events, shared, &message);
@@ -746,6 +751,15 @@ async fn serve(
             }
         }
     }
+}
+
+/// Whether an `SUNSUBSCRIBE` push names a channel this node still counts as subscribed (the
+/// ones it unsubscribed itself are no longer counted when their confirmation comes).
+fn lost_channel(interest: &Interest, push: &PushInfo) -> bool {
+    push.data
+        .first()
+        .and_then(|c| ::redis::from_redis_value_ref::<String>(c).ok())
+        .is_some_and(|channel| interest.is_subscribed(&channel))
 }
 
 /// One pipeline of a batch: the operations of one hash tag, in order.
@@ -1149,6 +1163,25 @@ e5 127.0.0.1:5@15 master,fail - 0 0 4 disconnected
         // Suspected (`fail?`, not yet agreed) counts too: its slots are not served meanwhile.
         let doubted = nodes.replace("b2 127.0.0.1:2@12 master", "b2 127.0.0.1:2@12 master,fail?");
         assert_eq!(primaries_of(&doubted).unwrap_err(), "127.0.0.1:2@12");
+    }
+
+    #[test]
+    fn a_dropped_sharded_subscription_counts_only_when_still_needed() {
+        let mut interest = Interest::default();
+        interest.want("P:room:{a}:bus", "s1");
+        interest.to_subscribe();
+        let push = |channel: &str| PushInfo {
+            kind: ::redis::PushKind::SUnsubscribe,
+            data: vec![
+                Value::BulkString(channel.as_bytes().to_vec()),
+                Value::Int(0),
+            ],
+        };
+        assert!(lost_channel(&interest, &push("P:room:{a}:bus")));
+        assert!(!lost_channel(&interest, &push("P:room:{b}:bus")));
+        interest.unwant("P:room:{a}:bus", "s1");
+        interest.to_unsubscribe();
+        assert!(!lost_channel(&interest, &push("P:room:{a}:bus")));
     }
 
     #[test]
