@@ -28,7 +28,7 @@
 //! updates).
 
 /// Shared helpers: presence announcements and removing a member.
-pub(super) const PRESENCE: &str = r#"
+const PRESENCE: &str = r#"
 local function announce(p, room, member, change, body)
   local base = p .. ':room:' .. room
   local seq = redis.call('INCR', base .. ':pseq')
