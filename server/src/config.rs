@@ -601,8 +601,10 @@ impl Config {
         );
         if let Some(url) = &self.broker {
             anyhow::ensure!(
-                url.starts_with("redis://") || url.starts_with("redis+sentinel://"),
-                "broker must be `memory`, a redis:// URL or a redis+sentinel:// URL (TLS, rediss://, is not built in), not {url:?}"
+                url.starts_with("redis://")
+                    || url.starts_with("redis+sentinel://")
+                    || url.starts_with("redis+cluster://"),
+                "broker must be `memory`, a redis:// URL, a redis+sentinel:// URL or a redis+cluster:// URL (TLS, rediss://, is not built in), not {url:?}"
             );
         }
         if let Some(node_id) = &self.node_id {

@@ -63,6 +63,9 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
     let auth = auth::Auth::from_config(&config)?;
     auth::log_posture(&config, auth.as_ref());
     let broker: Box<dyn broker::Broker> = match &config.broker {
+        Some(url) if url.starts_with(broker::redis_cluster::SCHEME) => {
+            Box::new(broker::redis_cluster::new(&config, url)?)
+        }
         Some(url) => Box::new(broker::redis::Redis::new(&config, url)?),
         None => Box::new(broker::memory::Memory::from_config(&config)),
     };
@@ -76,7 +79,11 @@ pub fn build(config: Config) -> anyhow::Result<Arc<Node>> {
             .clone()
             .unwrap_or_else(|| ids::random_token(10));
         let handler = transport::polling::relay_handler(Arc::downgrade(&node));
-        let source = broker::redis::source(url)?;
+        let source = if url.starts_with(broker::redis_cluster::SCHEME) {
+            broker::redis_cluster::source(url)?
+        } else {
+            broker::redis::source(url)?
+        };
         let relay = broker::relay::Relay::start(source, &node.config.redis_prefix, id, handler)?;
         transport::polling::use_relay(&node, relay);
     }

@@ -30,6 +30,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::bus", 31),
     ("broker::topics", 31),
     ("broker::scripts", 31),
+    ("broker::cluster_scripts", 32),
     ("broker::interest", 31),
     ("broker::relay", 31),
     ("hub", 32),
@@ -40,6 +41,7 @@ const RANKS: &[(&str, u32)] = &[
     ("broker::redis_streams", 40),
     ("broker::sentinel", 40),
     ("broker::redis", 41),
+    ("broker::redis_cluster", 42),
     // Layer 5.
     ("node", 50),
     // Layer 6: capabilities, admission, transports, HTTP, the demo.

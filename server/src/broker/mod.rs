@@ -14,11 +14,13 @@
 //! `node.rs` does not change. Layer 3 (the traits) and 4 (the implementations).
 
 pub mod bus;
+pub mod cluster_scripts;
 pub mod documents;
 pub mod interest;
 pub mod memory;
 pub mod memory_docs;
 pub mod redis;
+pub mod redis_cluster;
 pub mod redis_docs;
 pub mod redis_streams;
 pub mod relay;

@@ -43,7 +43,7 @@ use crate::ids::{new_epoch, random_token};
 use crate::wire::{with_offset, Transport};
 
 /// What the node hands the broker task.
-enum Op {
+pub(super) enum Op {
     Command(Command),
     Online {
         user_id: String,
@@ -76,65 +76,65 @@ impl Op {
     }
 }
 
-struct Shared {
-    up: AtomicBool,
-    leader: AtomicBool,
-    node_id: String,
-    prefix: String,
-    bus: String,
+pub(super) struct Shared {
+    pub(super) up: AtomicBool,
+    pub(super) leader: AtomicBool,
+    pub(super) node_id: String,
+    pub(super) prefix: String,
+    pub(super) bus: String,
     /// Channel names of the backend topics, with the topic each is.
-    topics: Vec<(String, &'static str)>,
-    history_size: usize,
-    history_ttl_ms: u64,
-    presence_ttl: Duration,
-    full_list_max: usize,
+    pub(super) topics: Vec<(String, &'static str)>,
+    pub(super) history_size: usize,
+    pub(super) history_ttl_ms: u64,
+    pub(super) presence_ttl: Duration,
+    pub(super) full_list_max: usize,
     /// Commands waiting for the task.
-    queued: AtomicUsize,
-    max_queued: usize,
-    shed: AtomicU64,
-    unreadable: AtomicU64,
-    restarts: AtomicU64,
+    pub(super) queued: AtomicUsize,
+    pub(super) max_queued: usize,
+    pub(super) shed: AtomicU64,
+    pub(super) unreadable: AtomicU64,
+    pub(super) restarts: AtomicU64,
     /// Bus messages received.
-    received: AtomicU64,
+    pub(super) received: AtomicU64,
     /// Channels subscribed for local rooms and users.
-    channels: AtomicU64,
+    pub(super) channels: AtomicU64,
     /// The replication id of the Redis primary (its first characters), appended to every room
     /// epoch clients see. A failover promotes a replica, which takes a new replication id, and
     /// the replica may have missed the primary's last writes: every room then shows a new epoch,
     /// so the hub takes its offsets as a new stream and a resume from before the failover is
     /// answered `recovered: false` instead of replaying a stream with a hole in it.
-    generation: parking_lot::RwLock<Arc<str>>,
+    pub(super) generation: parking_lot::RwLock<Arc<str>>,
 }
 
 impl Shared {
-    fn member(&self, session: &str) -> String {
+    pub(super) fn member(&self, session: &str) -> String {
         format!("{}/{}", self.node_id, session)
     }
 
     /// The epoch clients see for a room epoch stored in Redis.
-    fn epoch_out(&self, stored: &str) -> String {
+    pub(super) fn epoch_out(&self, stored: &str) -> String {
         epoch_seen(stored, &self.generation.read())
     }
 
     /// The stored epoch a client's epoch names, or `-` (which no room has) when it is from
     /// another generation (before a failover).
-    fn epoch_in(&self, seen: &str) -> String {
+    pub(super) fn epoch_in(&self, seen: &str) -> String {
         epoch_stored(seen, &self.generation.read())
     }
 
     /// The channel of a room's traffic (messages, presence, volatile and direct frames).
-    fn room_channel(&self, room: &str) -> String {
+    pub(super) fn room_channel(&self, room: &str) -> String {
         format!("{}:room:{room}:bus", self.prefix)
     }
 
     /// The channel of a user's private messages.
-    fn user_channel(&self, user_id: &str) -> String {
+    pub(super) fn user_channel(&self, user_id: &str) -> String {
         format!("{}:user:{user_id}:bus", self.prefix)
     }
 
     /// Records which channels an operation needs or frees. A new command or operation whose
     /// traffic comes back on a channel of its own (a document, a stream) adds its arm here.
-    fn note_interest(&self, interest: &mut Interest, op: &Op) {
+    pub(super) fn note_interest(&self, interest: &mut Interest, op: &Op) {
         match op {
             Op::Command(Command::Join { session, room, .. }) => {
                 interest.want(&self.room_channel(room.as_str()), session)
@@ -164,20 +164,20 @@ impl Shared {
 }
 
 /// The scripts, with their SHA1s for `EVALSHA`.
-struct Scripts {
-    join: ::redis::Script,
-    leave: ::redis::Script,
-    members: ::redis::Script,
-    chat: ::redis::Script,
-    private: ::redis::Script,
-    event: ::redis::Script,
-    online: ::redis::Script,
-    offline: ::redis::Script,
-    heartbeat: ::redis::Script,
-    reap: ::redis::Script,
-    resync: ::redis::Script,
-    direct: ::redis::Script,
-    roster: ::redis::Script,
+pub(super) struct Scripts {
+    pub(super) join: ::redis::Script,
+    pub(super) leave: ::redis::Script,
+    pub(super) members: ::redis::Script,
+    pub(super) chat: ::redis::Script,
+    pub(super) private: ::redis::Script,
+    pub(super) event: ::redis::Script,
+    pub(super) online: ::redis::Script,
+    pub(super) offline: ::redis::Script,
+    pub(super) heartbeat: ::redis::Script,
+    pub(super) reap: ::redis::Script,
+    pub(super) resync: ::redis::Script,
+    pub(super) direct: ::redis::Script,
+    pub(super) roster: ::redis::Script,
 }
 
 impl Scripts {
@@ -200,7 +200,7 @@ impl Scripts {
     }
 }
 
-fn scripts_loaded() -> &'static Scripts {
+pub(super) fn scripts_loaded() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
         join: ::redis::Script::new(&scripts::join()),
@@ -221,9 +221,9 @@ fn scripts_loaded() -> &'static Scripts {
 
 /// The receiving end of the command queue, lent to the running task. When the task ends, even
 /// by a panic, the receiver goes back to its slot for the next task.
-struct Lease {
-    rx: Option<mpsc::UnboundedReceiver<Op>>,
-    slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
+pub(super) struct Lease {
+    pub(super) rx: Option<mpsc::UnboundedReceiver<Op>>,
+    pub(super) slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
 }
 
 impl Drop for Lease {
@@ -235,7 +235,7 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    fn rx(&mut self) -> &mut mpsc::UnboundedReceiver<Op> {
+    pub(super) fn rx(&mut self) -> &mut mpsc::UnboundedReceiver<Op> {
         self.rx.as_mut().expect("a lease holds its receiver")
     }
 }
@@ -245,11 +245,30 @@ pub struct Redis {
     tx: mpsc::UnboundedSender<Op>,
     slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
     shared: Arc<Shared>,
-    target: Target,
+    task: Task,
     fallback: Arc<Memory>,
     /// Capability `documents`, shared through Redis.
     docs: super::redis_docs::RedisDocs,
 }
+
+/// The task a broker runs once attached: the one of this module for one server or a Sentinel
+/// primary, or another module's (Redis Cluster, [`super::redis_cluster`]).
+enum Task {
+    Here(Target),
+    Other(Runner),
+}
+
+/// Starts a broker task of another module: it gets what this module's task gets.
+pub(super) type Runner = Box<
+    dyn Fn(
+            Arc<Shared>,
+            Weak<dyn BrokerEvents>,
+            Arc<Memory>,
+            Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
+        ) -> futures_util::future::BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
 
 /// Where the broker finds Redis.
 #[derive(Clone)]
@@ -309,6 +328,21 @@ impl Redis {
     /// until it does).
     pub fn new(config: &Config, url: &str) -> anyhow::Result<Self> {
         let target = target(url)?;
+        let docs = super::redis_docs::DocsSource::Server(source_of(target.clone()));
+        Ok(Self::build(config, url, Task::Here(target), docs))
+    }
+
+    /// A broker whose task `runner` starts (see [`Runner`]), with documents on `docs`.
+    pub(super) fn with_runner(
+        config: &Config,
+        url: &str,
+        runner: Runner,
+        docs: super::redis_docs::DocsSource,
+    ) -> Self {
+        Self::build(config, url, Task::Other(runner), docs)
+    }
+
+    fn build(config: &Config, url: &str, task: Task, docs: super::redis_docs::DocsSource) -> Self {
         let node_id = config.node_id.clone().unwrap_or_else(|| random_token(10));
         let prefix = config.redis_prefix.clone();
         let shared = Arc::new(Shared {
@@ -336,19 +370,15 @@ impl Redis {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tracing::info!(node = %shared.node_id, broker = %redact(url), "cluster broker: redis");
-        let docs = super::redis_docs::RedisDocs::new(
-            source_of(target.clone()),
-            &shared.prefix,
-            &shared.node_id,
-        );
-        Ok(Redis {
+        let docs = super::redis_docs::RedisDocs::new(docs, &shared.prefix, &shared.node_id);
+        Redis {
             tx,
             slot: Arc::new(parking_lot::Mutex::new(Some(rx))),
             shared,
             docs,
-            target,
+            task,
             fallback: Arc::new(Memory::from_config(config)),
-        })
+        }
     }
 
     fn send(&self, op: Op) {
@@ -373,7 +403,7 @@ impl Redis {
 }
 
 /// The URL without its password, for logs.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}***{}", &url[..scheme + 3], &url[at..])
@@ -386,13 +416,19 @@ impl Broker for Redis {
     fn attach(&self, events: Weak<dyn BrokerEvents>) {
         self.fallback.attach(events.clone());
         self.docs.attach(events.clone());
-        let (client, shared, slot, fallback) = (
-            self.target.clone(),
+        let (shared, slot, fallback) = (
             self.shared.clone(),
             self.slot.clone(),
             self.fallback.clone(),
         );
-        tokio::spawn(supervise(client, shared, events, fallback, slot));
+        match &self.task {
+            Task::Here(target) => {
+                tokio::spawn(supervise(target.clone(), shared, events, fallback, slot));
+            }
+            Task::Other(runner) => {
+                tokio::spawn(runner(shared, events, fallback, slot));
+            }
+        }
     }
 
     fn submit(&self, command: Command) {
@@ -501,7 +537,7 @@ async fn supervise(
 }
 
 /// Why the connected loop ended.
-enum End {
+pub(super) enum End {
     /// The node is gone or shutting down.
     Stop,
     /// Redis failed; reconnect.
@@ -509,7 +545,7 @@ enum End {
 }
 
 /// Takes one operation off the queue, counting it out.
-fn took(shared: &Shared, n: usize) {
+pub(super) fn took(shared: &Shared, n: usize) {
     shared.queued.fetch_sub(n, Ordering::Relaxed);
 }
 
@@ -681,7 +717,7 @@ async fn heartbeat(conn: &mut MultiplexedConnection, shared: &Shared) -> ::redis
     Ok(())
 }
 
-fn transport_code(transport: Transport) -> &'static str {
+pub(super) fn transport_code(transport: Transport) -> &'static str {
     match transport {
         Transport::WebSocket => "w",
         Transport::Sse => "s",
@@ -690,7 +726,7 @@ fn transport_code(transport: Transport) -> &'static str {
     }
 }
 
-fn user_json(user: &User) -> String {
+pub(super) fn user_json(user: &User) -> String {
     serde_json::to_string(user).expect("users serialise")
 }
 
@@ -779,7 +815,7 @@ async fn serve(
 }
 
 /// What to do with a command's answer.
-enum Then {
+pub(super) enum Then {
     Nothing,
     Join {
         session: SessionId,
@@ -807,7 +843,7 @@ enum Then {
 }
 
 /// The most chats one call of the chat script carries.
-const CHATS_PER_CALL: usize = 64;
+pub(super) const CHATS_PER_CALL: usize = 64;
 
 /// Adds a script call to the pipeline.
 fn eval<'a>(
@@ -1085,7 +1121,7 @@ async fn run_batch(
 }
 
 /// Carries a batch out here alone, from the node's own members, and gives the connection up.
-fn give_up(
+pub(super) fn give_up(
     events: &dyn BrokerEvents,
     fallback: &Memory,
     batch: &mut Vec<Op>,
@@ -1134,7 +1170,7 @@ fn replication_id(info: &str) -> Arc<str> {
 }
 
 /// Users, one JSON per line (none for an empty text).
-fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
+pub(super) fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
     lines
         .split('\n')
         .filter(|l| !l.is_empty())
@@ -1142,7 +1178,7 @@ fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
         .collect()
 }
 
-fn join_answer(
+pub(super) fn join_answer(
     session: SessionId,
     room: RoomName,
     user: User,
@@ -1177,7 +1213,7 @@ fn join_answer(
 }
 
 /// The roster script's flat list (member, user JSON, ...) as session ids and users.
-fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
+pub(super) fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
     let flat: Vec<String> = ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
     flat.chunks(2)
         .map(|pair| match pair {
@@ -1196,7 +1232,7 @@ fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
 }
 
 /// Acts on one message from the bus or a backend topic.
-fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg) {
+pub(super) fn on_message(events: &dyn BrokerEvents, shared: &Shared, message: &::redis::Msg) {
     let channel = message.get_channel_name();
     let payload = message.get_payload_bytes();
     let topic = shared.topics.iter().find(|(c, _)| c == channel);

@@ -36,6 +36,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
+use ::redis::cluster_async::ClusterConnection;
 use ::redis::Script;
 use futures_util::StreamExt;
 use herald_protocol::document::{
@@ -226,7 +227,7 @@ impl Ctx {
 
     async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         doc: &DocId,
         after: u64,
         text: bool,
@@ -273,7 +274,7 @@ impl Ctx {
         })
     }
 
-    async fn publish(&self, conn: &mut MultiplexedConnection, message: &DocBusMessage) {
+    async fn publish(&self, conn: &mut Conn, message: &DocBusMessage) {
         let payload = encode_doc(message);
         let result: ::redis::RedisResult<i64> = ::redis::cmd("PUBLISH")
             .arg(&self.channel)
@@ -285,11 +286,7 @@ impl Ctx {
         }
     }
 
-    async fn handle(
-        &self,
-        conn: &mut MultiplexedConnection,
-        command: DocCommand,
-    ) -> ::redis::RedisResult<()> {
+    async fn handle(&self, conn: &mut Conn, command: DocCommand) -> ::redis::RedisResult<()> {
         match command {
             DocCommand::Open {
                 session,
@@ -348,7 +345,7 @@ impl Ctx {
 
     async fn open(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         session: DocSession,
         doc: DocId,
         user: Option<User>,
@@ -445,7 +442,7 @@ impl Ctx {
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         session: DocSession,
         doc: DocId,
         client: herald_protocol::document::ClientId,
@@ -566,13 +563,7 @@ impl Ctx {
 
     /// Acknowledges a resend through the bus, so that it reaches the author after the `doc_op`
     /// of the first commit (which its session may be about to get from another node).
-    async fn ack_again(
-        &self,
-        conn: &mut MultiplexedConnection,
-        doc: &DocId,
-        member: &str,
-        ack: &ServerMessage,
-    ) {
+    async fn ack_again(&self, conn: &mut Conn, doc: &DocId, member: &str, ack: &ServerMessage) {
         let message = DocBusMessage::To {
             doc: doc.clone(),
             member: member.to_owned(),
@@ -581,11 +572,7 @@ impl Ctx {
         self.publish(conn, &message).await;
     }
 
-    async fn snapshot(
-        &self,
-        conn: &mut MultiplexedConnection,
-        doc: &DocId,
-    ) -> ::redis::RedisResult<()> {
+    async fn snapshot(&self, conn: &mut Conn, doc: &DocId) -> ::redis::RedisResult<()> {
         let head = self.read(conn, doc, u64::MAX / 2, false, "").await?;
         let view = self.read(conn, doc, head.snap, true, "").await?;
         if let Some(text) = text_of(&view) {
@@ -604,7 +591,7 @@ impl Ctx {
 
     async fn cursor(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         session: DocSession,
         doc: DocId,
         version: u64,
@@ -724,18 +711,66 @@ fn text_of(view: &View) -> Option<String> {
     Some(text)
 }
 
+/// A connection to one Redis or to a Redis Cluster (whose client routes each script by its
+/// first key: a document's keys share the tag `{doc:D}`).
+#[derive(Clone)]
+enum Conn {
+    Server(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ::redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Cmd,
+    ) -> ::redis::RedisFuture<'a, ::redis::Value> {
+        match self {
+            Conn::Server(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<::redis::Value>> {
+        match self {
+            Conn::Server(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Server(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where the documents' Redis is.
+#[derive(Clone)]
+pub enum DocsSource {
+    /// One server, or a Sentinel's primary.
+    Server(super::RedisSource),
+    /// The seed nodes of a Redis Cluster (`redis://` URLs).
+    Cluster(Vec<String>),
+}
+
 /// The documents part of the Redis broker.
 pub struct RedisDocs {
     tx: mpsc::UnboundedSender<DocCommand>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<DocCommand>>>,
-    client: super::RedisSource,
+    client: DocsSource,
     prefix: String,
     node: String,
 }
 
 impl RedisDocs {
     /// Documents under `prefix` in the Redis of `client`, for node `node`.
-    pub fn new(client: super::RedisSource, prefix: &str, node: &str) -> Self {
+    pub fn new(client: DocsSource, prefix: &str, node: &str) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         RedisDocs {
             tx,
@@ -783,7 +818,7 @@ fn session_of(command: &DocCommand) -> (&DocSession, &DocId, Option<u64>) {
 /// Runs one document's commands in order; reports a broken connection.
 fn spawn_worker(
     ctx: Arc<Ctx>,
-    mut conn: MultiplexedConnection,
+    mut conn: Conn,
     broken: mpsc::Sender<()>,
 ) -> mpsc::UnboundedSender<DocCommand> {
     let (tx, mut rx) = mpsc::unbounded_channel::<DocCommand>();
@@ -809,20 +844,48 @@ fn spawn_worker(
     tx
 }
 
-async fn run(
-    source: super::RedisSource,
-    ctx: Arc<Ctx>,
-    mut rx: mpsc::UnboundedReceiver<DocCommand>,
-) {
-    loop {
-        let connected = async {
+/// Connects for commands and to the documents channel.
+async fn connect(
+    source: &DocsSource,
+    channel: &str,
+) -> ::redis::RedisResult<(Conn, futures_util::stream::BoxStream<'static, ::redis::Msg>)> {
+    match source {
+        DocsSource::Server(source) => {
             let client = source().await?;
             let conn = client.get_multiplexed_async_connection().await?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&ctx.channel).await?;
-            ::redis::RedisResult::Ok((conn, pubsub.into_on_message()))
+            pubsub.subscribe(channel).await?;
+            Ok((Conn::Server(conn), pubsub.into_on_message().boxed()))
         }
-        .await;
+        DocsSource::Cluster(nodes) => {
+            let (tx, rx) = mpsc::unbounded_channel::<::redis::PushInfo>();
+            let client = ::redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                .use_protocol(::redis::ProtocolVersion::RESP3)
+                .push_sender(tx)
+                .build()?;
+            let mut conn = client.get_async_connection().await?;
+            // The documents channel is a plain one: the cluster carries it to every shard.
+            conn.subscribe(channel).await?;
+            let messages = futures_util::stream::unfold(rx, |mut rx| async move {
+                loop {
+                    let push = rx.recv().await?;
+                    if push.kind == ::redis::PushKind::Disconnection {
+                        // Ends the reader, so the task reconnects.
+                        return None;
+                    }
+                    if let Some(message) = ::redis::Msg::from_push_info(push) {
+                        return Some((message, rx));
+                    }
+                }
+            });
+            Ok((Conn::Cluster(conn), messages.boxed()))
+        }
+    }
+}
+
+async fn run(source: DocsSource, ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<DocCommand>) {
+    loop {
+        let connected = connect(&source, &ctx.channel).await;
         match connected {
             Ok((conn, mut messages)) => {
                 let reader_ctx = ctx.clone();

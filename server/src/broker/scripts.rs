@@ -94,7 +94,7 @@ end
 /// How long a silent room keeps its stream position, in seconds.
 pub const POSITION_TTL_SECS: u64 = 86_400;
 
-fn with_presence(body: &str) -> String {
+pub(super) fn with_presence(body: &str) -> String {
     format!("{PRESENCE}\nlocal POSITION_TTL = {POSITION_TTL_SECS}\n{body}")
 }
 
