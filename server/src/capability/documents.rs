@@ -40,6 +40,10 @@ struct Reader {
     floor: Option<u64>,
     /// Frames that came before the answer, with their version (`None`: not numbered).
     early: Vec<(Option<u64>, Utf8Bytes)>,
+    /// The other participants it knows of (from `doc_opened`, then `doc_joined` and
+    /// `doc_left`): a cluster's bus can bring a `doc_joined` of someone the answer already
+    /// listed, or a `doc_left` of someone it never listed; those are not sent.
+    peers: HashSet<String>,
 }
 
 impl Reader {
@@ -63,7 +67,35 @@ impl Reader {
             self.early.push((None, frame.clone()));
             return false;
         }
+        if !self.changes_peers(frame) {
+            return false;
+        }
         self.session.push(frame.clone())
+    }
+
+    /// Whether a frame is news to this reader: a `doc_joined` of a peer it does not know yet,
+    /// a `doc_left` of one it knows, or any other frame.
+    fn changes_peers(&mut self, frame: &Utf8Bytes) -> bool {
+        let text = frame.as_str();
+        if !text.starts_with(r#"{"type":"doc_joined""#)
+            && !text.starts_with(r#"{"type":"doc_left""#)
+        {
+            return true;
+        }
+        match serde_json::from_str::<ServerMessage>(text) {
+            Ok(ServerMessage::DocJoined { peer, .. }) => self.peers.insert(peer.0),
+            Ok(ServerMessage::DocLeft { peer, .. }) => self.peers.remove(&peer.0),
+            _ => true,
+        }
+    }
+
+    /// Starts the view of the other participants from a `doc_opened` answer.
+    fn opened(&mut self, frame: &Utf8Bytes) {
+        if let Ok(ServerMessage::DocOpened { participants, .. }) =
+            serde_json::from_str::<ServerMessage>(frame.as_str())
+        {
+            self.peers = participants.into_iter().map(|p| p.peer.0).collect();
+        }
     }
 }
 
@@ -179,6 +211,7 @@ impl Capability for Documents {
                             session: session.clone(),
                             floor: None,
                             early: Vec::new(),
+                            peers: HashSet::new(),
                         },
                     );
                 }
@@ -306,6 +339,7 @@ impl Capability for Documents {
                     return true;
                 };
                 sent += usize::from(reader.session.push(frame.clone()));
+                reader.opened(frame);
                 // Each answer restarts the session's view from its version.
                 reader.floor = Some(reader.floor.map_or(*version, |f| f.max(*version)));
                 for (number, frame) in std::mem::take(&mut reader.early) {
