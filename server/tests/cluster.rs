@@ -8,27 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{
-    names, nginx, nginx_path, node, node_on, prefix, wait_broker, OwnRedis, REDIS,
+    join, names, nginx, nginx_path, node, node_on, prefix, recv_of, wait_broker, OwnRedis, REDIS,
 };
-use common::{health, post, Client, Events, Server};
-use serde_json::{json, Value};
-
-/// The next frame of one of these types, skipping presence and typing noise.
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
-}
-
-async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
-}
+use common::{health, post, Client, Events};
+use serde_json::json;
 
 #[tokio::test]
 async fn chat_and_presence_span_nodes_in_one_order() {

@@ -5,39 +5,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{names, node_on, prefix, redis_cli, wait_broker};
-use common::{health, Client, Server};
-use serde_json::{json, Value};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::cluster::{
+    eventually, free_port, join, names, node_on, prefix, recv_of, redis_cli, wait_broker, Proc,
+    TempDir,
+};
+use common::health;
+use serde_json::json;
 
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -67,31 +43,6 @@ fn redis_server(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
         .expect("redis-server is installed");
     wait_port(port);
     Proc(child)
-}
-
-/// Polls `check` until it holds, for at most `within`.
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
-}
-
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
 }
 
 #[tokio::test]

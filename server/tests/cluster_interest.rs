@@ -8,26 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{node, prefix, redis_cli, wait_broker};
-use common::{metric, Client, Server};
-use serde_json::{json, Value};
-
-async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
-}
-
-/// The next frame of one of these types, skipping presence and typing noise.
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
-}
+use common::cluster::{join, node, prefix, recv_of, redis_cli, wait_broker};
+use common::metric;
+use serde_json::json;
 
 /// How many connections (nodes) Redis has subscribed to a channel.
 fn subscribers(channel: &str) -> u64 {

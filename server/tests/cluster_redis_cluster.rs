@@ -11,7 +11,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{names, node_on, prefix, redis_cli};
+use common::cluster::{free_port, join, names, node_on, prefix, recv_of, redis_cli};
 use common::poller::Poller;
 use common::{health, metric, post, Client, Server};
 use serde_json::{json, Value};
@@ -107,38 +107,8 @@ impl Drop for RedisCluster {
     }
 }
 
-/// A free port whose cluster bus port (+10000) is free and valid too.
-fn free_port() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn node(cluster: &RedisCluster, p: &str, extra: &[&str]) -> Server {
     node_on(&cluster.url(), p, extra)
-}
-
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
-}
-
-async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
 }
 
 #[tokio::test]

@@ -8,45 +8,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{names, node_on, prefix, redis_cli, wait_broker};
-use common::{health, Client, Server};
-use serde_json::{json, Value};
-
-/// A free port whose cluster bus port (+10000) is free and valid too.
-fn free_port() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A redis-server killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::cluster::{
+    eventually, free_port, join, names, node_on, prefix, recv_of, redis_cli, wait_broker, Proc,
+    TempDir,
+};
+use common::health;
+use serde_json::json;
 
 fn cluster_node(port: u16, dir: &std::path::Path) -> Proc {
     let own = dir.join(port.to_string());
@@ -78,30 +48,6 @@ fn cluster_node(port: u16, dir: &std::path::Path) -> Proc {
         std::thread::sleep(Duration::from_millis(20));
     }
     Proc(child)
-}
-
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
-}
-
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
 }
 
 /// The port of the primary serving `slot`, and of its replica, from `CLUSTER NODES`.

@@ -6,27 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{node_on, prefix, redis_cli, wait_broker, OwnRedis, REDIS};
+use common::cluster::{join, node_on, prefix, recv_of, redis_cli, wait_broker, OwnRedis, REDIS};
 use common::Client;
 use common::{health, metric};
-use serde_json::{json, Value};
-
-async fn join(server: &common::Server, room: &str, user: &str) -> (Client, Value) {
-    let mut c = server.client().await;
-    c.send(json!({"type":"join","room":room,"user":user})).await;
-    let joined = c.recv_type("room_joined").await;
-    (c, joined)
-}
-
-/// The next frame of one of these types.
-async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
-            return frame;
-        }
-    }
-}
+use serde_json::json;
 
 fn keys(port: u16, pattern: &str) -> Vec<String> {
     let mut keys: Vec<String> = redis_cli(port, &["--scan", "--pattern", pattern])

@@ -423,7 +423,14 @@ impl Broker for Redis {
         );
         match &self.task {
             Task::Here(target) => {
-                tokio::spawn(supervise(target.clone(), shared, events, fallback, slot));
+                let target = target.clone();
+                tokio::spawn(supervise(
+                    shared,
+                    events,
+                    fallback,
+                    slot,
+                    move |s, e, f, l| run(target.clone(), s, e, f, l),
+                ));
             }
             Task::Other(runner) => {
                 tokio::spawn(runner(shared, events, fallback, slot));
@@ -499,38 +506,86 @@ impl Broker for Redis {
 }
 
 /// Runs the broker task, and runs it again if it dies.
-async fn supervise(
-    client: Target,
+/// Runs a broker task (`run`: one server's, or a Redis Cluster's), and runs it again with the
+/// same queue if it dies.
+pub(super) async fn supervise<F, Fut>(
     shared: Arc<Shared>,
     events: Weak<dyn BrokerEvents>,
     fallback: Arc<Memory>,
     slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
-) {
+    run: F,
+) where
+    F: Fn(Arc<Shared>, Weak<dyn BrokerEvents>, Arc<Memory>, Lease) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let Some(rx) = slot.lock().take() else { return };
         let lease = Lease {
             rx: Some(rx),
             slot: slot.clone(),
         };
-        let task = tokio::spawn(run(
-            client.clone(),
-            shared.clone(),
-            events.clone(),
-            fallback.clone(),
-            lease,
-        ));
+        let task = tokio::spawn(run(shared.clone(), events.clone(), fallback.clone(), lease));
         match task.await {
             Ok(()) => return,
             Err(e) => {
-                shared.up.store(false, Ordering::Release);
-                shared.leader.store(false, Ordering::Release);
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "the cluster broker task died; restarting it");
-                if let Some(events) = events.upgrade() {
-                    fallback.seed(&events.local_state());
-                    events.reset();
-                }
+                disconnected(&shared, &events, &fallback);
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The connection to Redis is gone: this node serves alone from what it holds, and its
+/// presence numbering starts over.
+pub(super) fn disconnected(shared: &Shared, events: &Weak<dyn BrokerEvents>, fallback: &Memory) {
+    shared.up.store(false, Ordering::Release);
+    shared.leader.store(false, Ordering::Release);
+    if let Some(events) = events.upgrade() {
+        fallback.seed(&events.local_state());
+        events.reset();
+    }
+}
+
+/// After a connection ended: whether to try again (`false` when the broker stops).
+pub(super) fn ended(end: End) -> bool {
+    match end {
+        End::Stop => false,
+        End::Lost(why) => {
+            tracing::warn!(error = %why, "cluster broker lost; serving this node alone");
+            true
+        }
+    }
+}
+
+/// Until `backoff` has passed, carries commands out here alone; `false` when the broker
+/// stops meanwhile.
+pub(super) async fn alone(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Op>,
+    fallback: &Memory,
+    backoff: Duration,
+) -> bool {
+    let wait = tokio::time::sleep(backoff);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return true,
+            op = rx.recv() => {
+                let Some(op) = op else { return false };
+                took(shared, 1);
+                match op {
+                    Op::Shutdown(done) => {
+                        let _ = done.send(());
+                        return false;
+                    }
+                    Op::Command(command) => fallback.submit(command),
+                    Op::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                    Op::Online { .. } | Op::Offline { .. } => {}
+                }
             }
         }
     }
@@ -570,43 +625,16 @@ async fn run(
                     interest: &mut interest,
                 };
                 let end = serve(&mut link, stream, &shared, &events, &fallback, lease.rx()).await;
-                shared.up.store(false, Ordering::Release);
-                shared.leader.store(false, Ordering::Release);
-                if let Some(events) = events.upgrade() {
-                    fallback.seed(&events.local_state());
-                    events.reset();
-                }
-                match end {
-                    End::Stop => return,
-                    End::Lost(why) => {
-                        tracing::warn!(error = %why, "cluster broker lost; serving this node alone")
-                    }
+                disconnected(&shared, &events, &fallback);
+                if !ended(end) {
+                    return;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cluster broker unreachable; retrying"),
         }
         // Until the next attempt, commands are carried out here alone.
-        let wait = tokio::time::sleep(backoff);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = &mut wait => break,
-                op = lease.rx().recv() => {
-                    let Some(op) = op else { return };
-                    took(&shared, 1);
-                    match op {
-                        Op::Shutdown(done) => {
-                            let _ = done.send(());
-                            return;
-                        }
-                        Op::Command(command) => fallback.submit(command),
-                        Op::Barrier(done) => {
-                            let _ = done.send(());
-                        }
-                        Op::Online { .. } | Op::Offline { .. } => {}
-                    }
-                }
-            }
+        if !alone(&shared, lease.rx(), &fallback, backoff).await {
+            return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }

@@ -36,10 +36,11 @@ use super::cluster_scripts::{self as cs, user_tag};
 use super::interest::Interest;
 use super::memory::Memory;
 use super::redis::{
-    give_up, join_answer, on_message, roster_answer, scripts_loaded, took, transport_code,
-    user_json, users_from_lines, End, Lease, Op, Redis, Runner, Shared, Then, CHATS_PER_CALL,
+    alone, disconnected, ended, give_up, join_answer, on_message, roster_answer, scripts_loaded,
+    supervise, took, transport_code, user_json, users_from_lines, End, Lease, Op, Redis, Runner,
+    Shared, Then, CHATS_PER_CALL,
 };
-use super::{bus, Broker, BrokerEvents, Command, LocalState};
+use super::{bus, BrokerEvents, Command, LocalState};
 use crate::config::Config;
 use crate::ids::new_epoch;
 
@@ -79,7 +80,14 @@ pub fn new(config: &Config, url: &str) -> anyhow::Result<Redis> {
     let nodes = parse(url)?;
     let docs = super::redis_docs::DocsSource::Cluster(nodes.clone());
     let runner: Runner = Box::new(move |shared, events, fallback, slot| {
-        Box::pin(supervise(nodes.clone(), shared, events, fallback, slot))
+        let nodes = nodes.clone();
+        Box::pin(supervise(
+            shared,
+            events,
+            fallback,
+            slot,
+            move |s, e, f, l| run(nodes.clone(), s, e, f, l),
+        ))
     });
     Ok(Redis::with_runner(config, url, runner, docs))
 }
@@ -233,43 +241,6 @@ fn call(script: &::redis::Script, key: &str) -> ::redis::Cmd {
 }
 
 /// Runs the broker task, and runs it again if it dies.
-async fn supervise(
-    nodes: Vec<String>,
-    shared: Arc<Shared>,
-    events: Weak<dyn BrokerEvents>,
-    fallback: Arc<Memory>,
-    slot: Arc<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Op>>>>,
-) {
-    loop {
-        let Some(rx) = slot.lock().take() else { return };
-        let lease = Lease {
-            rx: Some(rx),
-            slot: slot.clone(),
-        };
-        let task = tokio::spawn(run(
-            nodes.clone(),
-            shared.clone(),
-            events.clone(),
-            fallback.clone(),
-            lease,
-        ));
-        match task.await {
-            Ok(()) => return,
-            Err(e) => {
-                shared.up.store(false, Ordering::Release);
-                shared.leader.store(false, Ordering::Release);
-                shared.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "the cluster broker task died; restarting it");
-                if let Some(events) = events.upgrade() {
-                    fallback.seed(&events.local_state());
-                    events.reset();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 /// The connected task's state.
 struct Link {
     conn: ClusterConnection,
@@ -296,42 +267,16 @@ async fn run(
                 shared.up.store(true, Ordering::Release);
                 tracing::info!(node = %shared.node_id, "cluster broker connected (Redis Cluster)");
                 let end = serve(&mut link, pushes, &shared, &events, &fallback, lease.rx()).await;
-                shared.up.store(false, Ordering::Release);
-                shared.leader.store(false, Ordering::Release);
-                if let Some(events) = events.upgrade() {
-                    fallback.seed(&events.local_state());
-                    events.reset();
-                }
-                match end {
-                    End::Stop => return,
-                    End::Lost(why) => {
-                        tracing::warn!(error = %why, "cluster broker lost; serving this node alone")
-                    }
+                disconnected(&shared, &events, &fallback);
+                if !ended(end) {
+                    return;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Redis Cluster unreachable; retrying"),
         }
-        let wait = tokio::time::sleep(backoff);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = &mut wait => break,
-                op = lease.rx().recv() => {
-                    let Some(op) = op else { return };
-                    took(&shared, 1);
-                    match op {
-                        Op::Shutdown(done) => {
-                            let _ = done.send(());
-                            return;
-                        }
-                        Op::Command(command) => fallback.submit(command),
-                        Op::Barrier(done) => {
-                            let _ = done.send(());
-                        }
-                        Op::Online { .. } | Op::Offline { .. } => {}
-                    }
-                }
-            }
+        // Until the next attempt, commands are carried out here alone.
+        if !alone(&shared, lease.rx(), &fallback, backoff).await {
+            return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }

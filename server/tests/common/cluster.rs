@@ -4,9 +4,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{health, Server};
+use super::{health, Client, Server};
 
 /// The Redis every machine here runs; tests on it use their own key prefixes.
 pub const REDIS: &str = "redis://127.0.0.1:6379";
@@ -166,7 +166,7 @@ impl Drop for Nginx {
 }
 
 /// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
+pub struct TempDir(pub std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -242,5 +242,56 @@ http {{
         child,
         port,
         _dir: TempDir(dir),
+    }
+}
+
+/// Joins `room` as `user` on a new connection; the connection and its `room_joined`.
+pub async fn join(server: &Server, room: &str, user: &str) -> (Client, Value) {
+    let mut c = server.client().await;
+    c.send(json!({"type":"join","room":room,"user":user})).await;
+    let joined = c.recv_type("room_joined").await;
+    (c, joined)
+}
+
+/// The next frame of one of these types, skipping others.
+pub async fn recv_of(client: &mut Client, kinds: &[&str]) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if kinds.contains(&frame["type"].as_str().unwrap_or("")) {
+            return frame;
+        }
+    }
+}
+
+/// A free port whose cluster bus port (+10000) is free and valid too.
+pub fn free_port() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` (outside state, such as a Redis role) until it holds, for at most `within`.
+pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
