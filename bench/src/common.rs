@@ -160,6 +160,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Opens the measurement window `warmup` from now, for `duration`; returns its start (ns).
+    pub fn open_window(&self, warmup: Duration, duration: Duration) -> u64 {
+        let start = now_ns() + warmup.as_nanos() as u64;
+        self.window_start.store(start, Ordering::Relaxed);
+        self.window_end
+            .store(start + duration.as_nanos() as u64, Ordering::Relaxed);
+        start
+    }
+
     pub fn new() -> Metrics {
         Metrics {
             window_start: AtomicU64::new(u64::MAX),
@@ -275,6 +284,28 @@ pub fn latency_json(h: &Histogram<u64>) -> Value {
         "max_us": us(h.max()),
         "mean_us": (h.mean() / 100.0).round() / 10.0,
     })
+}
+
+/// Waits out the warm-up, then reads the server's CPU (and the generator's) over the measured
+/// window that follows it.
+pub async fn measure_cpu(pid: Option<u32>, warmup: Duration, duration: Duration) -> Value {
+    tokio::time::sleep(warmup).await;
+    let probe = ProcProbe::start(pid);
+    tokio::time::sleep(duration).await;
+    probe.cpu_json()
+}
+
+/// The errors of poster tasks once the run is over (one still running counts as one).
+pub async fn poster_errors(posters: Vec<tokio::task::JoinHandle<Result<()>>>) -> Vec<String> {
+    let mut errors = Vec::new();
+    for p in posters {
+        match tokio::time::timeout(Duration::from_secs(5), p).await {
+            Ok(Ok(Err(e))) => errors.push(format!("{e:#}")),
+            Err(_) => errors.push("poster still running after drain".to_owned()),
+            _ => {}
+        }
+    }
+    errors
 }
 
 /// Server figures read from `/proc` (when its pid is known) and the generator's own CPU use.

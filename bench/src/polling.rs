@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
 use crate::account::{Counts, Receiver, Verdict};
-use crate::common::{latency_json, now_ns, ns_at, r1, wait_until, Metrics, Net, ProcProbe};
+use crate::common::{latency_json, ns_at, r1, wait_until, Metrics, Net};
 
 /// Which server dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,15 +407,9 @@ pub async fn run_polling(net: Arc<Net>, cfg: PollConfig, pid: Option<u32>) -> Re
     let setup_secs = t0.elapsed().as_secs_f64();
     // Let the joins settle (their presence frames are polled away) before the window.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let start = now_ns() + cfg.warmup.as_nanos() as u64;
-    m.window_start.store(start, Ordering::Relaxed);
-    m.window_end
-        .store(start + cfg.duration.as_nanos() as u64, Ordering::Relaxed);
+    m.open_window(cfg.warmup, cfg.duration);
     let _ = start_tx.send(true);
-    tokio::time::sleep(cfg.warmup).await;
-    let probe = ProcProbe::start(pid);
-    tokio::time::sleep(cfg.duration).await;
-    let cpu = probe.cpu_json();
+    let cpu = crate::common::measure_cpu(pid, cfg.warmup, cfg.duration).await;
     tokio::time::sleep(cfg.drain).await;
     let _ = stop_tx.send(true);
     crate::common::join_tasks(tasks).await;

@@ -18,7 +18,7 @@ use tokio::sync::{watch, Semaphore};
 use herald_protocol::event_stream::{SseEvent, SseParser};
 
 use crate::account::{Counts, Receiver, Verdict};
-use crate::common::{latency_json, now_ns, ns_at, r1, wait_until, Metrics, Net, ProcProbe};
+use crate::common::{latency_json, ns_at, r1, wait_until, Metrics, Net};
 
 #[derive(Debug, Clone)]
 pub struct SseConfig {
@@ -220,10 +220,7 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_open = pid.and_then(crate::sys::rss_kib);
 
-    let start = now_ns() + cfg.warmup.as_nanos() as u64;
-    m.window_start.store(start, Ordering::Relaxed);
-    m.window_end
-        .store(start + cfg.duration.as_nanos() as u64, Ordering::Relaxed);
+    m.open_window(cfg.warmup, cfg.duration);
     let http_errors = Arc::new(AtomicU64::new(0));
     let mut posters = Vec::new();
     for p in 0..cfg.posters {
@@ -236,20 +233,10 @@ pub async fn run_sse(net: Arc<Net>, cfg: SseConfig, pid: Option<u32>) -> Result<
             http_errors.clone(),
         )));
     }
-    tokio::time::sleep(cfg.warmup).await;
-    let probe = ProcProbe::start(pid);
-    tokio::time::sleep(cfg.duration).await;
-    let cpu = probe.cpu_json();
+    let cpu = crate::common::measure_cpu(pid, cfg.warmup, cfg.duration).await;
     tokio::time::sleep(cfg.drain).await;
     let _ = stop_tx.send(true);
-    let mut poster_errors = Vec::new();
-    for p in posters {
-        match tokio::time::timeout(Duration::from_secs(5), p).await {
-            Ok(Ok(Err(e))) => poster_errors.push(format!("{e:#}")),
-            Err(_) => poster_errors.push("poster still running after drain".to_owned()),
-            _ => {}
-        }
-    }
+    let poster_errors = crate::common::poster_errors(posters).await;
     crate::common::join_tasks(tasks).await;
     let secs = cfg.duration.as_secs_f64();
     let connected = streams.load(Ordering::Relaxed);

@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
 use crate::account::{Counts, Layout, Receiver, Verdict};
-use crate::common::{
-    latency_json, now_ns, ns_at, r1, r2, wait_quiet, wait_until, Metrics, Net, ProcProbe,
-};
+use crate::common::{latency_json, now_ns, ns_at, r1, r2, wait_quiet, wait_until, Metrics, Net};
 
 use crate::rawws::{Frame, RawWs};
 
@@ -390,16 +388,9 @@ pub async fn run_rooms(net: Arc<Net>, cfg: RoomsConfig, pid: Option<u32>) -> Res
     let settle_secs = t_join.elapsed().as_secs_f64() - join_secs;
     let rss_joined = pid.and_then(crate::sys::rss_kib);
 
-    let start = now_ns() + cfg.warmup.as_nanos() as u64;
-    ctx.m.window_start.store(start, Ordering::Relaxed);
-    ctx.m
-        .window_end
-        .store(start + cfg.duration.as_nanos() as u64, Ordering::Relaxed);
+    ctx.m.open_window(cfg.warmup, cfg.duration);
     let _ = phase_tx.send(RUN);
-    tokio::time::sleep(cfg.warmup).await;
-    let probe = ProcProbe::start(pid);
-    tokio::time::sleep(cfg.duration).await;
-    let cpu = probe.cpu_json();
+    let cpu = crate::common::measure_cpu(pid, cfg.warmup, cfg.duration).await;
     let rss_end = pid.and_then(crate::sys::rss_kib);
     tokio::time::sleep(cfg.drain).await;
     let _ = phase_tx.send(STOP);
@@ -520,10 +511,7 @@ pub async fn run_handshakes(
             }
         }));
     }
-    tokio::time::sleep(warmup).await;
-    let probe = ProcProbe::start(pid);
-    tokio::time::sleep(duration).await;
-    let cpu = probe.cpu_json();
+    let cpu = crate::common::measure_cpu(pid, warmup, duration).await;
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
     }
