@@ -320,6 +320,10 @@ pub fn asyncapi() -> Value {
         ("PointsRequest", "points-request", None),
         ("PointsResponse", "points-response", Some(200)),
         ("TopicStreamPoints", "topic-stream-points", None),
+        ("PollOpened", "poll-opened", Some(200)),
+        ("PollAnswer", "poll-answer", Some(200)),
+        ("PollSend", "poll-send", None),
+        ("PollSent", "poll-sent", Some(200)),
     ];
     for (name, stem, status) in http {
         let schema = components.top_level(stem);
@@ -345,6 +349,8 @@ pub fn asyncapi() -> Value {
     let updates = names(&["UpdateRequest", "UpdateResponse", "ErrorResponse"]);
     let streams = names(&["StreamSpec", "StreamCreated", "ErrorResponse"]);
     let points = names(&["PointsRequest", "PointsResponse", "ErrorResponse"]);
+    let poll_open = names(&["PollOpened", "ErrorResponse"]);
+    let poll_session = names(&["PollAnswer", "PollSend", "PollSent", "ErrorResponse"]);
 
     let websocket_channel = |address: &str| {
         json!({
@@ -452,6 +458,38 @@ pub fn asyncapi() -> Value {
             "PointsResponse",
             "Capability `streams`: publish one point or a batch into a stream; subscribers get \
              them as `stream_point` (404 `stream_not_found` for an unknown stream).",
+        ),
+    );
+
+    operations.insert(
+        "pollOpen".to_owned(),
+        json!({
+            "action": "send",
+            "channel": { "$ref": "#/channels/pollOpen" },
+            "summary": "Capability `long-polling`: the answer to `POST /poll`, a new session.",
+            "messages": refs("#/channels/pollOpen/messages", &["PollOpened".to_owned()]),
+            "bindings": { "http": { "method": "POST", "bindingVersion": "0.3.0" } },
+        }),
+    );
+    operations.insert(
+        "pollFrames".to_owned(),
+        json!({
+            "action": "send",
+            "channel": { "$ref": "#/channels/pollSession" },
+            "summary": "Capability `long-polling`: the answer to `GET /poll/{session}?ack=N`: \
+                        frames after the cursor, kept until a later poll acknowledges them.",
+            "messages": refs("#/channels/pollSession/messages", &["PollAnswer".to_owned()]),
+            "bindings": { "http": { "method": "GET", "bindingVersion": "0.3.0" } },
+        }),
+    );
+    operations.insert(
+        "pollSend".to_owned(),
+        publish_operation(
+            "pollSession",
+            "PollSend",
+            "PollSent",
+            "Capability `long-polling`: numbered client frames; a retried number is applied \
+             once and answered the same.",
         ),
     );
 
@@ -593,6 +631,24 @@ pub fn asyncapi() -> Value {
                 "messages": channel_messages(&points),
             },
             "streamPointsTopic": topic_channel("stream.points", "TopicStreamPoints", "Topic stream.points"),
+            "pollOpen": {
+                "address": "/poll",
+                "title": "POST /poll",
+                "description": "Capability `long-polling`: opens a polling session (PROTOCOL.md \
+                    section 10); the answer carries the session's secret id and its first frames.",
+                "servers": [{ "$ref": "#/servers/http" }],
+                "messages": channel_messages(&poll_open),
+            },
+            "pollSession": {
+                "address": "/poll/{session}",
+                "title": "GET, POST and DELETE /poll/{session}",
+                "description": "Capability `long-polling`: `GET ?ack=N` polls (held until frames \
+                    come or the hold ends), `POST` sends numbered frames, `DELETE` ends the \
+                    session. The frames are the WebSocket's own.",
+                "servers": [{ "$ref": "#/servers/http" }],
+                "parameters": { "session": { "description": "The session's secret id." } },
+                "messages": channel_messages(&poll_session),
+            },
         },
         "operations": operations,
         "components": {
