@@ -145,6 +145,7 @@ fn hint_for_frame(value: &Value) -> Option<String> {
     let (required, optional): (&[&str], &[&str]) = match ty {
         "welcome" => (&["clientId"], &["protocol", "capabilities"]),
         "room_joined" => (&["room", "users"], &["epoch", "offset", "recovered"]),
+        "room_resumed" => (&["room", "epoch", "offset", "recovered"], &[]),
         "user_joined" => (&["user", "users"], &["room"]),
         "room_left" => (&["room"], &[]),
         "user_left" => (&["user"], &["room"]),

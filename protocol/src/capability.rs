@@ -67,7 +67,12 @@ pub const CAPABILITIES: &[Capability] = &[
         name: name::RECOVERY,
         summary: "A client that reconnects to a room gets the messages it missed, in order, \
                   before live ones, or is told that this was impossible.",
-        adds: &["join.since", "room_joined.epoch", "room_joined.recovered"],
+        adds: &[
+            "join.since",
+            "room_joined.epoch",
+            "room_joined.recovered",
+            "room_resumed (server)",
+        ],
         status: Status::Stable,
     },
     Capability {

@@ -340,6 +340,23 @@ pub enum ServerMessage {
         /// The result's position in the stream.
         offset: u64,
     },
+    /// Capability `recovery`: this connection's room stream was interrupted on the server (its
+    /// node lost the cluster's broker, or the room's stream started over) while the client
+    /// stayed connected. Like `room_joined` with `since`: `recovered: true` when every chat the
+    /// client missed follows, in order, then live ones (nothing lost, nothing twice); `false`
+    /// when some were lost and are not replayed. `epoch` and `offset` are the client's new
+    /// position: live chats after `offset` follow.
+    RoomResumed {
+        /// The room.
+        room: RoomName,
+        /// The epoch of the room's message stream from now on.
+        epoch: String,
+        /// The room's offset when the server resumed it: with `recovered: true` the missed chats
+        /// up to it follow first; every chat after it follows in any case.
+        offset: u64,
+        /// Whether every missed chat follows.
+        recovered: bool,
+    },
     /// Something the client sent could not be acted on; the connection stays open.
     Error {
         /// A human-readable text. The chapter's texts (`Invalid message format`,

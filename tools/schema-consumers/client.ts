@@ -51,6 +51,9 @@ export function handle(message: ServerMessage): string | undefined {
     case 'room_joined':
       // epoch and offset come with the `recovery` and `offsets` capabilities only.
       return `joined ${message.room} (${message.users.map(nameOf).join(', ')})${message.epoch !== undefined && message.epoch !== null ? ` at ${message.epoch}/${message.offset ?? 0}` : ''}`;
+    case 'room_resumed':
+      // Capability `recovery`: the connection stayed open and the server resumed the room.
+      return `${message.room} resumed at ${message.epoch}/${message.offset}${message.recovered ? '' : ' (some messages may be missing)'}`;
     case 'user_joined':
       return `${nameOf(message.user)} joined; ${message.users.length} here`;
     case 'room_left':
