@@ -6,6 +6,15 @@
 //! broker's answer, so the joiner gets the answer, the replay, then those messages past the
 //! answer's offset, and only later ones after that. Nothing missed, nothing twice.
 //!
+//! Each member keeps its own position (epoch, offset of the last message it got). A message
+//! that does not follow it (a gap in the offsets, or another epoch: the node was cut off from
+//! its broker, or the stream started over) is not delivered to it: the member waits while the
+//! broker is asked for what followed its position ([`Command::CatchUp`], one per position, not
+//! per member), the room keeps what crosses the answer as for a join, and the answer gives the
+//! member `room_resumed` with the replay (`recovered: true`) or without (`false`), then what
+//! crossed it. A client counting offsets never sees a discontinuity that a `room_resumed` did
+//! not announce.
+//!
 //! Rooms live in a sharded map; each room has its own lock, held only while its members change
 //! and while encoded frames are pushed onto member queues (which never blocks). No lock here is
 //! held across an `.await` or a socket write, and the map's shard lock is never taken while a
@@ -18,7 +27,7 @@ use dashmap::DashMap;
 use herald_protocol::{RoomName, User};
 use parking_lot::Mutex;
 
-use crate::broker::{JoinAnswer, PresenceChange};
+use crate::broker::{CatchUpAnswer, Command, JoinAnswer, PresenceChange};
 use crate::session::Session;
 use crate::wire::Utf8Bytes;
 
@@ -34,9 +43,14 @@ pub struct Member {
     pub session: Arc<Session>,
     /// The user it joined as.
     pub user: User,
-    /// Room messages up to this offset reached it before it became a member (by the answer's
-    /// offset or replay); only later ones are delivered.
+    /// The epoch of its position.
+    epoch: Arc<str>,
+    /// Its position: room messages up to this offset reached it (before it became a member by
+    /// the answer's offset or replay, or since); only the next one is delivered to it as is.
     floor: u64,
+    /// Its stream was interrupted and a catch-up from its position is on its way: nothing is
+    /// delivered to it until the answer.
+    waiting: bool,
     /// Presence changes up to this sequence number are in what it was told already.
     presence_floor: u64,
     /// It takes presence as diffs.
@@ -47,7 +61,7 @@ pub struct Member {
 struct RoomState {
     members: Vec<Member>,
     /// The stream position of the last message delivered here.
-    epoch: String,
+    epoch: Arc<str>,
     offset: u64,
     /// Messages delivered while joins were pending, for them.
     crossing: VecDeque<(u64, Utf8Bytes)>,
@@ -56,8 +70,10 @@ struct RoomState {
     /// Presence changes delivered while joins were pending: sequence, session it concerns,
     /// frame.
     crossing_presence: VecDeque<PresenceChange>,
-    /// Joins sent to the broker and not answered yet; the room is kept meanwhile.
+    /// Joins and catch-ups sent to the broker and not answered yet; the room is kept meanwhile.
     pending: u32,
+    /// The positions catch-ups were asked from and not answered yet.
+    catching: Vec<(Arc<str>, u64)>,
     /// Dropped from the map; a late caller must look it up again.
     removed: bool,
 }
@@ -76,6 +92,55 @@ pub struct Hub {
     rooms: DashMap<RoomName, Arc<Room>, ahash::RandomState>,
     users: DashMap<String, Vec<Arc<Session>>>,
     sessions: DashMap<Arc<str>, Arc<Session>>,
+}
+
+/// What delivering a room message did.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// How many members it was queued to.
+    pub sent: usize,
+    /// Catch-ups to ask the broker for: members whose position the message does not follow.
+    pub catch_up: Vec<Command>,
+}
+
+/// Whether two epochs are the same (the same allocation, usually).
+fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+impl RoomState {
+    /// Asks for a catch-up from each of `positions` (where members now wait) that has none on
+    /// its way.
+    fn ask(&mut self, room: &RoomName, positions: Vec<(Arc<str>, u64)>) -> Vec<Command> {
+        let mut asked = Vec::new();
+        for (epoch, after) in positions {
+            if self
+                .catching
+                .iter()
+                .any(|(e, o)| *o == after && same(e, &epoch))
+            {
+                continue;
+            }
+            self.pending += 1;
+            asked.push(Command::CatchUp {
+                room: room.clone(),
+                epoch: epoch.to_string(),
+                after,
+            });
+            self.catching.push((epoch, after));
+        }
+        asked
+    }
+
+    /// Makes every member that is not waiting wait, asking for catch-ups from their positions.
+    fn interrupt(&mut self, room: &RoomName) -> Vec<Command> {
+        let mut positions = Vec::new();
+        for member in self.members.iter_mut().filter(|m| !m.waiting) {
+            member.waiting = true;
+            positions.push((member.epoch.clone(), member.floor));
+        }
+        self.ask(room, positions)
+    }
 }
 
 /// Pushes to a member unless it is `except`; returns 1 when pushed.
@@ -217,8 +282,10 @@ impl Hub {
             state.pending = state.pending.saturating_sub(1);
             let wanted = still_wanted();
             if wanted {
-                if state.epoch != answer.epoch {
-                    state.epoch = answer.epoch.clone();
+                if *state.epoch != *answer.epoch {
+                    // Members still at a position of the other stream are caught up when the
+                    // next message reaches them.
+                    state.epoch = Arc::from(answer.epoch.as_str());
                     state.offset = answer.offset;
                     state.crossing.clear();
                 }
@@ -240,6 +307,8 @@ impl Hub {
                 state.members.push(Member {
                     session: session.clone(),
                     user: answer.user.clone(),
+                    epoch: state.epoch.clone(),
+                    waiting: false,
                     floor: state.offset.max(answer.offset),
                     presence_floor: state.presence_seq.max(answer.presence_seq),
                     diff,
@@ -283,37 +352,157 @@ impl Hub {
         Some(left)
     }
 
-    /// A room message the broker numbered, queued to the members here that have not had it, in
-    /// offset order. Returns how many it was queued to.
-    pub fn deliver(&self, name: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) -> usize {
+    /// A room message the broker numbered, queued to the members here whose position it
+    /// follows, in offset order. Members it does not follow (a gap, another epoch) wait for a
+    /// catch-up, which the caller asks the broker for.
+    pub fn deliver(
+        &self,
+        name: &RoomName,
+        epoch: &str,
+        offset: u64,
+        frame: Utf8Bytes,
+    ) -> Delivered {
         self.existing(name, |state| {
-            if state.epoch != epoch {
-                // A new stream (the room was recreated, or the broker changed): its offsets
-                // start over, for every member.
-                state.epoch = epoch.to_owned();
+            if *state.epoch != *epoch {
+                // A new stream (the room was recreated, the broker changed or failed over): its
+                // offsets start over. Members at a position of the old one are caught up.
+                state.epoch = Arc::from(epoch);
                 state.crossing.clear();
-                for member in &mut state.members {
-                    member.floor = 0;
-                }
             } else if offset <= state.offset {
-                return 0;
+                return Delivered::default();
             }
             state.offset = offset;
+            let mut sent = 0;
+            let mut interrupted = Vec::new();
+            for member in state.members.iter_mut().filter(|m| !m.waiting) {
+                if same(&member.epoch, &state.epoch) {
+                    if offset <= member.floor {
+                        continue;
+                    }
+                    if offset == member.floor + 1 {
+                        member.epoch = state.epoch.clone();
+                        member.floor = offset;
+                        sent += usize::from(member.session.push(frame.clone()));
+                        continue;
+                    }
+                }
+                member.waiting = true;
+                interrupted.push((member.epoch.clone(), member.floor));
+            }
+            let catch_up = if interrupted.is_empty() {
+                Vec::new()
+            } else {
+                state.ask(name, interrupted)
+            };
+            // Kept for joins and catch-ups on their way (this one's included).
             if state.pending > 0 {
                 if state.crossing.len() >= CROSSING {
                     state.crossing.pop_front();
                 }
-                state.crossing.push_back((offset, frame.clone()));
+                state.crossing.push_back((offset, frame));
             }
-            let mut sent = 0;
-            for member in &state.members {
-                if member.floor < offset {
-                    sent += usize::from(member.session.push(frame.clone()));
+            Delivered { sent, catch_up }
+        })
+        .unwrap_or_default()
+    }
+
+    /// Every member here (that is not waiting already) waits for a catch-up from its position:
+    /// the node was cut off from the cluster, which numbered messages meanwhile. Returns the
+    /// catch-ups to ask the broker for.
+    pub fn interrupt_all(&self) -> Vec<Command> {
+        let names: Vec<RoomName> = self.rooms.iter().map(|e| e.key().clone()).collect();
+        names
+            .iter()
+            .flat_map(|name| self.existing(name, |state| state.interrupt(name)))
+            .flatten()
+            .collect()
+    }
+
+    /// Completes a catch-up with the broker's answer: each member waiting at the asked position
+    /// gets `room_resumed` (`resumed(epoch, offset, recovered)`), the replay when recovered,
+    /// then what this node received after that, in order, and takes live messages again.
+    /// Returns how many frames were queued and the catch-ups to ask for again (what crossed
+    /// the answer has a gap of its own).
+    pub fn complete_catch_up(
+        &self,
+        answer: &CatchUpAnswer,
+        resumed: impl FnOnce(&str, u64, bool) -> Utf8Bytes,
+    ) -> (usize, Vec<Command>) {
+        let name = &answer.room;
+        let outcome = self.existing(name, |state| {
+            let (asked_epoch, asked_after) = (&answer.asked.0, answer.asked.1);
+            let Some(index) = state
+                .catching
+                .iter()
+                .position(|(e, o)| *o == asked_after && **e == **asked_epoch)
+            else {
+                return (0, Vec::new());
+            };
+            state.catching.swap_remove(index);
+            state.pending = state.pending.saturating_sub(1);
+            if *state.epoch != *answer.epoch {
+                // Nothing of the answer's stream reached this node since it was asked (or the
+                // stream changed again): the members take the answer's position, and a message
+                // of another stream is caught up again.
+                state.epoch = Arc::from(answer.epoch.as_str());
+                state.offset = answer.offset;
+                state.crossing.clear();
+            }
+            // The members' position: the answer's, or, with nothing replayed, just before what
+            // crossed the answer when that reaches back to it (those messages are theirs).
+            let mut position = answer.offset;
+            if !answer.recovered {
+                if let Some(&(first, _)) = state.crossing.front() {
+                    if first >= 1 && first <= answer.offset + 1 {
+                        position = first - 1;
+                    }
                 }
             }
-            sent
-        })
-        .unwrap_or(0)
+            let mut frames = vec![resumed(&answer.epoch, position, answer.recovered)];
+            if answer.recovered {
+                frames.extend(answer.replay.iter().cloned());
+            }
+            let mut last = position;
+            for (offset, frame) in &state.crossing {
+                if *offset <= last {
+                    continue;
+                }
+                if *offset != last + 1 {
+                    break;
+                }
+                frames.push(frame.clone());
+                last = *offset;
+            }
+            // What crossed the answer stops short of the latest message here: ask again from
+            // where the members are now.
+            let short = state.offset > last;
+            let epoch = state.epoch.clone();
+            let mut queued = 0;
+            let mut again = Vec::new();
+            for member in state
+                .members
+                .iter_mut()
+                .filter(|m| m.waiting && m.floor == asked_after && *m.epoch == **asked_epoch)
+            {
+                for frame in &frames {
+                    queued += usize::from(member.session.push(frame.clone()));
+                }
+                member.epoch = epoch.clone();
+                member.floor = last;
+                member.waiting = short;
+                if short && again.is_empty() {
+                    again.push((epoch.clone(), last));
+                }
+            }
+            let again = state.ask(name, again);
+            if state.pending == 0 {
+                state.crossing = VecDeque::new();
+                state.crossing_presence = VecDeque::new();
+            }
+            (queued, again)
+        });
+        self.remove_if_idle(name);
+        outcome.unwrap_or_default()
     }
 
     /// A membership change, queued to the members here that were not told of it yet (all but
@@ -458,10 +647,10 @@ mod tests {
     fn members_get_room_messages_in_order_once() {
         let (hub, (_a, mut ao), (_b, mut bo)) = two_members();
         let room = RoomName::from("r");
-        assert_eq!(hub.deliver(&room, "e1", 1, frame("m1")), 2);
-        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 2);
+        assert_eq!(hub.deliver(&room, "e1", 1, frame("m1")).sent, 2);
+        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")).sent, 2);
         // A repeat of an offset already delivered is dropped.
-        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")), 0);
+        assert_eq!(hub.deliver(&room, "e1", 2, frame("m2")).sent, 0);
         assert_eq!(drain(&mut ao), ["joined", "m1", "m2"]);
         assert_eq!(drain(&mut bo), ["joined", "m1", "m2"]);
     }
@@ -542,15 +731,172 @@ mod tests {
         assert_eq!(hub.room_count(), 0);
     }
 
+    /// The catch-ups a delivery asked for, as (epoch, after).
+    fn asked(commands: &[Command]) -> Vec<(String, u64)> {
+        commands
+            .iter()
+            .map(|c| match c {
+                Command::CatchUp { epoch, after, .. } => (epoch.clone(), *after),
+                other => panic!("not a catch-up: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn caught_up(
+        asked: (&str, u64),
+        epoch: &str,
+        offset: u64,
+        recovered: bool,
+        replay: &[&str],
+    ) -> CatchUpAnswer {
+        CatchUpAnswer {
+            room: "r".into(),
+            asked: (asked.0.to_owned(), asked.1),
+            epoch: epoch.into(),
+            offset,
+            recovered,
+            replay: replay.iter().map(|s| frame(s)).collect(),
+        }
+    }
+
+    fn resumed(epoch: &str, offset: u64, recovered: bool) -> Utf8Bytes {
+        frame(&format!("resumed {epoch} {offset} {recovered}"))
+    }
+
     #[test]
-    fn a_new_epoch_resets_the_room_position() {
+    fn a_new_epoch_makes_members_catch_up_before_its_messages() {
         let hub = Hub::new();
         let (a, mut ao) = session("a");
         join(&hub, &a, &answer("a", 10, &[], 1));
         let room = RoomName::from("r");
         hub.deliver(&room, "e1", 11, frame("m11"));
-        // The broker's stream started over (a new epoch): offset 1 is new, not a repeat.
-        hub.deliver(&room, "e2", 1, frame("n1"));
-        assert_eq!(drain(&mut ao), ["joined", "m11", "n1"]);
+        // The broker's stream started over (a new epoch): offset 1 is not delivered as if it
+        // followed 11; the member waits for a catch-up from where it is.
+        let d = hub.deliver(&room, "e2", 1, frame("n1"));
+        assert_eq!(d.sent, 0);
+        assert_eq!(asked(&d.catch_up), [("e1".to_owned(), 11)]);
+        let d = hub.deliver(&room, "e2", 2, frame("n2"));
+        assert!(d.catch_up.is_empty(), "one catch-up per position");
+        let (queued, again) =
+            hub.complete_catch_up(&caught_up(("e1", 11), "e2", 2, false, &[]), resumed);
+        assert!(again.is_empty());
+        assert_eq!(queued, 3);
+        hub.deliver(&room, "e2", 3, frame("n3"));
+        // What crossed the answer reaches back to its position: the member's position is just
+        // before it, and nothing of the new stream is lost.
+        assert_eq!(
+            drain(&mut ao),
+            ["joined", "m11", "resumed e2 0 false", "n1", "n2", "n3"]
+        );
+    }
+
+    #[test]
+    fn a_gap_is_filled_by_the_catch_up_replay_then_what_crossed_it_once() {
+        let (hub, (_a, mut ao), (_b, mut bo)) = two_members();
+        let room = RoomName::from("r");
+        hub.deliver(&room, "e1", 1, frame("m1"));
+        // 2..4 never reached this node (it was cut off); 5 and 6 arrive live.
+        let d = hub.deliver(&room, "e1", 5, frame("m5"));
+        assert_eq!(d.sent, 0);
+        assert_eq!(asked(&d.catch_up), [("e1".to_owned(), 1)], "one for both");
+        hub.deliver(&room, "e1", 6, frame("m6"));
+        // The broker ran the catch-up when the stream was at 5; 6 crossed its answer.
+        let (_, again) = hub.complete_catch_up(
+            &caught_up(("e1", 1), "e1", 5, true, &["m2", "m3", "m4", "m5"]),
+            resumed,
+        );
+        assert!(again.is_empty());
+        // Repeats of what the replay and the crossing brought are dropped; 7 is live.
+        hub.deliver(&room, "e1", 6, frame("m6"));
+        hub.deliver(&room, "e1", 7, frame("m7"));
+        let expected = [
+            "joined",
+            "m1",
+            "resumed e1 5 true",
+            "m2",
+            "m3",
+            "m4",
+            "m5",
+            "m6",
+            "m7",
+        ];
+        assert_eq!(drain(&mut ao), expected);
+        assert_eq!(drain(&mut bo), expected);
+        // A second answer for the same position (none is on its way) changes nothing.
+        let (queued, _) = hub.complete_catch_up(&caught_up(("e1", 1), "e1", 7, true, &[]), resumed);
+        assert_eq!(queued, 0);
+    }
+
+    #[test]
+    fn a_catch_up_answered_before_the_live_messages_arrive_takes_them_after() {
+        let (hub, (_a, mut ao), _b) = two_members();
+        let room = RoomName::from("r");
+        // The node reconnected: every member waits for a catch-up from where it is.
+        assert_eq!(asked(&hub.interrupt_all()), [("e1".to_owned(), 0)]);
+        assert!(hub.interrupt_all().is_empty(), "already waiting");
+        // The stream is at 3 (all replayed); 2 and 3 are still in flight to this node.
+        hub.complete_catch_up(
+            &caught_up(("e1", 0), "e1", 3, true, &["m1", "m2", "m3"]),
+            resumed,
+        );
+        for (o, f) in [(2, "m2"), (3, "m3"), (4, "m4")] {
+            assert!(hub.deliver(&room, "e1", o, frame(f)).catch_up.is_empty());
+        }
+        assert_eq!(
+            drain(&mut ao),
+            ["joined", "resumed e1 3 true", "m1", "m2", "m3", "m4"]
+        );
+    }
+
+    #[test]
+    fn a_catch_up_whose_crossing_has_a_gap_asks_again() {
+        let (hub, (_a, mut ao), _b) = two_members();
+        let room = RoomName::from("r");
+        let d = hub.deliver(&room, "e1", 3, frame("m3"));
+        assert_eq!(asked(&d.catch_up), [("e1".to_owned(), 0)]);
+        hub.deliver(&room, "e1", 4, frame("m4"));
+        // Cut off again: 5 is missing from what crossed.
+        hub.deliver(&room, "e1", 6, frame("m6"));
+        let (_, again) = hub.complete_catch_up(
+            &caught_up(("e1", 0), "e1", 3, true, &["m1", "m2", "m3"]),
+            resumed,
+        );
+        assert_eq!(asked(&again), [("e1".to_owned(), 4)]);
+        assert!(hub.deliver(&room, "e1", 7, frame("m7")).catch_up.is_empty());
+        hub.complete_catch_up(
+            &caught_up(("e1", 4), "e1", 7, true, &["m5", "m6", "m7"]),
+            resumed,
+        );
+        assert_eq!(
+            drain(&mut ao),
+            [
+                "joined",
+                "resumed e1 3 true",
+                "m1",
+                "m2",
+                "m3",
+                "m4",
+                "resumed e1 7 true",
+                "m5",
+                "m6",
+                "m7"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_member_that_left_while_waiting_is_not_resumed_and_the_room_goes() {
+        let hub = Hub::new();
+        let (a, mut ao) = session("a");
+        join(&hub, &a, &answer("a", 0, &[], 1));
+        let room = RoomName::from("r");
+        hub.deliver(&room, "e1", 2, frame("m2"));
+        hub.leave(&room, &a);
+        assert_eq!(hub.room_count(), 1, "kept until the catch-up is answered");
+        let (queued, _) =
+            hub.complete_catch_up(&caught_up(("e1", 0), "e1", 2, false, &[]), resumed);
+        assert_eq!(queued, 0);
+        assert_eq!(hub.room_count(), 0);
+        assert_eq!(drain(&mut ao), ["joined"]);
     }
 }

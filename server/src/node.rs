@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use crate::auth::Auth;
 use crate::broker::{
-    BackendRequest, Broker, BrokerEvents, Command, Event, JoinAnswer, LocalState, PresenceChange,
-    SessionId,
+    BackendRequest, Broker, BrokerEvents, CatchUpAnswer, Command, Event, JoinAnswer, LocalState,
+    PresenceChange, SessionId,
 };
 use crate::config::Config;
 use crate::history::History;
@@ -122,6 +122,8 @@ pub struct Node {
     /// ended): shutdown waits for them, so every close frame is written before the process
     /// exits.
     sockets: Arc<std::sync::atomic::AtomicUsize>,
+    /// This node, for work it hands to a task of its own.
+    me: Weak<Node>,
 }
 
 /// Counts a socket as open until dropped ([`Node::hold_socket`]).
@@ -166,7 +168,7 @@ impl Node {
             last: 0,
             ring: History::new(config.history_size, config.history_ttl),
         };
-        let node = Arc::new(Node {
+        let node = Arc::new_cyclic(|me| Node {
             config,
             hub: Hub::new(),
             metrics: Metrics::new(),
@@ -179,6 +181,7 @@ impl Node {
             announced,
             sse_log: Mutex::new(sse_log),
             sockets: Arc::default(),
+            me: me.clone(),
         });
         let events: Weak<dyn BrokerEvents> = Arc::downgrade(&node) as Weak<dyn BrokerEvents>;
         node.broker.attach(events);
@@ -615,6 +618,24 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Asks the broker for catch-ups the hub needs, from a task of their own: a broker may be
+    /// delivering under a lock of the room they concern (the memory broker does).
+    fn catch_up(&self, commands: Vec<Command>) {
+        if commands.is_empty() {
+            return;
+        }
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            if let Some(node) = me.upgrade() {
+                for command in commands {
+                    node.broker.submit(command);
+                }
+            }
+        });
+    }
+}
+
 impl BrokerEvents for Node {
     fn joined(&self, answer: JoinAnswer) {
         let Some(session) = self.hub.session(&answer.session) else {
@@ -640,9 +661,36 @@ impl BrokerEvents for Node {
     }
 
     fn room_message(&self, room: &RoomName, epoch: &str, offset: u64, frame: Utf8Bytes) {
-        let sent = self.hub.deliver(room, epoch, offset, frame);
-        self.metrics.frames_out.inc_by(sent as u64);
+        let delivered = self.hub.deliver(room, epoch, offset, frame);
+        self.metrics.frames_out.inc_by(delivered.sent as u64);
         self.metrics.broadcasts.inc();
+        self.catch_up(delivered.catch_up);
+    }
+
+    fn caught_up(&self, answer: CatchUpAnswer) {
+        let (queued, again) = self
+            .hub
+            .complete_catch_up(&answer, |epoch, offset, recovered| {
+                encode(&ServerMessage::RoomResumed {
+                    room: answer.room.clone(),
+                    epoch: epoch.to_owned(),
+                    offset,
+                    recovered,
+                })
+            });
+        self.metrics.frames_out.inc_by(queued as u64);
+        self.catch_up(again);
+    }
+
+    fn reconnected(&self) {
+        let asked = self.hub.interrupt_all();
+        if !asked.is_empty() {
+            tracing::info!(
+                rooms = asked.len(),
+                "back in the cluster: catching this node's rooms up"
+            );
+        }
+        self.catch_up(asked);
     }
 
     fn presence(&self, change: PresenceChange) {

@@ -87,6 +87,11 @@ pub fn chat() -> String {
     for_cluster(scripts::CHAT)
 }
 
+/// As [`scripts::catch_up`].
+pub fn catch_up() -> String {
+    for_cluster(&scripts::catch_up())
+}
+
 /// As [`scripts::ROSTER`].
 pub fn roster() -> String {
     for_cluster(scripts::ROSTER)
@@ -257,6 +262,7 @@ mod tests {
             ("roster", roster()),
             ("drop_room", drop_room()),
             ("resync_room", resync_room()),
+            ("catch_up", catch_up()),
         ] {
             assert!(!script.contains(":node:"), "{name} touches the node index");
             assert!(!script.contains("'PUBLISH'"), "{name} publishes unsharded");

@@ -13,8 +13,8 @@ use herald_protocol::{RoomName, StreamPosition, User};
 use parking_lot::Mutex;
 
 use super::{
-    presence_frames, Broker, BrokerEvents, Command, Health, JoinAnswer, LocalState, PresenceChange,
-    SessionId,
+    presence_frames, Broker, BrokerEvents, CatchUpAnswer, Command, Health, JoinAnswer, LocalState,
+    PresenceChange, SessionId,
 };
 use crate::history::History;
 use crate::ids::new_epoch;
@@ -246,6 +246,26 @@ impl Memory {
         }
     }
 
+    /// Answers where the room's stream is and, when `after` in `epoch` is still in history,
+    /// everything after it (a room this broker does not hold starts a new stream).
+    fn catch_up(&self, events: &dyn BrokerEvents, room: RoomName, epoch: String, after: u64) {
+        let name = room.clone();
+        self.with_room(&name, true, |s| {
+            s.history.expire();
+            let replay = (epoch == s.epoch)
+                .then(|| s.history.complete_after(after, s.offset))
+                .flatten();
+            events.caught_up(CatchUpAnswer {
+                room,
+                asked: (epoch, after),
+                epoch: s.epoch.clone(),
+                offset: s.offset,
+                recovered: replay.is_some(),
+                replay: replay.unwrap_or_default(),
+            });
+        });
+    }
+
     fn publish(&self, events: &dyn BrokerEvents, room: RoomName, prefix: &str) {
         self.with_room(&room, true, |s| {
             s.offset += 1;
@@ -314,6 +334,7 @@ impl Broker for Memory {
                 events.roster(&session, &room, members);
             }
             Command::Doc(command) => self.docs.submit(events, command),
+            Command::CatchUp { room, epoch, after } => self.catch_up(events, room, epoch, after),
         }
     }
 
@@ -419,6 +440,17 @@ mod tests {
             LocalState::default()
         }
         fn reset(&self) {}
+        fn caught_up(&self, answer: CatchUpAnswer) {
+            let replay: Vec<&str> = answer.replay.iter().map(|f| f.as_str()).collect();
+            self.log.lock().push(format!(
+                "caught up {} {} {} {} [{}]",
+                answer.room,
+                answer.asked.1,
+                answer.offset,
+                answer.recovered,
+                replay.join(",")
+            ));
+        }
     }
 
     fn broker(size: usize) -> (Memory, Arc<Recorder>) {
@@ -574,6 +606,38 @@ mod tests {
         assert!(answers[4].replay.is_empty());
         assert_eq!(answers[0].recovered, None);
         assert_eq!(answers[4].offset, 5);
+    }
+
+    #[test]
+    fn a_catch_up_replays_what_history_holds_or_nothing() {
+        let (m, rec) = broker(3);
+        join(&m, "s1", "r", None);
+        for text in ["a", "b", "c", "d"] {
+            publish(&m, "r", text);
+        }
+        let epoch = rec.answers.lock()[0].epoch.clone();
+        rec.log.lock().clear();
+        let catch_up = |epoch: &str, after| {
+            m.submit(Command::CatchUp {
+                room: "r".into(),
+                epoch: epoch.to_owned(),
+                after,
+            })
+        };
+        catch_up(&epoch, 2);
+        catch_up(&epoch, 4);
+        // Offset 1 is out of the history of 3; another epoch has nothing to replay.
+        catch_up(&epoch, 0);
+        catch_up("other", 2);
+        let log = rec.log.lock().clone();
+        assert_eq!(log.len(), 4);
+        assert_eq!(
+            log[0],
+            r#"caught up r 2 4 true [{"t":"c","offset":3},{"t":"d","offset":4}]"#
+        );
+        assert_eq!(log[1], "caught up r 4 4 true []");
+        assert_eq!(log[2], "caught up r 0 4 false []");
+        assert_eq!(log[3], "caught up r 2 4 false []");
     }
 
     #[test]

@@ -129,6 +129,18 @@ pub enum Command {
     /// Capability `documents`: open, edit, point at or close a shared document; the outcome
     /// comes back through [`BrokerEvents::document`].
     Doc(crate::broker::documents::DocCommand),
+    /// This node's members of a room were interrupted at `epoch`/`after` (a gap in the offsets
+    /// or another epoch reached the node): the room's stream position now and, when `after` is
+    /// still in its history, every message after it; answered with
+    /// [`BrokerEvents::caught_up`].
+    CatchUp {
+        /// The room.
+        room: RoomName,
+        /// The epoch of the members' last position (as clients see it).
+        epoch: String,
+        /// The offset of the last message they got.
+        after: u64,
+    },
     /// Data a capability applies on every node in one cluster-wide order (a data stream's
     /// points): delivered to every node, this one included, through [`BrokerEvents::ordered`].
     Ordered {
@@ -171,6 +183,24 @@ pub struct JoinAnswer {
     /// The room's presence sequence when the join ran: presence changes numbered after it
     /// reach the joiner, earlier ones are in `users`.
     pub presence_seq: u64,
+}
+
+/// What a broker answers to [`Command::CatchUp`].
+#[derive(Debug, Clone)]
+pub struct CatchUpAnswer {
+    /// The room.
+    pub room: RoomName,
+    /// The position asked from: epoch and offset, as in the command.
+    pub asked: (String, u64),
+    /// The room stream's epoch now.
+    pub epoch: String,
+    /// The room stream's latest offset when the catch-up ran.
+    pub offset: u64,
+    /// Whether `replay` holds every message after the asked position (same epoch, still in
+    /// history).
+    pub recovered: bool,
+    /// The missed messages, in order, up to `offset` (empty unless `recovered`).
+    pub replay: Vec<Utf8Bytes>,
 }
 
 /// A change of a room's membership, numbered in the room's presence sequence.
@@ -297,6 +327,12 @@ pub trait BrokerEvents: Send + Sync {
     fn reset(&self);
     /// Capability `documents`: an outcome about a document, in the document's order.
     fn document(&self, _event: crate::broker::documents::DocEvent) {}
+    /// The answer to a [`Command::CatchUp`].
+    fn caught_up(&self, _answer: CatchUpAnswer) {}
+    /// The broker is connected to the cluster again after serving this node alone: whatever
+    /// the cluster numbered meanwhile never reached this node, so every room here catches up
+    /// (called once commands go to the cluster again).
+    fn reconnected(&self) {}
 }
 
 /// A broker's own counters, for `/metrics`.

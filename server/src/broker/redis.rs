@@ -35,8 +35,8 @@ use super::bus::{self, BusMessage};
 use super::interest::Interest;
 use super::memory::Memory;
 use super::{
-    presence_frames, scripts, topics, Broker, BrokerEvents, Command, Health, JoinAnswer,
-    PresenceChange, SessionId,
+    presence_frames, scripts, topics, Broker, BrokerEvents, CatchUpAnswer, Command, Health,
+    JoinAnswer, PresenceChange, SessionId,
 };
 use crate::config::Config;
 use crate::ids::{new_epoch, random_token};
@@ -178,10 +178,11 @@ pub(super) struct Scripts {
     pub(super) resync: ::redis::Script,
     pub(super) direct: ::redis::Script,
     pub(super) roster: ::redis::Script,
+    pub(super) catch_up: ::redis::Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&::redis::Script; 13] {
+    fn all(&self) -> [&::redis::Script; 14] {
         [
             &self.join,
             &self.leave,
@@ -196,6 +197,7 @@ impl Scripts {
             &self.resync,
             &self.direct,
             &self.roster,
+            &self.catch_up,
         ]
     }
 }
@@ -216,6 +218,7 @@ pub(super) fn scripts_loaded() -> &'static Scripts {
         resync: ::redis::Script::new(&scripts::resync()),
         direct: ::redis::Script::new(scripts::DIRECT),
         roster: ::redis::Script::new(scripts::ROSTER),
+        catch_up: ::redis::Script::new(&scripts::catch_up()),
     })
 }
 
@@ -619,6 +622,9 @@ async fn run(
                 backoff = Duration::from_millis(100);
                 shared.up.store(true, Ordering::Release);
                 tracing::info!(node = %shared.node_id, "cluster broker connected");
+                if let Some(events) = events.upgrade() {
+                    events.reconnected();
+                }
                 let mut link = Link {
                     conn: &mut conn,
                     sink: &mut sink,
@@ -868,6 +874,10 @@ pub(super) enum Then {
         session: SessionId,
         room: RoomName,
     },
+    CatchUp {
+        room: RoomName,
+        asked: (String, u64),
+    },
 }
 
 /// The most chats one call of the chat script carries.
@@ -1024,6 +1034,20 @@ async fn run_batch(
                         room: room.clone(),
                     });
                 }
+                Command::CatchUp { room, epoch, after } => {
+                    eval(&mut pipe, &s.catch_up)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(shared.epoch_in(epoch))
+                        .arg(*after)
+                        .arg(shared.history_ttl_ms)
+                        .arg(shared.history_size)
+                        .arg(new_epoch());
+                    then.push(Then::CatchUp {
+                        room: room.clone(),
+                        asked: (epoch.clone(), *after),
+                    });
+                }
                 // `submit` hands documents to `redis_docs`; none reach the pipeline.
                 Command::Doc(_) => {}
                 Command::Ordered { capability, body } => {
@@ -1122,6 +1146,7 @@ async fn run_batch(
                 Ok(members) => events.roster(&session, &room, members),
                 Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
             },
+            Then::CatchUp { room, asked } => caught_up(shared, events, room, asked, answer),
         }
     }
     // Nobody here needs these any more: what they still carry would be dropped by the hub.
@@ -1217,16 +1242,7 @@ pub(super) fn join_answer(
     let (epoch, offset, users, recovered, replay, presence_seq): Answer =
         ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
     let users = users_from_lines(&users)?;
-    let replay = replay
-        .chunks(2)
-        .map(|pair| match pair {
-            [o, prefix] => o
-                .parse()
-                .map(|o| with_offset(prefix, o))
-                .map_err(|_| "a replayed offset is not a number".to_owned()),
-            _ => Err("a replayed message has no offset".to_owned()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let replay = replay_frames(&replay)?;
     Ok(JoinAnswer {
         session,
         room,
@@ -1238,6 +1254,56 @@ pub(super) fn join_answer(
         replay,
         presence_seq,
     })
+}
+
+/// Parses a catch-up script's answer and hands it to the node (epochs as clients see them).
+pub(super) fn caught_up(
+    shared: &Shared,
+    events: &dyn BrokerEvents,
+    room: RoomName,
+    asked: (String, u64),
+    answer: Value,
+) {
+    match catch_up_answer(room, asked, answer) {
+        Ok(mut answer) => {
+            answer.epoch = shared.epoch_out(&answer.epoch);
+            events.caught_up(answer);
+        }
+        Err(e) => tracing::error!(error = %e, "a catch-up answer did not parse"),
+    }
+}
+
+/// The catch-up script's `{epoch, offset, recovered, replay}`.
+fn catch_up_answer(
+    room: RoomName,
+    asked: (String, u64),
+    answer: Value,
+) -> Result<CatchUpAnswer, String> {
+    type Answer = (String, u64, String, Vec<String>);
+    let (epoch, offset, recovered, replay): Answer =
+        ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
+    Ok(CatchUpAnswer {
+        room,
+        asked,
+        epoch,
+        offset,
+        recovered: recovered == "1",
+        replay: replay_frames(&replay)?,
+    })
+}
+
+/// Replayed messages as pairs (offset, prefix), made frames.
+fn replay_frames(pairs: &[String]) -> Result<Vec<crate::wire::Utf8Bytes>, String> {
+    pairs
+        .chunks(2)
+        .map(|pair| match pair {
+            [o, prefix] => o
+                .parse()
+                .map(|o| with_offset(prefix, o))
+                .map_err(|_| "a replayed offset is not a number".to_owned()),
+            _ => Err("a replayed message has no offset".to_owned()),
+        })
+        .collect()
 }
 
 /// The roster script's flat list (member, user JSON, ...) as session ids and users.

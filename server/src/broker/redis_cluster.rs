@@ -36,9 +36,9 @@ use super::cluster_scripts::{self as cs, user_tag};
 use super::interest::Interest;
 use super::memory::Memory;
 use super::redis::{
-    alone, disconnected, ended, give_up, join_answer, on_message, roster_answer, scripts_loaded,
-    supervise, took, transport_code, user_json, users_from_lines, End, Lease, Op, Redis, Runner,
-    Shared, Then, CHATS_PER_CALL,
+    alone, caught_up, disconnected, ended, give_up, join_answer, on_message, roster_answer,
+    scripts_loaded, supervise, took, transport_code, user_json, users_from_lines, End, Lease, Op,
+    Redis, Runner, Shared, Then, CHATS_PER_CALL,
 };
 use super::{bus, BrokerEvents, Command, LocalState};
 use crate::config::Config;
@@ -143,10 +143,11 @@ struct Scripts {
     heartbeat: ::redis::Script,
     dead: ::redis::Script,
     forget: ::redis::Script,
+    catch_up: ::redis::Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&::redis::Script; 15] {
+    fn all(&self) -> [&::redis::Script; 16] {
         [
             &self.join,
             &self.leave,
@@ -163,6 +164,7 @@ impl Scripts {
             &self.heartbeat,
             &self.dead,
             &self.forget,
+            &self.catch_up,
         ]
     }
 }
@@ -185,6 +187,7 @@ fn scripts() -> &'static Scripts {
         heartbeat: ::redis::Script::new(cs::HEARTBEAT),
         dead: ::redis::Script::new(cs::DEAD),
         forget: ::redis::Script::new(cs::FORGET),
+        catch_up: ::redis::Script::new(&cs::catch_up()),
     })
 }
 
@@ -266,6 +269,9 @@ async fn run(
                 backoff = Duration::from_millis(100);
                 shared.up.store(true, Ordering::Release);
                 tracing::info!(node = %shared.node_id, "cluster broker connected (Redis Cluster)");
+                if let Some(events) = events.upgrade() {
+                    events.reconnected();
+                }
                 let end = serve(&mut link, pushes, &shared, &events, &fallback, lease.rx()).await;
                 disconnected(&shared, &events, &fallback);
                 if !ended(end) {
@@ -401,6 +407,7 @@ fn script_code(script: &::redis::Script) -> &'static str {
             cs::HEARTBEAT.to_owned(),
             cs::DEAD.to_owned(),
             cs::FORGET.to_owned(),
+            cs::catch_up(),
         ]);
         all.into_iter()
             .map(|code| (::redis::Script::new(&code).get_hash().to_owned(), code))
@@ -755,7 +762,8 @@ async fn run_batch(
                 | Command::Publish { room, .. }
                 | Command::Volatile { room, .. }
                 | Command::Direct { room, .. }
-                | Command::Roster { room, .. } => keys.room(room.as_str()),
+                | Command::Roster { room, .. }
+                | Command::CatchUp { room, .. } => keys.room(room.as_str()),
                 Command::Private { target, .. } => keys.user(target),
                 Command::Event(_) | Command::Ordered { .. } => keys.events(),
                 Command::Doc(_) => continue,
@@ -909,6 +917,23 @@ async fn run_batch(
                         Then::Roster {
                             session: session.clone(),
                             room: room.clone(),
+                        },
+                        &mut group.places,
+                    );
+                }
+                Command::CatchUp { room, epoch, after } => {
+                    eval(pipe, &s.catch_up, &key)
+                        .arg(p)
+                        .arg(room.as_str())
+                        .arg(shared.epoch_in(epoch))
+                        .arg(*after)
+                        .arg(shared.history_ttl_ms)
+                        .arg(shared.history_size)
+                        .arg(new_epoch());
+                    place(
+                        Then::CatchUp {
+                            room: room.clone(),
+                            asked: (epoch.clone(), *after),
                         },
                         &mut group.places,
                     );
@@ -1076,6 +1101,7 @@ fn act(shared: &Shared, events: &dyn BrokerEvents, then: Then, answer: Value) {
             Ok(members) => events.roster(&session, &room, members),
             Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
         },
+        Then::CatchUp { room, asked } => caught_up(shared, events, room, asked, answer),
     }
 }
 

@@ -89,6 +89,29 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Every message of the room after `since` (offset, prefix, offset, prefix...) when the stream
+-- is at `offset` and its history (lifetime `ttl` ms, newest `size` entries) still holds them
+-- all; `nil` when some are gone.
+local function replay_after(base, since, offset, ttl, size)
+  local replay = {}
+  if since == offset then return replay end
+  redis.call('XTRIM', base .. ':history', 'MINID', now_ms() - ttl)
+  -- The chat script trims by count approximately: only the newest `size` entries are the
+  -- room's history.
+  local newest = redis.call('XREVRANGE', base .. ':history', '+', '-', 'COUNT', size)
+  local first = nil
+  for i = #newest, 1, -1 do
+    local e = newest[i]
+    local o = tonumber(e[2][2])
+    if first == nil then first = o end
+    if o > since then
+      table.insert(replay, e[2][2])
+      table.insert(replay, e[2][4])
+    end
+  end
+  if first == nil or first > since + 1 then return nil end
+  return replay
+end
 "#;
 
 /// How long a silent room keeps its stream position, in seconds.
@@ -119,25 +142,10 @@ local replay = {}
 if ARGV[5] ~= '' then
   local since = tonumber(ARGV[6])
   local ok = (ARGV[5] == epoch) and since ~= nil and since <= offset
-  if ok and since < offset then
-    redis.call('XTRIM', base .. ':history', 'MINID', now_ms() - tonumber(ARGV[7]))
-    -- The chat script trims by count approximately: only the newest `size` entries are the
-    -- room's history.
-    local newest = redis.call('XREVRANGE', base .. ':history', '+', '-', 'COUNT', tonumber(ARGV[10]))
-    local first = nil
-    for i = #newest, 1, -1 do
-      local e = newest[i]
-      local o = tonumber(e[2][2])
-      if first == nil then first = o end
-      if o > since then
-        table.insert(replay, e[2][2])
-        table.insert(replay, e[2][4])
-      end
-    end
-    if first == nil or first > since + 1 then
-      ok = false
-      replay = {}
-    end
+  if ok then
+    replay = replay_after(base, since, offset, tonumber(ARGV[7]), tonumber(ARGV[10]))
+    ok = replay ~= nil
+    replay = replay or {}
   end
   recovered = ok and '1' or '0'
 end
@@ -145,6 +153,29 @@ local body = user
 if redis.call('ZCARD', base .. ':members') <= tonumber(ARGV[9]) then body = user .. '\n' .. users end
 local seq = announce(p, room, member, '+', body)
 return {epoch, offset, users, recovered, replay, seq}
+"#,
+    )
+}
+
+/// `ARGV`: prefix, room, stored epoch of the position (`-` for none), its offset, history
+/// lifetime in ms, the history size, a new epoch in case the room has none. Where the room's
+/// stream is, and what followed the position when history still holds all of it. Returns
+/// `{epoch, offset, recovered ("0" or "1"), replay (offset, prefix, offset, prefix...)}`.
+pub fn catch_up() -> String {
+    with_presence(
+        r#"
+local p, room = ARGV[1], ARGV[2]
+local base = p .. ':room:' .. room
+redis.call('SET', base .. ':epoch', ARGV[7], 'NX')
+redis.call('EXPIRE', base .. ':epoch', POSITION_TTL)
+local epoch = redis.call('GET', base .. ':epoch')
+local offset = tonumber(redis.call('GET', base .. ':offset') or '0')
+local since = tonumber(ARGV[4])
+local replay = nil
+if ARGV[3] == epoch and since ~= nil and since <= offset then
+  replay = replay_after(base, since, offset, tonumber(ARGV[5]), tonumber(ARGV[6]))
+end
+return {epoch, offset, replay and '1' or '0', replay or {}}
 "#,
     )
 }
