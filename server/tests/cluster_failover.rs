@@ -126,6 +126,17 @@ async fn a_sentinel_failover_degrades_then_recovers_on_the_new_primary() {
         "the replica was promoted: {role}"
     );
 
+    // Alice and Bob stayed connected: the promoted replica's stream is another epoch (it may
+    // lack the primary's last writes), so each is told, before any message of it, that their
+    // stream resumed without a replay.
+    for client in [&mut alice, &mut bob] {
+        let resumed = recv_of(client, &["room_resumed", "chat"]).await;
+        assert_eq!(resumed["type"], "room_resumed", "{resumed}");
+        assert_eq!(resumed["room"], "ops");
+        assert_eq!(resumed["recovered"], false, "{resumed}");
+        assert_ne!(resumed["epoch"], epoch_before.as_str(), "{resumed}");
+    }
+
     // Both nodes resubscribed to the room: cross-node delivery works both ways again, and
     // presence was re-registered on the new primary.
     alice.send(json!({"type":"chat","text":"after"})).await;
