@@ -198,3 +198,61 @@ async fn a_stream_lost_with_its_redis_is_announced_before_the_new_one() {
         }
     }
 }
+
+#[tokio::test]
+async fn chats_numbered_alone_while_cut_off_are_announced_as_another_stream() {
+    let redis = OwnRedis::start();
+    let proxy = Proxy::start(redis.port).await;
+    let p = prefix();
+    let a = node_on(&proxy.url(), &p, &[]);
+    let b = node_on(&redis.url(), &p, &[]);
+    wait_broker(&a, "up", Duration::from_secs(5)).await;
+    wait_broker(&b, "up", Duration::from_secs(5)).await;
+    let (mut alice, joined) = join(&a, "ops", "alice").await;
+    let cluster_epoch = joined["epoch"].as_str().unwrap().to_owned();
+    let (mut bob, _) = join(&b, "ops", "bob").await;
+    recv_of(&mut alice, &["user_joined"]).await;
+    bob.send(json!({"type":"chat","text":"m1"})).await;
+    assert_eq!(
+        next_room_frame(&mut alice).await["offset"].as_u64(),
+        Some(1)
+    );
+
+    proxy.cut();
+    wait_broker(&a, "down", Duration::from_secs(10)).await;
+    // Alone, node A numbers Alice's chat in a stream of its own: she is told first.
+    alice.send(json!({"type":"chat","text":"alone"})).await;
+    let resumed = next_room_frame(&mut alice).await;
+    assert_eq!(resumed["type"], "room_resumed", "{resumed}");
+    assert_eq!(resumed["recovered"], false, "{resumed}");
+    let alone_epoch = resumed["epoch"].as_str().unwrap().to_owned();
+    assert_ne!(alone_epoch, cluster_epoch);
+    let chat = next_room_frame(&mut alice).await;
+    assert_eq!(chat["text"], "alone");
+    assert_eq!(
+        chat["offset"].as_u64(),
+        Some(resumed["offset"].as_u64().unwrap() + 1),
+        "{chat}"
+    );
+    bob.send(json!({"type":"chat","text":"m2"})).await;
+    assert_eq!(recv_of(&mut bob, &["chat"]).await["text"], "m1");
+    assert_eq!(
+        recv_of(&mut bob, &["chat"]).await["offset"].as_u64(),
+        Some(2)
+    );
+
+    proxy.restore();
+    wait_broker(&a, "up", Duration::from_secs(15)).await;
+    // Back in the cluster: her position is in A's own stream, which the cluster never had, so
+    // she is moved to the cluster's, without a replay, then gets its live chats.
+    let resumed = next_room_frame(&mut alice).await;
+    assert_eq!(resumed["type"], "room_resumed", "{resumed}");
+    assert_eq!(resumed["recovered"], false, "{resumed}");
+    assert_eq!(resumed["epoch"], cluster_epoch.as_str(), "{resumed}");
+    let position = resumed["offset"].as_u64().unwrap();
+    assert_eq!(position, 2, "{resumed}");
+    bob.send(json!({"type":"chat","text":"m3"})).await;
+    let chat = next_room_frame(&mut alice).await;
+    assert_eq!(chat["type"], "chat", "{chat}");
+    assert_eq!(chat["offset"].as_u64(), Some(3), "{chat}");
+}
