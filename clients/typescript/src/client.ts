@@ -23,6 +23,7 @@ import type {
   Notification,
   PrivateMessage,
   RoomJoinedFrame,
+  RoomResumedFrame,
   ServerMessage,
   StreamPosition,
   TypingMessage,
@@ -113,6 +114,12 @@ export interface JoinedEvent {
   recovered: boolean;
   /** The position the client now counts from: the room's epoch and the last offset seen. */
   position: Position;
+  /**
+   * `true` when the connection stayed open and the server resumed the room itself
+   * (`room_resumed`: its node was cut off from the cluster, or the room's stream started over);
+   * absent for a join.
+   */
+  inPlace?: boolean;
 }
 
 export interface Position {
@@ -695,6 +702,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         return this.onWelcome(frame);
       case 'room_joined':
         return this.onRoomJoined(frame);
+      case 'room_resumed':
+        return this.onRoomResumed(frame);
       case 'room_left': {
         const sub = this.subscription;
         if (sub && sub.room === frame.room && sub.state !== 'joining') {
@@ -841,6 +850,36 @@ export class HeraldClient extends Emitter<ClientEvents> {
     sub.fire('joined', event);
     this.emit('joined', event);
     this.flush();
+  }
+
+  /**
+   * Capability `recovery`: the server resumed the room on a connection that stayed open. With
+   * `recovered: true` the missed chats follow (they advance the position as any chat does);
+   * with `false` some were lost, and the position is the server's. Emitted as a resume's
+   * `joined` (`wasRecovering: true`), so a UI can say that messages may be missing.
+   */
+  private onRoomResumed(frame: RoomResumedFrame): void {
+    const sub = this.current(frame.room);
+    if (!sub || sub.state !== 'joined') return;
+    sub.wasRecovering = true;
+    sub.recovered = frame.recovered;
+    const position = sub.positionOrNull;
+    if (frame.recovered && position) {
+      position.epoch = frame.epoch; // the replay that follows advances the offset
+    } else {
+      sub.positionOrNull = { epoch: frame.epoch, offset: frame.offset };
+      this.positions.set(sub.room, sub.positionOrNull); // shared: chats advance both
+    }
+    const event: JoinedEvent = {
+      room: sub.room,
+      users: sub.users,
+      wasRecovering: true,
+      recovered: frame.recovered,
+      position: { ...sub.positionOrNull! },
+      inPlace: true,
+    };
+    sub.fire('joined', event);
+    this.emit('joined', event);
   }
 
   private onChat(frame: ChatMessage): void {

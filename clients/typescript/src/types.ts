@@ -18,6 +18,7 @@ export type Frame<T extends ServerMessage['type']> = Extract<ServerMessage, { ty
 
 export type WelcomeFrame = Frame<'welcome'>;
 export type RoomJoinedFrame = Frame<'room_joined'>;
+export type RoomResumedFrame = Frame<'room_resumed'>;
 export type ChatMessage = Frame<'chat'>;
 export type TypingMessage = Frame<'typing'>;
 export type UserJoinedMessage = Frame<'user_joined'>;

@@ -821,6 +821,8 @@ var Herald = (() => {
           return this.onWelcome(frame);
         case "room_joined":
           return this.onRoomJoined(frame);
+        case "room_resumed":
+          return this.onRoomResumed(frame);
         case "room_left": {
           const sub = this.subscription;
           if (sub && sub.room === frame.room && sub.state !== "joining") {
@@ -963,6 +965,35 @@ var Herald = (() => {
       sub.fire("joined", event);
       this.emit("joined", event);
       this.flush();
+    }
+    /**
+     * Capability `recovery`: the server resumed the room on a connection that stayed open. With
+     * `recovered: true` the missed chats follow (they advance the position as any chat does);
+     * with `false` some were lost, and the position is the server's. Emitted as a resume's
+     * `joined` (`wasRecovering: true`), so a UI can say that messages may be missing.
+     */
+    onRoomResumed(frame) {
+      const sub = this.current(frame.room);
+      if (!sub || sub.state !== "joined") return;
+      sub.wasRecovering = true;
+      sub.recovered = frame.recovered;
+      const position = sub.positionOrNull;
+      if (frame.recovered && position) {
+        position.epoch = frame.epoch;
+      } else {
+        sub.positionOrNull = { epoch: frame.epoch, offset: frame.offset };
+        this.positions.set(sub.room, sub.positionOrNull);
+      }
+      const event = {
+        room: sub.room,
+        users: sub.users,
+        wasRecovering: true,
+        recovered: frame.recovered,
+        position: { ...sub.positionOrNull },
+        inPlace: true
+      };
+      sub.fire("joined", event);
+      this.emit("joined", event);
     }
     onChat(frame) {
       const sub = this.current(frame.room);

@@ -447,6 +447,25 @@ window: WindowResult1
  */
 offset: number
 } | {
+type: "room_resumed"
+/**
+ * A room's name.
+ */
+room: string
+/**
+ * The epoch of the room's message stream from now on.
+ */
+epoch: string
+/**
+ * The room's offset when the server resumed it: with `recovered: true` the missed chats
+ * up to it follow first; every chat after it follows in any case.
+ */
+offset: number
+/**
+ * Whether every missed chat follows.
+ */
+recovered: boolean
+} | {
 type: "error"
 /**
  * A human-readable text. The chapter's texts (`Invalid message format`,
