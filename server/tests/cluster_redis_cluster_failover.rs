@@ -166,6 +166,15 @@ async fn a_cluster_primary_failing_over_degrades_then_recovers() {
         "the replica was promoted: {role}"
     );
 
+    // Alice and Bob stayed connected: the room's stream on the promoted replica is another
+    // epoch, and each is told so (room_resumed, recovered: false) before any message of it.
+    for client in [&mut alice, &mut bob] {
+        let resumed = recv_of(client, &["room_resumed", "chat"]).await;
+        assert_eq!(resumed["type"], "room_resumed", "{resumed}");
+        assert_eq!(resumed["recovered"], false, "{resumed}");
+        assert_ne!(resumed["epoch"], epoch_before.as_str(), "{resumed}");
+    }
+
     // Both nodes resubscribed: cross-node delivery works both ways again, presence is back.
     alice.send(json!({"type":"chat","text":"after"})).await;
     assert_eq!(recv_of(&mut bob, &["chat"]).await["text"], "after");
