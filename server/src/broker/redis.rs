@@ -1477,6 +1477,45 @@ mod tests {
     }
 
     #[test]
+    fn a_catch_up_answer_gives_the_position_and_the_replayed_frames() {
+        let answer = Value::Array(vec![
+            Value::BulkString(b"Ab3d".to_vec()),
+            Value::Int(7),
+            Value::BulkString(b"1".to_vec()),
+            bulk(&["6", r#"{"t":"a","offset":"#, "7", r#"{"t":"b","offset":"#]),
+        ]);
+        let asked = ("Ab3d.0".to_owned(), 5);
+        let parsed = catch_up_answer("r".into(), asked.clone(), answer).unwrap();
+        assert_eq!((parsed.epoch.as_str(), parsed.offset), ("Ab3d", 7));
+        assert!(parsed.recovered);
+        assert_eq!(parsed.asked, asked);
+        let frames: Vec<&str> = parsed.replay.iter().map(|f| f.as_str()).collect();
+        assert_eq!(
+            frames,
+            [r#"{"t":"a","offset":6}"#, r#"{"t":"b","offset":7}"#]
+        );
+        let lost = Value::Array(vec![
+            Value::BulkString(b"Ab3d".to_vec()),
+            Value::Int(7),
+            Value::BulkString(b"0".to_vec()),
+            bulk(&[]),
+        ]);
+        let parsed = catch_up_answer("r".into(), asked.clone(), lost).unwrap();
+        assert!(!parsed.recovered && parsed.replay.is_empty());
+        for bad in [
+            Value::Int(3),
+            Value::Array(vec![
+                Value::BulkString(b"e".to_vec()),
+                Value::Int(1),
+                Value::BulkString(b"1".to_vec()),
+                bulk(&["x", "{}"]),
+            ]),
+        ] {
+            assert!(catch_up_answer("r".into(), asked.clone(), bad).is_err());
+        }
+    }
+
+    #[test]
     fn a_bad_roster_answer_is_refused_without_panicking() {
         for bad in [
             bulk(&["node/s1"]),
