@@ -452,14 +452,20 @@ impl Hub {
                 state.offset = answer.offset;
                 state.crossing.clear();
             }
-            // The members' position: the answer's, or, with nothing replayed, just before what
-            // crossed the answer when that reaches back to it (those messages are theirs).
-            let mut position = answer.offset;
+            // What the members have of the answer's stream (nothing, when it is another one).
+            let had = if *answer.epoch == **asked_epoch {
+                asked_after
+            } else {
+                0
+            };
+            // The members' position: the answer's, or, with nothing replayed, just before the
+            // first message that crossed the answer and that they lack, when that reaches back
+            // to the answer (those messages are theirs; the ones before it are lost).
+            let mut position = answer.offset.max(had);
             if !answer.recovered {
-                if let Some(&(first, _)) = state.crossing.front() {
-                    if first >= 1 && first <= answer.offset + 1 {
-                        position = first - 1;
-                    }
+                let first = state.crossing.iter().map(|(o, _)| *o).find(|o| *o > had);
+                if let Some(first) = first.filter(|f| *f <= answer.offset + 1) {
+                    position = first - 1;
                 }
             }
             let mut frames = vec![resumed(&answer.epoch, position, answer.recovered)];
@@ -886,6 +892,28 @@ mod tests {
                 "m6",
                 "m7"
             ]
+        );
+    }
+
+    #[test]
+    fn messages_lost_to_trimmed_history_are_announced_and_none_comes_twice() {
+        let hub = Hub::new();
+        let room = RoomName::from("r");
+        let (a, mut ao) = session("a");
+        join(&hub, &a, &answer("a", 3, &[], 1));
+        // A join on its way keeps 4 and 5 (which a got) as crossing; then 6 and 7 never arrive.
+        hub.prepare_join(&room);
+        hub.deliver(&room, "e1", 4, frame("m4"));
+        hub.deliver(&room, "e1", 5, frame("m5"));
+        let d = hub.deliver(&room, "e1", 8, frame("m8"));
+        assert_eq!(asked(&d.catch_up), [("e1".to_owned(), 5)]);
+        // History no longer holds 6: nothing replayed. a lost 6 and 7, and gets 8 once.
+        let (_, again) = hub.complete_catch_up(&caught_up(("e1", 5), "e1", 8, false, &[]), resumed);
+        assert!(again.is_empty());
+        hub.deliver(&room, "e1", 9, frame("m9"));
+        assert_eq!(
+            drain(&mut ao),
+            ["joined", "m4", "m5", "resumed e1 7 false", "m8", "m9"]
         );
     }
 
