@@ -280,8 +280,9 @@ async fn overlapping_polls_and_sends_are_refused() {
     // A send whose body is still arriving holds the send slot.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let slow = p
-        .http
+    // Its own connection: a pooled one the server has just closed would fail a body that cannot
+    // be sent again, and the slot would never be held.
+    let slow = reqwest::Client::new()
         .post(p.url())
         .header("content-type", "application/json")
         .body(body)
@@ -292,8 +293,12 @@ async fn overlapping_polls_and_sends_are_refused() {
         .unwrap();
     // Until the slow one holds the slot, a quick send with a bad body is refused for its body
     // (and changes nothing); once it does, the quick one is refused for overlapping.
-    let refused = tokio::time::timeout(common::WAIT, async {
+    let refused = tokio::time::timeout(common::WAIT * 4, async {
         loop {
+            assert!(
+                !slow.is_finished(),
+                "the slow send ended before its body was complete"
+            );
             let (status, body) = p.post_body("not json".into()).await;
             if status == 409 {
                 return Some(body);
