@@ -486,11 +486,13 @@ impl Node {
     }
 
     /// Publishes a message into a room's stream. `message` must end with an `offset` field
-    /// (set to 0): the broker gives it the room's next offset and keeps it in history.
-    pub fn publish_to_room(&self, room: RoomName, message: &ServerMessage) {
+    /// (set to 0): the broker gives it the room's next offset and keeps it in history. `from`,
+    /// the member it comes from, gets an error if the cluster cannot take it.
+    pub fn publish_to_room(&self, room: RoomName, message: &ServerMessage, from: Option<&Session>) {
         self.broker.submit(Command::Publish {
             room,
             prefix: offset_prefix(message),
+            from: from.map(|s| s.id.clone()),
         });
     }
 
@@ -724,6 +726,18 @@ impl BrokerEvents for Node {
                 ErrorCode::UserNotFound,
                 format!("User {target} is not connected"),
             );
+        }
+    }
+
+    fn not_published(&self, from: &str, room: &RoomName, why: crate::broker::Unpublished) {
+        use crate::broker::Unpublished;
+        if let Some(session) = self.hub.session(from) {
+            let message = match why {
+                Unpublished::Unreachable => format!("This server cannot reach the cluster: your message to {room} was not sent; send it again later"),
+                Unpublished::MaybeLost => format!("This server lost the cluster while sending your message to {room}: it may not have been sent"),
+                Unpublished::QueueFull => format!("This server is overloaded: your message to {room} was not sent; send it again later"),
+            };
+            self.refuse(&session, ErrorCode::Overloaded, message);
         }
     }
 

@@ -326,12 +326,19 @@ async fn redis_outage_degrades_then_recovers() {
     wait_broker(&a, "down", Duration::from_secs(5)).await;
     assert_eq!(health(&a).await["status"], "degraded");
 
-    // Local traffic keeps working on each node.
+    // Each node keeps serving its own connections (joins, presence, typing), but a chat, which
+    // only the cluster numbers, is refused with a clear error rather than reaching one node's
+    // members and never the other's.
     let (mut carol, joined) = join(&a, "ops", "carol").await;
     assert!(names(&joined["users"]).contains(&"carol".to_owned()));
     carol.send(json!({"type":"chat","text":"local"})).await;
-    assert_eq!(recv_of(&mut alice, &["chat"]).await["text"], "local");
-    assert_eq!(recv_of(&mut carol, &["chat"]).await["text"], "local");
+    let refused = recv_of(&mut carol, &["error", "chat"]).await;
+    assert_eq!(refused["code"], "overloaded", "{refused}");
+    carol.send(json!({"type":"typing","isTyping":true})).await;
+    assert_eq!(
+        recv_of(&mut alice, &["typing", "chat"]).await["type"],
+        "typing"
+    );
 
     redis.resume();
     wait_broker(&a, "up", Duration::from_secs(10)).await;

@@ -200,7 +200,7 @@ async fn a_stream_lost_with_its_redis_is_announced_before_the_new_one() {
 }
 
 #[tokio::test]
-async fn chats_numbered_alone_while_cut_off_are_announced_as_another_stream() {
+async fn chats_sent_while_cut_off_are_refused_and_the_stream_is_caught_up_when_back() {
     let redis = OwnRedis::start();
     let proxy = Proxy::start(redis.port).await;
     let p = prefix();
@@ -220,19 +220,15 @@ async fn chats_numbered_alone_while_cut_off_are_announced_as_another_stream() {
 
     proxy.cut();
     wait_broker(&a, "down", Duration::from_secs(10)).await;
-    // Alone, node A numbers Alice's chat in a stream of its own: she is told first.
+    // Cut off, node A never numbers a chat itself (Bob's node would never see it, a silent gap
+    // for him): Alice is told hers was not sent, and it reaches nobody.
     alice.send(json!({"type":"chat","text":"alone"})).await;
-    let resumed = next_room_frame(&mut alice).await;
-    assert_eq!(resumed["type"], "room_resumed", "{resumed}");
-    assert_eq!(resumed["recovered"], false, "{resumed}");
-    let alone_epoch = resumed["epoch"].as_str().unwrap().to_owned();
-    assert_ne!(alone_epoch, cluster_epoch);
-    let chat = next_room_frame(&mut alice).await;
-    assert_eq!(chat["text"], "alone");
-    assert_eq!(
-        chat["offset"].as_u64(),
-        Some(resumed["offset"].as_u64().unwrap() + 1),
-        "{chat}"
+    let refused = recv_of(&mut alice, &["error", "chat", "room_resumed"]).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "overloaded", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("not sent"),
+        "{refused}"
     );
     bob.send(json!({"type":"chat","text":"m2"})).await;
     assert_eq!(recv_of(&mut bob, &["chat"]).await["text"], "m1");
@@ -243,14 +239,19 @@ async fn chats_numbered_alone_while_cut_off_are_announced_as_another_stream() {
 
     proxy.restore();
     wait_broker(&a, "up", Duration::from_secs(15)).await;
-    // Back in the cluster: her position is in A's own stream, which the cluster never had, so
-    // she is moved to the cluster's, without a replay, then gets its live chats.
+    // Back in the cluster, her position is still in the cluster's stream: she is caught up with
+    // what Bob sent meanwhile, then gets the live chats.
     let resumed = next_room_frame(&mut alice).await;
     assert_eq!(resumed["type"], "room_resumed", "{resumed}");
-    assert_eq!(resumed["recovered"], false, "{resumed}");
+    assert_eq!(resumed["recovered"], true, "{resumed}");
     assert_eq!(resumed["epoch"], cluster_epoch.as_str(), "{resumed}");
-    let position = resumed["offset"].as_u64().unwrap();
-    assert_eq!(position, 2, "{resumed}");
+    assert_eq!(resumed["offset"].as_u64(), Some(2), "{resumed}");
+    let missed = next_room_frame(&mut alice).await;
+    assert_eq!(
+        (missed["text"].as_str(), missed["offset"].as_u64()),
+        (Some("m2"), Some(2)),
+        "{missed}"
+    );
     bob.send(json!({"type":"chat","text":"m3"})).await;
     let chat = next_room_frame(&mut alice).await;
     assert_eq!(chat["type"], "chat", "{chat}");

@@ -296,7 +296,7 @@ impl Broker for Memory {
                 room,
                 user,
             } => self.leave(events, session, room, user),
-            Command::Publish { room, prefix } => self.publish(events, room, &prefix),
+            Command::Publish { room, prefix, .. } => self.publish(events, room, &prefix),
             Command::Members { session, room } => {
                 let users = self
                     .with_room(&room, false, |s| {
@@ -483,6 +483,7 @@ mod tests {
         m.submit(Command::Publish {
             room: room.into(),
             prefix: format!(r#"{{"t":"{text}","offset":"#),
+            from: None,
         });
     }
 

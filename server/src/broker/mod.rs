@@ -83,6 +83,9 @@ pub enum Command {
         room: RoomName,
         /// The encoded frame without its offset and closing brace.
         prefix: String,
+        /// The session whose message it is (none for a backend's): told with
+        /// [`BrokerEvents::not_published`] when the cluster could not take it.
+        from: Option<SessionId>,
     },
     /// A frame for a room's members that is not part of its stream (typing), except one.
     Volatile {
@@ -263,6 +266,18 @@ pub fn presence_frames(
     (full, crate::wire::encode(&diff))
 }
 
+/// Why a room message was not published ([`BrokerEvents::not_published`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpublished {
+    /// The node had lost the cluster's broker: a room message is never numbered by one node
+    /// alone (its members would get it and the other nodes' never would, a silent gap).
+    Unreachable,
+    /// The node lost the broker while the message was on its way: it may have been published.
+    MaybeLost,
+    /// The broker's queue was full.
+    QueueFull,
+}
+
 /// This node's members and users, for a broker that re-registers them (after a reconnect).
 #[derive(Debug, Clone, Default)]
 pub struct LocalState {
@@ -307,6 +322,8 @@ pub trait BrokerEvents: Send + Sync {
     fn private(&self, target: &str, frame: &Utf8Bytes) -> usize;
     /// Nobody could receive `from`'s private message to `target`.
     fn undeliverable(&self, from: &str, target: &str);
+    /// `from`'s message for `room` was not published (or may not have been), for `why`.
+    fn not_published(&self, _from: &str, _room: &RoomName, _why: Unpublished) {}
     /// A frame for one session here, if it is (still) a member of `room`; returns whether it
     /// was queued.
     fn direct(&self, room: &RoomName, target: &str, frame: &Utf8Bytes) -> bool;

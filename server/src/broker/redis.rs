@@ -36,7 +36,7 @@ use super::interest::Interest;
 use super::memory::Memory;
 use super::{
     presence_frames, scripts, topics, Broker, BrokerEvents, CatchUpAnswer, Command, Health,
-    JoinAnswer, PresenceChange, SessionId,
+    JoinAnswer, PresenceChange, SessionId, Unpublished,
 };
 use crate::config::Config;
 use crate::ids::{new_epoch, random_token};
@@ -250,6 +250,8 @@ pub struct Redis {
     shared: Arc<Shared>,
     task: Task,
     fallback: Arc<Memory>,
+    /// The node, once attached (to tell senders of what was not published).
+    events: OnceLock<Weak<dyn BrokerEvents>>,
     /// Capability `documents`, shared through Redis.
     docs: super::redis_docs::RedisDocs,
 }
@@ -381,6 +383,7 @@ impl Redis {
             docs,
             task,
             fallback: Arc::new(Memory::from_config(config)),
+            events: OnceLock::new(),
         }
     }
 
@@ -393,15 +396,34 @@ impl Redis {
                     "the Redis command queue is full: shedding messages"
                 );
             }
+            if let Op::Command(Command::Publish {
+                room,
+                from: Some(from),
+                ..
+            }) = &op
+            {
+                if let Some(events) = self.events() {
+                    events.not_published(from, room, Unpublished::QueueFull);
+                }
+            }
             return;
         }
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::error::SendError(op)) = self.tx.send(op) {
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             if let Op::Command(command) = op {
-                self.fallback.submit(command);
+                alone_or_refused(
+                    self.events().as_deref(),
+                    &self.fallback,
+                    command,
+                    Unpublished::Unreachable,
+                );
             }
         }
+    }
+
+    fn events(&self) -> Option<Arc<dyn BrokerEvents>> {
+        self.events.get().and_then(Weak::upgrade)
     }
 }
 
@@ -417,6 +439,7 @@ pub(super) fn redact(url: &str) -> String {
 
 impl Broker for Redis {
     fn attach(&self, events: Weak<dyn BrokerEvents>) {
+        let _ = self.events.set(events.clone());
         self.fallback.attach(events.clone());
         self.docs.attach(events.clone());
         let (shared, slot, fallback) = (
@@ -447,7 +470,12 @@ impl Broker for Redis {
             return self.docs.submit(command);
         }
         if !self.shared.up.load(Ordering::Acquire) {
-            return self.fallback.submit(command);
+            return alone_or_refused(
+                self.events().as_deref(),
+                &self.fallback,
+                command,
+                Unpublished::Unreachable,
+            );
         }
         self.send(Op::Command(command));
     }
@@ -566,6 +594,7 @@ pub(super) fn ended(end: End) -> bool {
 /// stops meanwhile.
 pub(super) async fn alone(
     shared: &Shared,
+    events: &Weak<dyn BrokerEvents>,
     rx: &mut mpsc::UnboundedReceiver<Op>,
     fallback: &Memory,
     backoff: Duration,
@@ -583,7 +612,9 @@ pub(super) async fn alone(
                         let _ = done.send(());
                         return false;
                     }
-                    Op::Command(command) => fallback.submit(command),
+                    Op::Command(command) => {
+                        alone_or_refused(events.upgrade().as_deref(), fallback, command, Unpublished::Unreachable)
+                    }
                     Op::Barrier(done) => {
                         let _ = done.send(());
                     }
@@ -591,6 +622,26 @@ pub(super) async fn alone(
                 }
             }
         }
+    }
+}
+
+/// A command the cluster's broker did not carry out, on a node that serves alone: carried out
+/// here, except a room message, which only the cluster may number (one numbered here would
+//// reach this node's members and never the others', a silent gap for them): its sender is told
+/// why it was not sent, or may not have been.
+pub(super) fn alone_or_refused(
+    events: Option<&dyn BrokerEvents>,
+    fallback: &Memory,
+    command: Command,
+    why: Unpublished,
+) {
+    match command {
+        Command::Publish { room, from, .. } => {
+            if let (Some(from), Some(events)) = (from, events) {
+                events.not_published(&from, &room, why);
+            }
+        }
+        command => fallback.submit(command),
     }
 }
 
@@ -639,7 +690,7 @@ async fn run(
             Err(e) => tracing::warn!(error = %e, "cluster broker unreachable; retrying"),
         }
         // Until the next attempt, commands are carried out here alone.
-        if !alone(&shared, lease.rx(), &fallback, backoff).await {
+        if !alone(&shared, &events, lease.rx(), &fallback, backoff).await {
             return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -964,7 +1015,7 @@ async fn run_batch(
                         .arg(shared.member(session));
                     then.push(Then::Nothing);
                 }
-                Command::Publish { room, prefix } => {
+                Command::Publish { room, prefix, .. } => {
                     // Chats that follow each other in the batch share one script call (the
                     // pipeline's last command, which the arguments extend).
                     if chats == 0 || chats == CHATS_PER_CALL {
@@ -1184,7 +1235,9 @@ pub(super) fn give_up(
     events.reset();
     for op in batch.drain(..) {
         match op {
-            Op::Command(command) => fallback.submit(command),
+            Op::Command(command) => {
+                alone_or_refused(Some(events), fallback, command, Unpublished::MaybeLost)
+            }
             Op::Barrier(done) => {
                 let _ = done.send(());
             }

@@ -281,7 +281,7 @@ async fn run(
             Err(e) => tracing::warn!(error = %e, "Redis Cluster unreachable; retrying"),
         }
         // Until the next attempt, commands are carried out here alone.
-        if !alone(&shared, lease.rx(), &fallback, backoff).await {
+        if !alone(&shared, &events, lease.rx(), &fallback, backoff).await {
             return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -841,7 +841,7 @@ async fn run_batch(
                         .arg(shared.member(session));
                     place(Then::Nothing, &mut group.places);
                 }
-                Command::Publish { room, prefix } => {
+                Command::Publish { room, prefix, .. } => {
                     if group.chats == 0 || group.chats == CHATS_PER_CALL {
                         eval(pipe, &s.chat, &key)
                             .arg(p)

@@ -67,7 +67,7 @@ impl Capability for Rooms {
                 }
             }
             ClientMessage::Chat { text: body } => match node.room_of(session) {
-                Some((room, user)) => chat(node, room, user, &body),
+                Some((room, user)) => chat(node, room, user, &body, Some(session)),
                 None => node.refuse(session, ErrorCode::NotInRoom, text::NOT_IN_ROOM),
             },
             ClientMessage::Typing { is_typing } => match node.room_of(session) {
@@ -116,14 +116,14 @@ impl Capability for Rooms {
         let user = user
             .clone()
             .unwrap_or_else(|| User::Name("system".to_owned()));
-        chat(node, room.clone(), user, text);
+        chat(node, room.clone(), user, text, None);
         true
     }
 }
 
 /// Stamps and publishes a chat message into a room's stream (from a member, or from a backend
 /// through the `room.messages` topic).
-pub fn chat(node: &Node, room: RoomName, user: User, body: &str) {
+pub fn chat(node: &Node, room: RoomName, user: User, body: &str, from: Option<&Session>) {
     let message = ServerMessage::Chat {
         id: node.next_id(),
         user,
@@ -132,7 +132,7 @@ pub fn chat(node: &Node, room: RoomName, user: User, body: &str) {
         room: room.clone(),
         offset: Some(0),
     };
-    node.publish_to_room(room, &message);
+    node.publish_to_room(room, &message, from);
 }
 
 #[cfg(test)]
