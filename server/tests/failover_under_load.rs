@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{node_on, prefix, redis_cli, wait_broker, ReplicatedCluster, SentinelSet};
+use common::cluster::{
+    node, node_on, prefix, redis_cli, wait_broker, ReplicatedCluster, SentinelSet,
+};
 use common::{health, Client, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -58,6 +60,22 @@ async fn a_cluster_primary_killed_under_load_loses_nothing_silently() {
     through_failover(&nodes, || cluster.kill(primary), replica).await;
 }
 
+/// The control: the same load and reconnections on the machine's Redis with nothing killed
+/// passes the same accounting (so what the failover tests name is the failover's doing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_load_without_a_failover_passes_the_accounting() {
+    let p = prefix();
+    let nodes: Vec<Server> = (0..NODES).map(|_| node(&p)).collect();
+    for node in &nodes {
+        wait_broker(node, "up", Duration::from_secs(10)).await;
+    }
+    let load = Load::start(&nodes).await;
+    load.wait_acked(WARM, "at first").await;
+    load.reconnect(MEMBERS - 1);
+    load.wait_acked(WARM, "after a reconnection").await;
+    account(&load.finish().await, None);
+}
+
 /// The load on `nodes`, `kill` run under it, `/healthz` degraded then ok with the replica on
 /// port `promoted` a primary, more load, then the accounting. One member of each room drops its
 /// connection and resumes while the nodes are degraded, another one after they recovered.
@@ -89,7 +107,7 @@ async fn through_failover(nodes: &[Server], kill: impl FnOnce(), promoted: u16) 
     load.reconnect(MEMBERS - 2);
     load.wait_acked(WARM, "after recovery").await;
     let logs = load.finish().await;
-    account(&logs, during);
+    account(&logs, Some(during));
 }
 
 /// Polls every node's `/healthz` `status` until `done` holds for them (within `within` seconds).
@@ -205,28 +223,24 @@ impl Position {
                 self.at = Some((epoch.clone(), *offset));
                 Ok(())
             }
-            // Every chat after the position the client resumed from follows.
             Seen::Joined {
                 epoch,
+                offset,
                 recovered: Some(true),
-                ..
-            } => match &self.at {
-                Some((at, _)) if at == epoch => Ok(()),
-                at => Err(format!(
-                    "room_joined recovered:true in epoch {epoch}, but the client was at {at:?}"
-                )),
-            },
+            }
+            | Seen::Resumed {
+                epoch,
+                offset,
+                recovered: true,
+            } => self.replays(epoch, *offset),
             Seen::Resumed {
                 epoch,
                 offset,
-                recovered,
-            } => match self.at.replace((epoch.clone(), *offset)) {
-                Some((at, last)) if *recovered && at == *epoch && last != *offset => Err(format!(
-                    "room_resumed recovered:true at offset {offset} of epoch {epoch}, but the \
-                     client was at offset {last} of it"
-                )),
-                _ => Ok(()),
-            },
+                recovered: false,
+            } => {
+                self.at = Some((epoch.clone(), *offset));
+                Ok(())
+            }
             Seen::Chat { offset, text } => {
                 let Some((epoch, last)) = &mut self.at else {
                     return Err(format!("chat {text:?} before any room_joined"));
@@ -243,6 +257,18 @@ impl Position {
                 }
             }
             Seen::Dropped => Ok(()),
+        }
+    }
+
+    /// A `recovered: true` answer with the stream at `offset` of `epoch`: every chat after the
+    /// client's position follows, in order, so the position stays where it is, in that epoch.
+    fn replays(&self, epoch: &str, offset: u64) -> Result<(), String> {
+        match &self.at {
+            Some((at, last)) if at == epoch && *last <= offset => Ok(()),
+            at => Err(format!(
+                "recovered:true with the stream at offset {offset} of epoch {epoch}, but the \
+                 client was at {at:?}: no replay can continue its stream"
+            )),
         }
     }
 
@@ -650,8 +676,8 @@ fn spans(numbers: &[u64]) -> String {
 
 /// Checks every member's log against its room's sender's acknowledgements, prints a summary,
 /// and fails naming every problem. `during` counts the chats that came back while Redis failed
-/// over.
-fn account(logs: &[(String, usize, Vec<Seen>)], during: usize) {
+/// over (`None` without a failover).
+fn account(logs: &[(String, usize, Vec<Seen>)], during: Option<usize>) {
     let mut problems = Vec::new();
     for room in 0..ROOMS {
         let members: Vec<&(String, usize, Vec<Seen>)> =
@@ -683,7 +709,7 @@ fn account(logs: &[(String, usize, Vec<Seen>)], during: usize) {
         }
     }
     assert!(
-        during > 0,
+        during != Some(0),
         "no chat came back while Redis failed over: the load did not run through it"
     );
     const SHOWN: usize = 40;
@@ -780,14 +806,19 @@ fn a_room_resumed_false_before_the_jump_covers_it() {
 }
 
 #[test]
-fn a_room_resumed_true_covers_no_loss_and_must_start_where_the_client_was() {
+fn a_room_resumed_true_is_followed_by_every_missed_chat() {
+    // The frame gives the stream's position; what the client missed follows it.
     let log = [
         joined("e", 0, None),
         chat(1, "m1"),
-        resumed("e", 1, true),
+        resumed("e", 3, true),
         chat(2, "m2"),
+        chat(3, "m3"),
+        chat(4, "m4"),
     ];
     assert!(gaps("c", &log).is_empty());
+    assert!(losses("c", &log, &acked(1..=4)).is_empty());
+    // A replay that leaves some out is a gap, and covers no loss.
     let log = [
         joined("e", 0, None),
         chat(1, "m1"),
@@ -796,6 +827,11 @@ fn a_room_resumed_true_covers_no_loss_and_must_start_where_the_client_was() {
     ];
     assert_eq!(gaps("c", &log).len(), 1);
     assert!(losses("c", &log, &acked(1..=4))[0].contains("(m2-m3)"));
+    // Into another epoch, or behind the client, it cannot continue the client's stream.
+    let log = [joined("e", 0, None), chat(1, "m1"), resumed("f", 3, true)];
+    assert!(gaps("c", &log)[0].contains("no replay can continue"));
+    let log = [joined("e", 0, None), chat(1, "m1"), resumed("e", 0, true)];
+    assert_eq!(gaps("c", &log).len(), 1);
 }
 
 #[test]
