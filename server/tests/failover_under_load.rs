@@ -370,7 +370,7 @@ async fn send(client: &mut Client, frame: Value) {
     let _ = client.ws.send(Message::text(frame.to_string())).await;
 }
 
-/// A new connection to `url` joining again with `since` the last position seen.
+/// A new connection to `url` joining the room, with `since` the last position seen if any.
 async fn resume(url: &str, join: &Value, position: &Position) -> Client {
     let mut client = Client::connect(url).await;
     let mut join = join.clone();
@@ -391,9 +391,8 @@ async fn run_member(
     nodes: usize,
 ) {
     let join = json!({"type":"join","room":room,"user":user});
-    let mut client = Client::connect(&url).await;
-    send(&mut client, join.clone()).await;
     let mut position = Position::default();
+    let mut client = resume(&url, &join, &position).await;
     let (mut in_room, mut sending, mut next, mut echoed) = (false, false, 1u64, 0u64);
     let mut stopping: Option<oneshot::Sender<()>> = None;
     let mut to_say: Vec<String> = Vec::new();
