@@ -3,8 +3,8 @@
 //! (`redis+cluster://`, the primary holding a busy room killed). Three rooms of six members,
 //! spread over the nodes, each with one member sending numbered chats every few milliseconds
 //! through the whole failover. `/healthz` must show `degraded` on a node and then `ok` on all;
-//! then the senders stop and every node's member sends a marker chat, which every member must
-//! receive (so no node stays silently unsubscribed).
+//! then the senders stop and a member on every node sends a marker chat (again, in rounds,
+//! until every member has one from every node), so no node stays silently unsubscribed.
 //!
 //! The accounting reads only what each client received, in order. Chats carry their room
 //! offset (not the epoch, which `room_joined` and `room_resumed` give): within one epoch the
@@ -296,8 +296,7 @@ enum Order {
     Reconnect,
 }
 
-/// One member's connection, kept open (and resumed when it drops) until it has seen the marker
-/// chat of every node.
+/// One member's connection, kept open (and resumed when it drops) until the test lets it go.
 struct Member {
     name: String,
     node: usize,
@@ -310,7 +309,7 @@ struct Member {
 }
 
 impl Member {
-    fn spawn(server: &Server, node: usize, room: usize, name: String, nodes: usize) -> Member {
+    fn spawn(server: &Server, node: usize, room: usize, name: String) -> Member {
         let log = Arc::new(Mutex::new(Vec::new()));
         let numbered = Arc::new(AtomicUsize::new(0));
         let (orders, rx) = mpsc::unbounded_channel();
@@ -321,7 +320,6 @@ impl Member {
             log.clone(),
             numbered.clone(),
             rx,
-            nodes,
         ));
         Member {
             name,
@@ -359,7 +357,10 @@ impl Member {
 fn markers(log: &[Seen]) -> BTreeSet<String> {
     log.iter()
         .filter_map(|s| match s {
-            Seen::Chat { text, .. } => text.strip_prefix("end:").map(str::to_owned),
+            Seen::Chat { text, .. } => {
+                let marker = text.strip_prefix("end:")?;
+                Some(marker.split(':').next()?.to_owned())
+            }
             _ => None,
         })
         .collect()
@@ -388,7 +389,6 @@ async fn run_member(
     log: Arc<Mutex<Vec<Seen>>>,
     numbered: Arc<AtomicUsize>,
     mut orders: mpsc::UnboundedReceiver<Order>,
-    nodes: usize,
 ) {
     let join = json!({"type":"join","room":room,"user":user});
     let mut position = Position::default();
@@ -396,7 +396,6 @@ async fn run_member(
     let (mut in_room, mut sending, mut next, mut echoed) = (false, false, 1u64, 0u64);
     let mut stopping: Option<oneshot::Sender<()>> = None;
     let mut to_say: Vec<String> = Vec::new();
-    let mut markers = BTreeSet::new();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -433,9 +432,6 @@ async fn run_member(
                             echoed = echoed.max(n);
                             numbered.fetch_add(1, Ordering::Relaxed);
                         }
-                        if let Some(node) = text.strip_prefix("end:") {
-                            markers.insert(node.to_owned());
-                        }
                     }
                     _ => {}
                 }
@@ -444,9 +440,6 @@ async fn run_member(
                     if let Some(done) = stopping.take() {
                         let _ = done.send(());
                     }
-                }
-                if markers.len() == nodes {
-                    return;
                 }
             }
             _ = tick.tick(), if sending && in_room => {
@@ -494,7 +487,7 @@ impl Load {
             for i in 0..MEMBERS {
                 let node = (room + i) % nodes.len();
                 let name = format!("r{room}-u{i}-n{node}");
-                members.push(Member::spawn(&nodes[node], node, room, name, nodes.len()));
+                members.push(Member::spawn(&nodes[node], node, room, name));
             }
         }
         let load = Load {
@@ -550,8 +543,10 @@ impl Load {
         }
     }
 
-    /// Stops the senders once their last chat came back, has one member per room and node send
-    /// a marker, and waits until every member saw every marker of its room. The members' logs.
+    /// Stops the senders once their last chat came back, then has one member per room and node
+    /// send a marker chat until every member saw one from every node (a member told
+    /// `recovered: false` about the stretch that held a round of markers gets the next round).
+    /// The members' logs.
     async fn finish(self) -> Vec<(String, usize, Vec<Seen>)> {
         for sender in self.senders() {
             let (done, stopped) = oneshot::channel();
@@ -561,37 +556,57 @@ impl Load {
                 .unwrap_or_else(|_| panic!("{}'s last chat never came back", sender.name))
                 .expect("the member's task is running");
         }
-        for room in 0..ROOMS {
-            for node in 0..self.nodes {
-                let one = self
-                    .members
-                    .iter()
-                    .find(|m| m.room == room && m.node == node)
-                    .expect("every node has a member of every room");
-                let _ = one.orders.send(Order::Say(format!("end:{node}")));
-            }
-        }
         let deadline = Instant::now() + Duration::from_secs(15);
-        for member in &self.members {
-            while !member.task.is_finished() {
-                if Instant::now() > deadline {
-                    let late: Vec<String> = self
+        let mut round = 0;
+        'rounds: loop {
+            round += 1;
+            for room in 0..ROOMS {
+                for node in 0..self.nodes {
+                    let one = self
                         .members
                         .iter()
-                        .filter(|m| !m.task.is_finished())
-                        .map(|m| format!("{} saw markers {:?}", m.name, m.markers()))
+                        .find(|m| m.room == room && m.node == node)
+                        .expect("every node has a member of every room");
+                    let _ = one.orders.send(Order::Say(format!("end:{node}:{round}")));
+                }
+            }
+            let next_round = Instant::now() + Duration::from_secs(2);
+            loop {
+                let late: Vec<&Member> = self
+                    .members
+                    .iter()
+                    .filter(|m| m.markers().len() < self.nodes)
+                    .collect();
+                if late.is_empty() {
+                    break 'rounds;
+                }
+                if Instant::now() > deadline {
+                    for m in &late {
+                        eprintln!("what {} saw: {}", m.name, story(&m.log()));
+                    }
+                    let late: Vec<String> = late
+                        .iter()
+                        .map(|m| format!("{} saw markers of nodes {:?}", m.name, m.markers()))
                         .collect();
                     panic!(
-                        "SILENT: members never got every node's marker chat within 15 s: {late:?}"
+                        "SILENT: members never got a marker chat from every node within 15 s \
+                         ({round} rounds; what they saw is printed above): {late:?}"
                     );
+                }
+                if Instant::now() > next_round {
+                    continue 'rounds;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         let mut logs = Vec::new();
         for member in self.members {
-            let log = member.log();
-            member.task.await.expect("a member's task failed");
+            drop(member.orders);
+            tokio::time::timeout(Duration::from_secs(5), member.task)
+                .await
+                .unwrap_or_else(|_| panic!("{} did not stop", member.name))
+                .expect("a member's task failed");
+            let log = member.log.lock().unwrap().clone();
             logs.push((member.name, member.room, log));
         }
         logs
@@ -617,18 +632,27 @@ fn gaps(who: &str, log: &[Seen]) -> Vec<String> {
 fn losses(who: &str, log: &[Seen], acked: &BTreeSet<u64>) -> Vec<String> {
     let mut problems = Vec::new();
     let mut at: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut highest = 0;
+    let (mut twice, mut late, mut highest) = (Vec::new(), Vec::new(), 0);
     for (i, seen) in log.iter().enumerate() {
         let Seen::Chat { text, .. } = seen else {
             continue;
         };
         let Some(n) = number(text) else { continue };
         if at.insert(n, i).is_some() {
-            problems.push(format!("DUPLICATE: {who} got m{n} twice"));
+            twice.push(n);
         } else if n < highest {
-            problems.push(format!("ORDER: {who} got m{n} after m{highest}"));
+            late.push(n);
         }
         highest = highest.max(n);
+    }
+    if !twice.is_empty() {
+        problems.push(format!("DUPLICATE: {who} got {} twice", spans(&twice)));
+    }
+    if !late.is_empty() {
+        problems.push(format!(
+            "ORDER: {who} got {} after chats sent later",
+            spans(&late)
+        ));
     }
     let told: Vec<usize> = (0..log.len()).filter(|i| log[*i].tells_loss()).collect();
     let uncovered: Vec<u64> = acked
@@ -652,6 +676,55 @@ fn losses(who: &str, log: &[Seen], acked: &BTreeSet<u64>) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// A log in short: signals as they came, runs of chats whose offsets and numbers both follow
+/// one another as one `m1-m40@1-40` (numbers @ offsets).
+fn story(log: &[Seen]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Option<(String, u64, u64, u64)> = None; // first text, last number, offsets
+    let close = |run: &mut Option<(String, u64, u64, u64)>, out: &mut Vec<String>| {
+        if let Some((first, last, from, to)) = run.take() {
+            out.push(if from == to {
+                format!("{first}@{from}")
+            } else {
+                format!("{first}-m{last}@{from}-{to}")
+            });
+        }
+    };
+    for seen in log {
+        match seen {
+            Seen::Chat { offset, text } => {
+                let n = number(text);
+                if let (Some((_, last, _, to)), Some(n)) = (&mut run, n) {
+                    if n == *last + 1 && *offset == *to + 1 {
+                        (*last, *to) = (n, *offset);
+                        continue;
+                    }
+                }
+                close(&mut run, &mut out);
+                run = Some((text.clone(), n.unwrap_or(u64::MAX - 1), *offset, *offset));
+            }
+            other => {
+                close(&mut run, &mut out);
+                out.push(match other {
+                    Seen::Joined {
+                        epoch,
+                        offset,
+                        recovered,
+                    } => format!("[room_joined {epoch}@{offset} recovered:{recovered:?}]"),
+                    Seen::Resumed {
+                        epoch,
+                        offset,
+                        recovered,
+                    } => format!("[room_resumed {epoch}@{offset} recovered:{recovered}]"),
+                    _ => "[dropped]".into(),
+                });
+            }
+        }
+    }
+    close(&mut run, &mut out);
+    out.join(" ")
 }
 
 /// `[3, 4, 5, 9]` as `m3-m5, m9`.
@@ -701,9 +774,13 @@ fn account(logs: &[(String, usize, Vec<Seen>)], during: Option<usize>) {
             let told = log.iter().filter(|s| s.tells_loss()).count();
             let drops = log.iter().filter(|s| **s == Seen::Dropped).count();
             eprintln!("  {name}: {chats} chats, {told} recovered:false, {drops} reconnections");
+            let before = problems.len();
             problems.extend(gaps(name, log));
             if name != sender {
                 problems.extend(losses(name, log, &acked));
+            }
+            if problems.len() > before {
+                eprintln!("    what {name} saw: {}", story(log));
             }
         }
     }
@@ -889,7 +966,9 @@ fn repeats_and_reordering_are_named() {
         chat(4, "m1"),
     ];
     let problems = losses("c", &log, &acked(1..=2));
-    assert!(problems.iter().any(|p| p.contains("DUPLICATE")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("DUPLICATE: c got m2, m1 twice")));
     let log = [
         joined("e", 0, None),
         chat(1, "m2"),
@@ -917,6 +996,25 @@ fn a_room_resumed_without_its_position_fails_the_test() {
     Seen::from_frame(
         &json!({"type":"room_resumed","room":"r0","recovered":false}),
         "r0",
+    );
+}
+
+#[test]
+fn a_story_is_short() {
+    let log = [
+        joined("e", 0, None),
+        chat(1, "m1"),
+        chat(2, "m2"),
+        chat(3, "m3"),
+        resumed("f", 9, false),
+        chat(10, "m7"),
+        chat(11, "end:0"),
+        Seen::Dropped,
+    ];
+    assert_eq!(
+        story(&log),
+        "[room_joined e@0 recovered:None] m1-m3@1-3 [room_resumed f@9 recovered:false] m7@10 \
+         end:0@11 [dropped]"
     );
 }
 
