@@ -5,95 +5,19 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::{
-    eventually, free_port, join, names, node_on, prefix, recv_of, redis_cli, wait_broker, Proc,
-    TempDir,
+    eventually, join, names, node_on, prefix, recv_of, redis_cli, wait_broker, SentinelSet,
 };
 use common::health;
 use serde_json::json;
 
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn redis_server(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ])
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
-    wait_port(port);
-    Proc(child)
-}
-
 #[tokio::test]
 async fn a_sentinel_failover_degrades_then_recovers_on_the_new_primary() {
-    let dir = std::env::temp_dir().join(format!("herald-sentinel-{}", prefix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _dir = TempDir(dir.clone());
-    let (primary_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
-    let primary_dir = dir.join("primary");
-    let replica_dir = dir.join("replica");
-    std::fs::create_dir_all(&primary_dir).unwrap();
-    std::fs::create_dir_all(&replica_dir).unwrap();
-    let mut primary = Some(redis_server(primary_port, &primary_dir, &[]));
-    let _replica = redis_server(
-        replica_port,
-        &replica_dir,
-        &["--replicaof", "127.0.0.1", &primary_port.to_string()],
-    );
-    let conf = dir.join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
-             sentinel monitor herald 127.0.0.1 {primary_port} 1\n\
-             sentinel down-after-milliseconds herald 500\n\
-             sentinel failover-timeout herald 3000\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let _sentinel = Proc(
-        Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs as a sentinel"),
-    );
-    wait_port(sentinel_port);
-    // The sentinel knows the replica before the primary goes (it learns it from the primary).
-    eventually(
-        "the sentinel sees the replica",
-        Duration::from_secs(15),
-        || {
-            redis_cli(sentinel_port, &["SENTINEL", "replicas", "herald"])
-                .contains(&replica_port.to_string())
-        },
-    )
-    .await;
-
-    let url = format!("redis+sentinel://127.0.0.1:{sentinel_port}/herald");
+    let mut redis = SentinelSet::start().await;
+    let replica_port = redis.replica_port;
+    let url = redis.url();
     let p = prefix();
     let (a, b) = (node_on(&url, &p, &[]), node_on(&url, &p, &[]));
     wait_broker(&a, "up", Duration::from_secs(5)).await;
@@ -113,7 +37,7 @@ async fn a_sentinel_failover_degrades_then_recovers_on_the_new_primary() {
     })
     .await;
 
-    drop(primary.take());
+    redis.kill_primary();
     wait_broker(&a, "down", Duration::from_secs(10)).await;
     assert_eq!(health(&a).await["status"], "degraded");
     wait_broker(&a, "up", Duration::from_secs(30)).await;

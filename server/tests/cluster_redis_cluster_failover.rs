@@ -8,117 +8,19 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::{
-    eventually, free_port, join, names, node_on, prefix, recv_of, redis_cli, wait_broker, Proc,
-    TempDir,
+    eventually, join, names, node_on, prefix, recv_of, redis_cli, repl_offset, wait_broker,
+    ReplicatedCluster,
 };
 use common::health;
 use serde_json::json;
 
-fn cluster_node(port: u16, dir: &std::path::Path) -> Proc {
-    let own = dir.join(port.to_string());
-    std::fs::create_dir_all(&own).unwrap();
-    let child = Command::new("redis-server")
-        .current_dir(&own)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "1000",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (the Redis Cluster failover test needs it)");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(child)
-}
-
-/// The port of the primary serving `slot`, and of its replica, from `CLUSTER NODES`.
-fn shard_of(nodes: &str, slot: u16) -> (u16, u16) {
-    let port_of = |addr: &str| -> u16 { addr.split([':', '@']).nth(1).unwrap().parse().unwrap() };
-    let lines: Vec<Vec<&str>> = nodes
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let primary = lines
-        .iter()
-        .find(|f| {
-            f.len() > 8
-                && f[2].contains("master")
-                && f[8..].iter().any(|range| {
-                    let (a, b) = range.split_once('-').unwrap_or((range, range));
-                    (a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()).contains(&slot)
-                })
-        })
-        .expect("a primary serves the slot");
-    let replica = lines
-        .iter()
-        .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == primary[0])
-        .expect("the primary has a replica");
-    (port_of(primary[1]), port_of(replica[1]))
-}
-
-fn repl_offset(port: u16, field: &str) -> Option<u64> {
-    redis_cli(port, &["INFO", "replication"])
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(field))
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn a_cluster_primary_failing_over_degrades_then_recovers() {
-    let dir = std::env::temp_dir().join(format!("herald-rcluster-fo-{}", prefix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _dir = TempDir(dir.clone());
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let mut servers: Vec<Option<Proc>> =
-        ports.iter().map(|p| Some(cluster_node(*p, &dir))).collect();
-    let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
-    create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-    create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
-    let out = Command::new("redis-cli").args(&create).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    eventually(
-        "the cluster is ok with its replicas",
-        Duration::from_secs(20),
-        || {
-            ports
-                .iter()
-                .all(|p| redis_cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-                && redis_cli(ports[0], &["CLUSTER", "NODES"])
-                    .matches("slave")
-                    .count()
-                    == 3
-        },
-    )
-    .await;
-
-    let seeds: Vec<String> = ports[..3]
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect();
-    let url = format!("redis+cluster://{}", seeds.join(","));
+    let mut cluster = ReplicatedCluster::start().await;
+    let url = cluster.url();
     let p = prefix();
     let extra = ["--presence-ttl", "2s"];
     let (a, b) = (node_on(&url, &p, &extra), node_on(&url, &p, &extra));
@@ -134,14 +36,8 @@ async fn a_cluster_primary_failing_over_degrades_then_recovers() {
     assert_eq!(recv_of(&mut alice, &["chat"]).await["text"], "before");
 
     // The shard holding the room, and its replica caught up with it.
-    let slot: u16 = redis_cli(
-        ports[0],
-        &["CLUSTER", "KEYSLOT", &format!("{p}:room:{{ops}}")],
-    )
-    .trim()
-    .parse()
-    .unwrap();
-    let (primary, replica) = shard_of(&redis_cli(ports[0], &["CLUSTER", "NODES"]), slot);
+    let slot = cluster.slot(&format!("{p}:room:{{ops}}"));
+    let (primary, replica) = cluster.shard_of(slot);
     eventually(
         "the replica has the primary's writes",
         Duration::from_secs(5),
@@ -152,8 +48,7 @@ async fn a_cluster_primary_failing_over_degrades_then_recovers() {
     )
     .await;
 
-    let index = ports.iter().position(|p| *p == primary).unwrap();
-    drop(servers[index].take());
+    cluster.kill(primary);
     wait_broker(&a, "down", Duration::from_secs(10)).await;
     assert_eq!(health(&a).await["status"], "degraded");
     wait_broker(&a, "up", Duration::from_secs(30)).await;

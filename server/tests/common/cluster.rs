@@ -106,26 +106,11 @@ impl OwnRedis {
     }
 
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
+        let child = redis_command(self.port)
             .spawn()
             .expect("redis-server is installed");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_port(self.port);
     }
 
     pub fn stop(&mut self) {
@@ -294,4 +279,260 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() ->
         assert!(Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+impl TempDir {
+    /// A new directory under the system's temporary one, named `kind` and a fresh prefix.
+    pub fn new(kind: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{kind}-{}", prefix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+/// Waits until something listens on `port` (5 s at most).
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `redis-server` on 127.0.0.1:`port` without persistence, its output dropped.
+fn redis_command(port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null());
+    command
+}
+
+/// A redis-server on `port` keeping its files in `dir` (no persistence), with `extra` flags.
+pub fn redis_server(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let child = redis_command(port)
+        .current_dir(dir)
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .spawn()
+        .expect("redis-server is installed");
+    wait_port(port);
+    Proc(child)
+}
+
+/// A primary, its replica and one sentinel monitoring them as `herald` (down after 500 ms), all
+/// on free ports with their files in a temporary directory; killed and removed when dropped.
+pub struct SentinelSet {
+    pub primary_port: u16,
+    pub replica_port: u16,
+    pub sentinel_port: u16,
+    /// `None` once [`SentinelSet::kill_primary`] ran.
+    pub primary: Option<Proc>,
+    _replica: Proc,
+    _sentinel: Proc,
+    _dir: TempDir,
+}
+
+impl SentinelSet {
+    /// Starts the three and waits until the replica has synced and the sentinel knows it (it
+    /// learns it from the primary, and could not fail over without it).
+    pub async fn start() -> SentinelSet {
+        let dir = TempDir::new("herald-sentinel");
+        let (primary_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
+        // Replicas start their first sync at once (not after the default 5 s).
+        let primary = redis_server(
+            primary_port,
+            &dir.0.join("primary"),
+            &["--repl-diskless-sync-delay", "0"],
+        );
+        let replica = redis_server(
+            replica_port,
+            &dir.0.join("replica"),
+            &["--replicaof", "127.0.0.1", &primary_port.to_string()],
+        );
+        let conf = dir.0.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor herald 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds herald 500\n\
+                 sentinel failover-timeout herald 3000\n",
+                dir.0.display()
+            ),
+        )
+        .unwrap();
+        let sentinel = Proc(
+            Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server runs as a sentinel"),
+        );
+        wait_port(sentinel_port);
+        eventually("the replica synced", Duration::from_secs(15), || {
+            redis_cli(replica_port, &["INFO", "replication"]).contains("master_link_status:up")
+        })
+        .await;
+        eventually(
+            "the sentinel sees the replica",
+            Duration::from_secs(15),
+            || {
+                redis_cli(sentinel_port, &["SENTINEL", "replicas", "herald"])
+                    .contains(&replica_port.to_string())
+            },
+        )
+        .await;
+        SentinelSet {
+            primary_port,
+            replica_port,
+            sentinel_port,
+            primary: Some(primary),
+            _replica: replica,
+            _sentinel: sentinel,
+            _dir: dir,
+        }
+    }
+
+    /// The broker URL nodes use.
+    pub fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/herald", self.sentinel_port)
+    }
+
+    /// Kills the primary (and reaps it).
+    pub fn kill_primary(&mut self) {
+        drop(self.primary.take());
+    }
+}
+
+/// Six `redis-server --cluster-enabled yes` (node timeout 1 s) made into a Redis Cluster of
+/// three primaries with a replica each, on free ports with their files in a temporary
+/// directory; killed and removed when dropped.
+pub struct ReplicatedCluster {
+    pub ports: Vec<u16>,
+    /// By port's index; `None` once killed.
+    pub servers: Vec<Option<Proc>>,
+    _dir: TempDir,
+}
+
+impl ReplicatedCluster {
+    /// Starts the six, creates the cluster and waits until every node says `ok` and all three
+    /// replicas have synced with their primaries (a replica that never synced is not promoted).
+    pub async fn start() -> ReplicatedCluster {
+        let dir = TempDir::new("herald-rcluster-fo");
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let servers = ports
+            .iter()
+            .map(|p| {
+                let flags = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ];
+                Some(redis_server(*p, &dir.0.join(p.to_string()), &flags))
+            })
+            .collect();
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
+        let out = Command::new("redis-cli").args(&create).output().unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        eventually(
+            "the cluster is ok with its replicas",
+            Duration::from_secs(20),
+            || {
+                ports
+                    .iter()
+                    .all(|p| redis_cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+                    && ports
+                        .iter()
+                        .filter(|p| {
+                            redis_cli(**p, &["INFO", "replication"])
+                                .contains("master_link_status:up")
+                        })
+                        .count()
+                        == 3
+            },
+        )
+        .await;
+        ReplicatedCluster {
+            ports,
+            servers,
+            _dir: dir,
+        }
+    }
+
+    /// The broker URL nodes use (the primaries as seeds).
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self.ports[..3]
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The hash slot of `key`.
+    pub fn slot(&self, key: &str) -> u16 {
+        redis_cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The ports of the primary serving `slot` and of its replica.
+    pub fn shard_of(&self, slot: u16) -> (u16, u16) {
+        shard_of(&redis_cli(self.ports[0], &["CLUSTER", "NODES"]), slot)
+    }
+
+    /// Kills (and reaps) the server on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let index = self.ports.iter().position(|p| *p == port).unwrap();
+        drop(self.servers[index].take());
+    }
+}
+
+/// The port of the primary serving `slot`, and of its replica, from `CLUSTER NODES`.
+pub fn shard_of(nodes: &str, slot: u16) -> (u16, u16) {
+    let port_of = |addr: &str| -> u16 { addr.split([':', '@']).nth(1).unwrap().parse().unwrap() };
+    let lines: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let primary = lines
+        .iter()
+        .find(|f| {
+            f.len() > 8
+                && f[2].contains("master")
+                && f[8..].iter().any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    (a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()).contains(&slot)
+                })
+        })
+        .expect("a primary serves the slot");
+    let replica = lines
+        .iter()
+        .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == primary[0])
+        .expect("the primary has a replica");
+    (port_of(primary[1]), port_of(replica[1]))
+}
+
+/// A number from `INFO replication` (`field` with its colon, such as `master_repl_offset:`).
+pub fn repl_offset(port: u16, field: &str) -> Option<u64> {
+    redis_cli(port, &["INFO", "replication"])
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(field))
+        .and_then(|v| v.parse().ok())
 }
