@@ -627,7 +627,7 @@ pub(super) async fn alone(
 
 /// A command the cluster's broker did not carry out, on a node that serves alone: carried out
 /// here, except a room message, which only the cluster may number (one numbered here would
-//// reach this node's members and never the others', a silent gap for them): its sender is told
+/// reach this node's members and never the others', a silent gap for them): its sender is told
 /// why it was not sent, or may not have been.
 pub(super) fn alone_or_refused(
     events: Option<&dyn BrokerEvents>,
