@@ -39,7 +39,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request's `Content-Type` is not `application/json`.
     UnsupportedMediaType,
-    /// The server refuses more connections (its connection limit is reached).
+    /// The server refuses more connections (its connection limit is reached), or, in a cluster,
+    /// a `chat` it could not send: the node is cut off from the cluster's broker or its queue to
+    /// it is full (PROTOCOL.md section 4). Send it again later.
     Overloaded,
     /// The request's `Origin` is not on the server's allowlist.
     OriginNotAllowed,

@@ -13,9 +13,10 @@
 //! channel, and are delivered through the node's [`BrokerEvents`].
 //!
 //! When Redis cannot be reached the node keeps serving its own connections alone through a
-//! [`Memory`] broker seeded with its members (`/healthz` says `degraded`), retries with
-//! backoff, and on reconnecting re-registers its members and users, resubscribes, and resumes
-//! cross-node delivery. With `redis+sentinel://` ([`super::sentinel`]) every reconnection asks
+//! [`Memory`] broker seeded with its members (`/healthz` says `degraded`), except room
+//! messages, which only the cluster numbers (their senders are told they were not sent,
+//! [`alone_or_refused`]); it retries with backoff, and on reconnecting re-registers its members
+//! and users, resubscribes, resumes cross-node delivery and catches its members up. With `redis+sentinel://` ([`super::sentinel`]) every reconnection asks
 //! the sentinels for the primary, so a failover is followed; room epochs carry the primary's
 //! replication id, so streams a promoted replica may have cut short show a new epoch (resumes
 //! across it answer `recovered: false`). A task that dies is restarted, and the broker reports
