@@ -184,16 +184,22 @@ fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
 }
 
 /// Lets a page read the response: the request's origin is echoed back when it is allowed (any
-/// origin is, without an allowlist); a refused origin gets no CORS headers at all.
-fn cors(node: &Node, origin: Option<&HeaderValue>, response: &mut Response<Body>) {
+/// origin is, without an allowlist); a refused origin gets no CORS headers at all. What only a
+/// preflight (`OPTIONS`) reads, the allowed headers and methods and how long to cache them, goes
+/// on preflight answers only: a browser ignores it anywhere else, and it was three of the seven
+/// headers of every poll's answer.
+fn cors(node: &Node, origin: Option<HeaderValue>, preflight: bool, response: &mut Response<Body>) {
     let allow = match origin {
-        Some(origin) if !node.limits.origin_allowed(origin) => return,
-        Some(origin) => origin.clone(),
+        Some(origin) if !node.limits.origin_allowed(&origin) => return,
+        Some(origin) => origin,
         None => HeaderValue::from_static("*"),
     };
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if !preflight {
+        return;
+    }
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
@@ -226,7 +232,13 @@ pub async fn route(
 ) -> Result<Response<Body>, Infallible> {
     let _in_flight = conn.start_request();
     let path = req.uri().path().to_owned();
-    let origin = req.headers().get(header::ORIGIN).cloned();
+    // A copy, not a clone: a clone would keep the whole request head (and hyper's read buffer
+    // it sits in) alive until the response is ready.
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| HeaderValue::from_bytes(o.as_bytes()).ok());
+    let preflight = req.method() == Method::OPTIONS;
     if matches!(path.as_str(), "/" | "/ws") && hyper_tungstenite::is_upgrade_request(&req) {
         // Origin, attempt rate, token and capacity are checked before the upgrade.
         let admission = match crate::admission::admit(&node, &req, peer, None) {
@@ -337,7 +349,7 @@ pub async fn route(
             format!("No such path: {path}"),
         ),
     };
-    cors(&node, origin.as_ref(), &mut response);
+    cors(&node, origin, preflight, &mut response);
     Ok(response)
 }
 

@@ -287,9 +287,14 @@ async fn serve_connection(
     tokio::pin!(conn);
     // When to look at the connection's idleness next.
     let first_check = keep_alive.unwrap_or(Duration::MAX);
-    let idle_check = tokio::time::sleep(first_check.min(Duration::from_secs(86_400)));
-    tokio::pin!(idle_check);
+    let idle_in = |wait: Duration| {
+        transport::woken::WhenWoken::new(tokio::time::sleep(wait.min(Duration::from_secs(86_400))))
+    };
+    let mut idle_check = idle_in(first_check);
     let mut stopping = false;
+    // Polled only when they fire, not on every wake of the connection (see `WhenWoken`).
+    let mut stopped = transport::woken::WhenWoken::new(stop.clone().cancelled_owned());
+    let mut killed = transport::woken::WhenWoken::new(conn_state.kill.clone().cancelled_owned());
     loop {
         // Biased: the connection first; the other arms are checked only when it is pending.
         tokio::select! {
@@ -303,11 +308,11 @@ async fn serve_connection(
                 }
                 return;
             }
-            _ = stop.cancelled(), if !stopping => {
+            _ = &mut stopped, if !stopping => {
                 conn.as_mut().graceful_shutdown();
                 stopping = true;
             }
-            _ = conn_state.kill.cancelled() => {
+            _ = &mut killed => {
                 // Its client stopped reading: discard what is unsent and reset the connection
                 // rather than leave the kernel trickling it out after the close.
                 transport::abort_on_close(fd);
@@ -318,9 +323,7 @@ async fn serve_connection(
                 // Admitted while this wait was armed (an SSE stream is admitted after its request
                 // ended, from hyper's point of view): the keep-alive timeout no longer applies.
                 if conn_state.is_admitted() {
-                    idle_check
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + Duration::from_secs(86_400));
+                    idle_check = idle_in(Duration::from_secs(86_400));
                     continue;
                 }
                 let limit = keep_alive.unwrap_or(Duration::MAX);
@@ -330,10 +333,8 @@ async fn serve_connection(
                         tracing::debug!(%peer, "idle keep-alive connection closed");
                         return;
                     }
-                    Some(idle) => idle_check
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + (limit - idle)),
-                    None => idle_check.as_mut().reset(tokio::time::Instant::now() + limit),
+                    Some(idle) => idle_check = idle_in(limit - idle),
+                    None => idle_check = idle_in(limit),
                 }
             }
         }

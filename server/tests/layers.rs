@@ -55,6 +55,7 @@ const RANKS: &[(&str, u32)] = &[
     ("demo", 60),
     ("transport", 60),
     ("transport::coalesce", 61),
+    ("transport::woken", 61),
     ("transport::sse", 62),
     ("transport::polling", 62),
     ("transport::websocket", 62),

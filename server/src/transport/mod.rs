@@ -8,6 +8,7 @@ pub mod coalesce;
 pub mod polling;
 pub mod sse;
 pub mod websocket;
+pub mod woken;
 
 use std::os::fd::RawFd;
 
