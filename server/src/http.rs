@@ -301,7 +301,7 @@ pub async fn route(
                 form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "stream")
             }) =>
         {
-            streams::events(&node, &req, peer, &conn)
+            streams::events_synced(&node, &req, peer, &conn).await
         }
         (&Method::GET, "/events") => events(&node, &req, peer, &conn),
         (&Method::GET, "/streams") => streams::list(&node),

@@ -201,6 +201,11 @@ impl Node {
     }
 
     /// The capability of type `T`, when this node runs it (for its HTTP endpoints).
+    /// This node, owned (for a task of its own); `None` while it is being dropped.
+    pub fn owned(&self) -> Option<Arc<Node>> {
+        self.me.upgrade()
+    }
+
     pub fn capability<T: 'static>(&self) -> Option<&T> {
         self.capabilities
             .iter()

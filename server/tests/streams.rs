@@ -554,26 +554,118 @@ async fn two_nodes_on_redis_deliver_the_same_points_and_one_window_result_in_one
         );
     }
 
-    // A stream declared through the API on one node exists on the other once the bus has
-    // carried the declaration (asked through GET /streams/{id} until it answers 200).
+    // A stream declared through the API on one node is found on the other at once: the `201`
+    // means the cluster ordered the declaration, and a node that does not know a stream asked
+    // for syncs with that order before it says `stream_not_found` (a balancer may send the next
+    // request anywhere). Several times, as the declaration races the next request.
+    for i in 0..10 {
+        let id = format!("made-on-b-{i}");
+        let (status, _) = post(&b.url("/streams"), &json!({"id": id}).to_string()).await;
+        assert_eq!(status, 201);
+        on_a.send(json!({"type":"stream_subscribe","stream":id}))
+            .await;
+        let answer = on_a.recv().await;
+        assert_eq!(answer["type"], "stream_subscribed", "{answer}");
+        let (status, body) = post(
+            &b.url("/streams"),
+            &json!({"id": format!("sse-{id}")}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let sse = reqwest::get(a.url(&format!("/events?stream=sse-{id}")))
+            .await
+            .unwrap();
+        assert_eq!(sse.status(), 200);
+    }
     let (status, _) = post(&b.url("/streams"), r#"{"id":"made-on-b"}"#).await;
     assert_eq!(status, 201);
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while reqwest::get(a.url("/streams/made-on-b"))
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the declaration never reached a"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (status, body) = post(&a.url("/streams/made-on-b/points"), r#"{"value": 0.5}"#).await;
+    assert_eq!(status, 200, "{body}");
     on_a.send(json!({"type":"stream_subscribe","stream":"made-on-b"}))
         .await;
     on_a.recv_type("stream_subscribed").await;
     points(&b, "made-on-b", json!({"value": 1.5})).await;
     assert_eq!(on_a.recv_type("stream_point").await["value"], 1.5);
+}
+
+/// Forwards TCP to `to`, holding back every chunk that comes from it for `delay` (a node behind
+/// it hears its Redis late).
+async fn slow_proxy(to: u16, delay: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    return;
+                };
+                let (mut in_read, mut in_write) = inbound.into_split();
+                let (mut out_read, mut out_write) = outbound.into_split();
+                let up = async {
+                    let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = out_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if in_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    port
+}
+
+/// A stream declared on one node (answered `201` once the cluster ordered it) is found at once
+/// by a node that hears the cluster late: before it says `stream_not_found` it syncs with the
+/// cluster's order (as a balancer may send the next request anywhere).
+#[tokio::test]
+async fn a_stream_declared_on_one_node_is_found_at_once_on_a_node_that_hears_late() {
+    use common::cluster::{node_on, prefix, wait_broker, REDIS};
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        common::skip(
+            "a_stream_declared_on_one_node_is_found_at_once_on_a_node_that_hears_late",
+            "no Redis on 127.0.0.1:6379",
+        );
+        return;
+    }
+    let late = slow_proxy(6379, Duration::from_millis(150)).await;
+    let p = prefix();
+    let a = node_on(&format!("redis://127.0.0.1:{late}"), &p, &[]);
+    let b = node_on(REDIS, &p, &[]);
+    wait_broker(&a, "up", Duration::from_secs(20)).await;
+    wait_broker(&b, "up", common::WAIT).await;
+    let mut on_a = a.client().await;
+    for kind in ["ws", "sse", "points"] {
+        let id = format!("late-{kind}");
+        let (status, body) = post(&b.url("/streams"), &json!({ "id": id }).to_string()).await;
+        assert_eq!(status, 201, "{body}");
+        match kind {
+            "ws" => {
+                on_a.send(json!({"type":"stream_subscribe","stream":id}))
+                    .await;
+                let answer = on_a.recv().await;
+                assert_eq!(answer["type"], "stream_subscribed", "{answer}");
+            }
+            "sse" => {
+                let sse = reqwest::get(a.url(&format!("/events?stream={id}")))
+                    .await
+                    .unwrap();
+                assert_eq!(sse.status(), 200);
+            }
+            _ => {
+                let (status, body) =
+                    post(&a.url(&format!("/streams/{id}/points")), r#"{"value": 1}"#).await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+    }
 }

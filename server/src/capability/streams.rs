@@ -82,6 +82,9 @@ enum Op {
         stream: StreamId,
         window: WindowResult,
     },
+    /// Nothing: when it comes back to the node that sent it, every declaration made anywhere
+    /// before it was sent has come too ([`Streams::exists_synced`]).
+    Sync { ack: String },
 }
 
 fn encode_op(op: &Op) -> String {
@@ -511,6 +514,19 @@ impl Streams {
         self.registry(node).get(id).is_some()
     }
 
+    /// Whether a stream exists, once this node has every declaration the cluster ordered before
+    /// this call: a stream that another node declared (and answered `201` for) just before is
+    /// found here too. Costs a round trip through the broker only when the stream is unknown.
+    pub async fn exists_synced(&self, node: &Node, id: &StreamId) -> bool {
+        if self.exists(node, id) {
+            return true;
+        }
+        let (ack, rx) = self.wait(node);
+        node.submit_ordered(NAME, encode_op(&Op::Sync { ack }));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+        self.exists(node, id)
+    }
+
     /// The declarations of every stream, by id.
     pub fn specs(&self, node: &Node) -> Vec<StreamSpec> {
         let streams = self.registry(node).streams.read();
@@ -624,6 +640,7 @@ impl Streams {
     /// Applies ordered data (from this node or another): a declaration, or points.
     fn apply(&self, node: &Node, op: Op) {
         match op {
+            Op::Sync { ack } => self.done(Some(ack), Ok(false)),
             Op::Create { spec, ack } => {
                 self.registry(node);
                 let outcome = check_spec(&spec).and_then(|()| self.insert(node, spec));
@@ -676,6 +693,33 @@ impl Streams {
                 node.metrics.frames_out.inc_by(sent);
             }
         }
+    }
+
+    /// [`Self::subscribe`] to a stream this node does not know yet, once it has every
+    /// declaration ordered before (another node may have just declared it), from a task.
+    fn subscribe_synced(
+        &self,
+        node: &Node,
+        session: &Arc<Session>,
+        id: StreamId,
+        max_points: Option<u32>,
+        since: Option<StreamPosition>,
+        max_rate: Option<f64>,
+    ) {
+        let (Some(node), session) = (node.owned(), session.clone()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let Some(streams) = node.capability::<Streams>() else {
+                return;
+            };
+            streams.exists_synced(&node, &id).await;
+            if let Err(refused) =
+                streams.subscribe(&node, &session, &id, max_points, since, max_rate)
+            {
+                node.refuse(&session, refused.code, refused.message);
+            }
+        });
     }
 
     /// Subscribes a session (a WebSocket's `stream_subscribe`, or an SSE stream's `?stream=`):
@@ -857,7 +901,13 @@ impl Capability for Streams {
                 max_points,
                 since,
                 max_rate,
-            } => self.subscribe(node, session, &stream, max_points, since, max_rate),
+            } => {
+                if !self.exists(node, &stream) {
+                    return self
+                        .subscribe_synced(node, session, stream, max_points, since, max_rate);
+                }
+                self.subscribe(node, session, &stream, max_points, since, max_rate)
+            }
             ClientMessage::StreamUnsubscribe { stream } => self.unsubscribe(node, session, &stream),
             _ => return,
         };

@@ -160,7 +160,7 @@ pub async fn points(
         Err(response) => return *response,
     };
     let id = StreamId(id.to_owned());
-    if !streams.exists(node, &id) {
+    if !streams.exists_synced(node, &id).await {
         return refused(Refused {
             code: ErrorCode::StreamNotFound,
             message: format!("No stream {id}"),
@@ -274,6 +274,29 @@ fn parse_query(node: &Node, streams: &Streams, query: &str) -> Result<SseSubscri
         }
     }
     Ok(out)
+}
+
+/// [`events`], once this node has every stream declaration the cluster ordered before the
+/// request (a stream another node has just declared is found here too).
+pub async fn events_synced(
+    node: &Arc<Node>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    conn: &Conn,
+) -> Response<Body> {
+    if let Ok(streams) = capability(node) {
+        let query = req.uri().query().unwrap_or("");
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key == "stream"
+                && !streams
+                    .exists_synced(node, &StreamId(value.into_owned()))
+                    .await
+            {
+                break;
+            }
+        }
+    }
+    events(node, req, peer, conn)
 }
 
 /// `GET /events?stream=...`: an SSE stream (as `GET /events`, with the same admission, user
