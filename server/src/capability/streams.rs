@@ -518,8 +518,8 @@ impl Streams {
     /// this call: a stream that another node declared (and answered `201` for) just before is
     /// found here too. Costs a round trip through the broker only when the stream is unknown.
     pub async fn exists_synced(&self, node: &Node, id: &StreamId) -> bool {
-        if self.exists(node, id) {
-            return true;
+        if self.exists(node, id) || !shared_order(node) {
+            return self.exists(node, id);
         }
         let (ack, rx) = self.wait(node);
         node.submit_ordered(NAME, encode_op(&Op::Sync { ack }));
@@ -902,7 +902,7 @@ impl Capability for Streams {
                 since,
                 max_rate,
             } => {
-                if !self.exists(node, &stream) {
+                if !self.exists(node, &stream) && shared_order(node) {
                     return self
                         .subscribe_synced(node, session, stream, max_points, since, max_rate);
                 }
@@ -936,6 +936,12 @@ impl Capability for Streams {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+}
+
+/// Whether declarations reach this node through a shared broker (a cluster), where one made on
+/// another node may still be on its way; the in-memory broker applies them at once.
+fn shared_order(node: &Node) -> bool {
+    node.config.broker.is_some()
 }
 
 fn conflict(id: &StreamId) -> Refused {
