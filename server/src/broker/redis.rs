@@ -1161,45 +1161,7 @@ async fn run_batch(
             }
             continue;
         }
-        match then {
-            Then::Nothing => {}
-            Then::Join {
-                session,
-                room,
-                user,
-                resumed,
-            } => match join_answer(session, room, user, resumed, answer) {
-                Ok(mut answer) => {
-                    answer.epoch = shared.epoch_out(&answer.epoch);
-                    events.joined(answer)
-                }
-                Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
-            },
-            Then::Members { session, room } => {
-                match ::redis::from_redis_value::<String>(answer)
-                    .map_err(|e| e.to_string())
-                    .and_then(|list| users_from_lines(&list))
-                {
-                    Ok(users) => events.members(&session, &room, users),
-                    Err(e) => tracing::error!(error = %e, "a member list did not parse"),
-                }
-            }
-            Then::Private { from, target } => {
-                if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
-                    events.undeliverable(&from, &target);
-                }
-            }
-            Then::Direct { from, room, target } => {
-                if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
-                    events.peer_unreachable(&from, &room, &target);
-                }
-            }
-            Then::Roster { session, room } => match roster_answer(answer) {
-                Ok(members) => events.roster(&session, &room, members),
-                Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
-            },
-            Then::CatchUp { room, asked } => caught_up(shared, events, room, asked, answer),
-        }
+        act(shared, events, then, answer);
     }
     // Nobody here needs these any more: what they still carry would be dropped by the hub.
     let unsubscribe = link.interest.to_unsubscribe();
@@ -1277,7 +1239,7 @@ fn replication_id(info: &str) -> Arc<str> {
 }
 
 /// Users, one JSON per line (none for an empty text).
-pub(super) fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
+fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
     lines
         .split('\n')
         .filter(|l| !l.is_empty())
@@ -1285,7 +1247,7 @@ pub(super) fn users_from_lines(lines: &str) -> Result<Vec<User>, String> {
         .collect()
 }
 
-pub(super) fn join_answer(
+fn join_answer(
     session: SessionId,
     room: RoomName,
     user: User,
@@ -1310,8 +1272,51 @@ pub(super) fn join_answer(
     })
 }
 
+/// Acts on one command's answer.
+pub(super) fn act(shared: &Shared, events: &dyn BrokerEvents, then: Then, answer: Value) {
+    match then {
+        Then::Nothing => {}
+        Then::Join {
+            session,
+            room,
+            user,
+            resumed,
+        } => match join_answer(session, room, user, resumed, answer) {
+            Ok(mut answer) => {
+                answer.epoch = shared.epoch_out(&answer.epoch);
+                events.joined(answer)
+            }
+            Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
+        },
+        Then::Members { session, room } => {
+            match ::redis::from_redis_value::<String>(answer)
+                .map_err(|e| e.to_string())
+                .and_then(|list| users_from_lines(&list))
+            {
+                Ok(users) => events.members(&session, &room, users),
+                Err(e) => tracing::error!(error = %e, "a member list did not parse"),
+            }
+        }
+        Then::Private { from, target } => {
+            if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
+                events.undeliverable(&from, &target);
+            }
+        }
+        Then::Direct { from, room, target } => {
+            if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
+                events.peer_unreachable(&from, &room, &target);
+            }
+        }
+        Then::Roster { session, room } => match roster_answer(answer) {
+            Ok(members) => events.roster(&session, &room, members),
+            Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
+        },
+        Then::CatchUp { room, asked } => caught_up(shared, events, room, asked, answer),
+    }
+}
+
 /// Parses a catch-up script's answer and hands it to the node (epochs as clients see them).
-pub(super) fn caught_up(
+fn caught_up(
     shared: &Shared,
     events: &dyn BrokerEvents,
     room: RoomName,
@@ -1361,7 +1366,7 @@ fn replay_frames(pairs: &[String]) -> Result<Vec<crate::wire::Utf8Bytes>, String
 }
 
 /// The roster script's flat list (member, user JSON, ...) as session ids and users.
-pub(super) fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
+fn roster_answer(answer: Value) -> Result<Vec<(SessionId, User)>, String> {
     let flat: Vec<String> = ::redis::from_redis_value(answer).map_err(|e| e.to_string())?;
     flat.chunks(2)
         .map(|pair| match pair {

@@ -36,9 +36,8 @@ use super::cluster_scripts::{self as cs, user_tag};
 use super::interest::Interest;
 use super::memory::Memory;
 use super::redis::{
-    alone, caught_up, disconnected, ended, give_up, join_answer, on_message, roster_answer,
-    scripts_loaded, supervise, took, transport_code, user_json, users_from_lines, End, Lease, Op,
-    Redis, Runner, Shared, Then, CHATS_PER_CALL,
+    act, alone, disconnected, ended, give_up, on_message, scripts_loaded, supervise, took,
+    transport_code, user_json, End, Lease, Op, Redis, Runner, Shared, Then, CHATS_PER_CALL,
 };
 use super::{bus, BrokerEvents, Command, LocalState};
 use crate::config::Config;
@@ -1059,49 +1058,6 @@ fn note(link: &mut Link, shared: &Shared, op: &Op) {
                 .unwant(&format!("u:{}", user_tag(user_id)), session);
         }
         _ => {}
-    }
-}
-
-/// Acts on one command's answer.
-fn act(shared: &Shared, events: &dyn BrokerEvents, then: Then, answer: Value) {
-    match then {
-        Then::Nothing => {}
-        Then::Join {
-            session,
-            room,
-            user,
-            resumed,
-        } => match join_answer(session, room, user, resumed, answer) {
-            Ok(mut answer) => {
-                answer.epoch = shared.epoch_out(&answer.epoch);
-                events.joined(answer)
-            }
-            Err(e) => tracing::error!(error = %e, "a join answer did not parse"),
-        },
-        Then::Members { session, room } => {
-            match ::redis::from_redis_value::<String>(answer)
-                .map_err(|e| e.to_string())
-                .and_then(|list| users_from_lines(&list))
-            {
-                Ok(users) => events.members(&session, &room, users),
-                Err(e) => tracing::error!(error = %e, "a member list did not parse"),
-            }
-        }
-        Then::Private { from, target } => {
-            if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
-                events.undeliverable(&from, &target);
-            }
-        }
-        Then::Direct { from, room, target } => {
-            if ::redis::from_redis_value::<i64>(answer).unwrap_or(0) == 0 {
-                events.peer_unreachable(&from, &room, &target);
-            }
-        }
-        Then::Roster { session, room } => match roster_answer(answer) {
-            Ok(members) => events.roster(&session, &room, members),
-            Err(e) => tracing::error!(error = %e, "a roster answer did not parse"),
-        },
-        Then::CatchUp { room, asked } => caught_up(shared, events, room, asked, answer),
     }
 }
 
