@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster::{join, node_on, prefix, recv_of, wait_broker, OwnRedis};
-use common::Client;
+use common::{Client, Server};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -74,6 +74,43 @@ impl Drop for Proxy {
     }
 }
 
+/// Node A on a private Redis through a proxy that can cut it off, node B on the same Redis
+/// directly; Alice in room `ops` on A, Bob on B, and the room's epoch.
+struct CutOff {
+    _redis: OwnRedis,
+    proxy: Proxy,
+    a: Server,
+    b: Server,
+    alice: Client,
+    bob: Client,
+    epoch: String,
+}
+
+impl CutOff {
+    async fn start() -> CutOff {
+        let redis = OwnRedis::start();
+        let proxy = Proxy::start(redis.port).await;
+        let p = prefix();
+        let a = node_on(&proxy.url(), &p, &[]);
+        let b = node_on(&redis.url(), &p, &[]);
+        wait_broker(&a, "up", Duration::from_secs(5)).await;
+        wait_broker(&b, "up", Duration::from_secs(5)).await;
+        let (mut alice, joined) = join(&a, "ops", "alice").await;
+        let epoch = joined["epoch"].as_str().unwrap().to_owned();
+        let (bob, _) = join(&b, "ops", "bob").await;
+        recv_of(&mut alice, &["user_joined"]).await;
+        CutOff {
+            _redis: redis,
+            proxy,
+            a,
+            b,
+            alice,
+            bob,
+            epoch,
+        }
+    }
+}
+
 /// The next room frame (`room_resumed` or `chat`), skipping presence.
 async fn next_room_frame(client: &mut Client) -> Value {
     recv_of(client, &["room_resumed", "chat"]).await
@@ -81,17 +118,15 @@ async fn next_room_frame(client: &mut Client) -> Value {
 
 #[tokio::test]
 async fn a_node_cut_off_from_a_healthy_redis_delivers_every_missed_message_when_back() {
-    let redis = OwnRedis::start();
-    let proxy = Proxy::start(redis.port).await;
-    let p = prefix();
-    let a = node_on(&proxy.url(), &p, &[]);
-    let b = node_on(&redis.url(), &p, &[]);
-    wait_broker(&a, "up", Duration::from_secs(5)).await;
-    wait_broker(&b, "up", Duration::from_secs(5)).await;
-    let (mut alice, joined) = join(&a, "ops", "alice").await;
-    let epoch = joined["epoch"].as_str().unwrap().to_owned();
-    let (mut bob, _) = join(&b, "ops", "bob").await;
-    recv_of(&mut alice, &["user_joined"]).await;
+    let CutOff {
+        _redis,
+        proxy,
+        a,
+        b: _b,
+        mut alice,
+        mut bob,
+        epoch,
+    } = CutOff::start().await;
     bob.send(json!({"type":"chat","text":"m1"})).await;
     let first = next_room_frame(&mut alice).await;
     assert_eq!(
@@ -201,17 +236,15 @@ async fn a_stream_lost_with_its_redis_is_announced_before_the_new_one() {
 
 #[tokio::test]
 async fn chats_sent_while_cut_off_are_refused_and_the_stream_is_caught_up_when_back() {
-    let redis = OwnRedis::start();
-    let proxy = Proxy::start(redis.port).await;
-    let p = prefix();
-    let a = node_on(&proxy.url(), &p, &[]);
-    let b = node_on(&redis.url(), &p, &[]);
-    wait_broker(&a, "up", Duration::from_secs(5)).await;
-    wait_broker(&b, "up", Duration::from_secs(5)).await;
-    let (mut alice, joined) = join(&a, "ops", "alice").await;
-    let cluster_epoch = joined["epoch"].as_str().unwrap().to_owned();
-    let (mut bob, _) = join(&b, "ops", "bob").await;
-    recv_of(&mut alice, &["user_joined"]).await;
+    let CutOff {
+        _redis,
+        proxy,
+        a,
+        b: _b,
+        mut alice,
+        mut bob,
+        epoch: cluster_epoch,
+    } = CutOff::start().await;
     bob.send(json!({"type":"chat","text":"m1"})).await;
     assert_eq!(
         next_room_frame(&mut alice).await["offset"].as_u64(),
